@@ -1,0 +1,49 @@
+// swift-tools-version:6.1
+// Warden: a containerd runtime v2 shim for gVisor (runsc) that guarantees pods stop.
+// Targets follow design.md §1: one concern each, dependencies pointing one way,
+// syscalls only in LinuxSys/CLinuxSys.
+import PackageDescription
+
+let package = Package(
+    name: "Warden",
+    products: [
+        .executable(name: "containerd-shim-warden-v2", targets: ["containerd-shim-warden-v2"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+    ],
+    targets: [
+        // C wrappers for what Glibc's Swift module does not expose cleanly (ucred, pidfd, …).
+        .target(name: "CLinuxSys"),
+        // The only Swift code that makes syscalls.
+        .target(name: "LinuxSys", dependencies: ["CLinuxSys"]),
+        // ttrpc: frame codec, server, client. Knows nothing of containerd.
+        .target(
+            name: "TTRPC",
+            dependencies: ["LinuxSys", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Generated/README.md"]
+        ),
+        // Generated from containerd's .proto files by scripts/generate-protos.sh; never hand-edited.
+        .target(
+            name: "ContainerdAPI",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Generated/README.md"]
+        ),
+        // The shim's core: errors (mapped to ttrpc status in one place), later the task service.
+        .target(name: "ShimCore", dependencies: ["TTRPC", "ContainerdAPI", "LinuxSys"]),
+        .executableTarget(name: "containerd-shim-warden-v2", dependencies: ["ShimCore", "LinuxSys"]),
+
+        .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys"]),
+        .testTarget(name: "TTRPCTests", dependencies: ["TTRPC", "LinuxSys"]),
+        .testTarget(name: "ShimCoreTests", dependencies: ["ShimCore", "TTRPC"]),
+        // Interop with real peers (Go ttrpc fixtures, a private containerd). scripts/test.sh
+        // builds the fixtures and sets WARDEN_INTEROP=1, which turns a missing peer into a failure.
+        .testTarget(
+            name: "InteropTests",
+            dependencies: [
+                "TTRPC", "ContainerdAPI", "ShimCore",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,42 @@
+import Glibc
+
+/// A failed syscall: the errno value and the call that produced it.
+public struct Errno: Error, Equatable, Sendable, CustomStringConvertible {
+    public let code: Int32
+    public let call: String
+
+    public init(code: Int32, call: String) {
+        self.code = code
+        self.call = call
+    }
+
+    /// Captures the calling thread's current errno.
+    static func current(_ call: String) -> Errno {
+        Errno(code: errno, call: call)
+    }
+
+    public var description: String {
+        "\(call): \(String(cString: strerror(code))) (errno \(code))"
+    }
+
+    public static let EINTR = Glibc.EINTR
+    public static let EAGAIN = Glibc.EAGAIN
+    public static let ENOENT = Glibc.ENOENT
+    public static let ECONNREFUSED = Glibc.ECONNREFUSED
+    public static let ENAMETOOLONG = Glibc.ENAMETOOLONG
+    public static let EBADF = Glibc.EBADF
+    public static let EPIPE = Glibc.EPIPE
+    public static let ECONNRESET = Glibc.ECONNRESET
+}
+
+/// Runs `body` until it succeeds or fails with something other than EINTR.
+@inline(__always)
+func retryingEINTR<T: BinaryInteger>(_ call: String, _ body: () -> T) throws(Errno) -> T {
+    while true {
+        let rc = body()
+        if rc >= 0 { return rc }
+        let err = errno
+        if err == EINTR { continue }
+        throw Errno(code: err, call: call)
+    }
+}

@@ -1,0 +1,30 @@
+import CLinuxSys
+
+/// Dedicated OS threads for blocking loops (socket readers, accept), which must never run on
+/// Swift's cooperative pool: on a 2-core node that pool has two threads, and one blocked
+/// read would stall every RPC.
+public enum DetachedThread {
+    private final class Start {
+        let name: String
+        let body: () -> Void
+        init(name: String, body: @escaping () -> Void) {
+            self.name = name
+            self.body = body
+        }
+    }
+
+    /// Starts `body` on a new detached thread named `name`.
+    public static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws(Errno) {
+        let start = Unmanaged.passRetained(Start(name: name, body: body)).toOpaque()
+        let rc = clinux_spawn_detached_thread({ context in
+            guard let context else { return }
+            let start = Unmanaged<Start>.fromOpaque(context).takeRetainedValue()
+            clinux_set_thread_name(start.name)
+            start.body()
+        }, start)
+        if rc != 0 {
+            Unmanaged<Start>.fromOpaque(start).release()
+            throw Errno.current("pthread_create")
+        }
+    }
+}

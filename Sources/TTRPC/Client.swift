@@ -1,0 +1,164 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import LinuxSys
+import SwiftProtobuf
+import Synchronization
+
+/// A ttrpc client on one Unix socket connection. Calls may run concurrently; each has its
+/// own stream id and its own deadline, which is also sent to the server as `timeout_nano`.
+public final class TTRPCClient: Sendable {
+    private let state = Mutex(State())
+    private let connectionBox = Mutex<FrameConnection?>(nil)
+
+    private struct State {
+        /// Go's client starts at 1 and adds 2 per stream.
+        var nextStreamID: UInt32 = 1
+        var pending: [UInt32: CheckedContinuation<[UInt8], any Error>] = [:]
+        /// Streams whose caller gave up before its continuation was registered.
+        var abandoned: Set<UInt32> = []
+        var closedReason: TTRPCStatus?
+    }
+
+    private init() {}
+
+    /// Connects to `path` (a `unix://` prefix is accepted).
+    public static func connect(path: String) throws -> TTRPCClient {
+        let fd = try UnixSocket.connect(path: path)
+        let client = TTRPCClient()
+        let connection = FrameConnection(
+            fd: fd,
+            name: "ttrpc-cli",
+            onFrame: { [weak client] item in client?.received(item) ?? .close },
+            onCorrupt: { _ in },
+            onClose: { [weak client] in client?.closed(TTRPCStatus(.unavailable, "ttrpc connection to \(path) closed")) }
+        )
+        client.connectionBox.withLock { $0 = connection }
+        try connection.start()
+        return client
+    }
+
+    deinit {
+        connectionBox.withLock { $0 }?.close()
+    }
+
+    /// Whether the connection has closed (the peer went away or `close` was called).
+    public var isClosed: Bool { state.withLock { $0.closedReason != nil } }
+
+    public func close() {
+        connectionBox.withLock { $0 }?.close()
+    }
+
+    /// Calls `service/method` with raw payload bytes; returns the response payload or throws
+    /// the `TTRPCStatus` the server answered (DeadlineExceeded at `timeout`).
+    public func call(
+        service: String, method: String, payload: [UInt8],
+        timeout: Duration? = nil, metadata: [(String, String)] = []
+    ) async throws -> [UInt8] {
+        var request = Ttrpc_Request()
+        request.service = service
+        request.method = method
+        request.payload = Data(payload)
+        if let timeout {
+            let (seconds, attoseconds) = timeout.components
+            request.timeoutNano = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+        }
+        request.metadata = metadata.map { key, value in
+            var pair = Ttrpc_KeyValue()
+            pair.key = key
+            pair.value = value
+            return pair
+        }
+        let body: [UInt8] = try request.serializedBytes()
+        let deadline: ContinuousClock.Instant? = timeout.map { .now + $0 }
+        return try await withDeadline(deadline, onTimeout: {
+            TTRPCStatus(.deadlineExceeded, "\(service)/\(method): no answer within \(timeout ?? .zero)")
+        }) { [self] in
+            try await exchange(body, description: "\(service)/\(method)")
+        }
+    }
+
+    /// Calls with protobuf messages.
+    public func call<Response: SwiftProtobuf.Message>(
+        service: String, method: String, request: some SwiftProtobuf.Message, returning: Response.Type = Response.self,
+        timeout: Duration? = nil, metadata: [(String, String)] = []
+    ) async throws -> Response {
+        let bytes = try await call(
+            service: service, method: method, payload: try request.serializedBytes(), timeout: timeout, metadata: metadata)
+        do {
+            return try Response(serializedBytes: bytes)
+        } catch {
+            throw TTRPCStatus(.internal, "\(service)/\(method): cannot decode \(Response.protoMessageName): \(error)")
+        }
+    }
+
+    private func exchange(_ body: [UInt8], description: String) async throws -> [UInt8] {
+        let streamID = state.withLock { state -> UInt32 in
+            let id = state.nextStreamID
+            state.nextStreamID &+= 2
+            return id
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let refusal = state.withLock { state -> (any Error)? in
+                    if let reason = state.closedReason { return reason }
+                    if state.abandoned.remove(streamID) != nil { return CancellationError() }
+                    state.pending[streamID] = continuation
+                    return nil
+                }
+                if let refusal {
+                    continuation.resume(throwing: refusal)
+                    return
+                }
+                let frame = Frame(streamID: streamID, type: .request, payload: body)
+                guard connectionBox.withLock({ $0 })?.send(frame) == true else {
+                    let waiting = state.withLock { $0.pending.removeValue(forKey: streamID) }
+                    waiting?.resume(throwing: TTRPCStatus(.unavailable, "\(description): connection closed"))
+                    return
+                }
+            }
+        } onCancel: {
+            let waiting = state.withLock { state -> CheckedContinuation<[UInt8], any Error>? in
+                if let waiting = state.pending.removeValue(forKey: streamID) { return waiting }
+                state.abandoned.insert(streamID)
+                return nil
+            }
+            waiting?.resume(throwing: CancellationError())
+        }
+    }
+
+    private func received(_ item: DecodedFrame) -> FrameConnection.Disposition {
+        guard case .frame(let frame) = item, frame.messageType == .response else {
+            // A server never sends these to a unary client; ignore rather than guess.
+            return .keepOpen
+        }
+        guard let waiting = state.withLock({ $0.pending.removeValue(forKey: frame.streamID) }) else {
+            return .keepOpen  // an answer that arrived after its caller gave up
+        }
+        do {
+            let response = try Ttrpc_Response(serializedBytes: frame.payload)
+            if response.hasStatus && response.status.code != 0 {
+                let code = StatusCode(rawValue: response.status.code) ?? .unknown
+                waiting.resume(throwing: TTRPCStatus(code, response.status.message))
+            } else {
+                waiting.resume(returning: [UInt8](response.payload))
+            }
+        } catch {
+            waiting.resume(throwing: TTRPCStatus(.internal, "undecodable ttrpc response: \(error)"))
+        }
+        return .keepOpen
+    }
+
+    private func closed(_ reason: TTRPCStatus) {
+        let waiting = state.withLock { state -> [CheckedContinuation<[UInt8], any Error>] in
+            state.closedReason = reason
+            let waiting = Array(state.pending.values)
+            state.pending = [:]
+            return waiting
+        }
+        for continuation in waiting { continuation.resume(throwing: reason) }
+        connectionBox.withLock { $0 = nil }
+    }
+}

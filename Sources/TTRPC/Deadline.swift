@@ -1,0 +1,80 @@
+import Synchronization
+
+/// Runs `operation`, returning its result or throwing `onTimeout()` at `deadline`,
+/// whichever comes first. At the deadline the operation is cancelled and abandoned: the
+/// caller never waits for an operation that ignores cancellation (a wedged runsc call, a
+/// peer that never answers). A nil deadline runs the operation unbounded.
+public func withDeadline<T: Sendable>(
+    _ deadline: ContinuousClock.Instant?,
+    onTimeout: @escaping @Sendable () -> any Error,
+    _ operation: @escaping @Sendable () async throws -> T
+) async throws -> T {
+    guard let deadline else { return try await operation() }
+    let race = DeadlineRace<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { continuation in
+            race.begin(continuation)
+            let work = Task {
+                do {
+                    race.finish(.success(try await operation()))
+                } catch {
+                    race.finish(.failure(error))
+                }
+            }
+            let timer = Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                if !Task.isCancelled { race.finish(.failure(onTimeout())) }
+            }
+            race.attach(work: work, timer: timer)
+        }
+    } onCancel: {
+        race.finish(.failure(CancellationError()))
+    }
+}
+
+/// The first of {result, deadline, cancellation} wins; the losers are cancelled.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var outcome: Result<T, any Error>?
+        var tasks: [Task<Void, Never>] = []
+        var done = false
+    }
+    private let state = Mutex(State())
+
+    func begin(_ continuation: CheckedContinuation<T, any Error>) {
+        let early = state.withLock { state -> Result<T, any Error>? in
+            if let outcome = state.outcome { return outcome }
+            state.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    func attach(work: Task<Void, Never>, timer: Task<Void, Never>) {
+        let finished = state.withLock { state -> Bool in
+            if state.done { return true }
+            state.tasks = [work, timer]
+            return false
+        }
+        if finished {
+            work.cancel()
+            timer.cancel()
+        }
+    }
+
+    func finish(_ outcome: Result<T, any Error>) {
+        let (continuation, tasks) = state.withLock { state -> (CheckedContinuation<T, any Error>?, [Task<Void, Never>]) in
+            guard !state.done else { return (nil, []) }
+            state.done = true
+            state.outcome = outcome
+            let continuation = state.continuation
+            state.continuation = nil
+            let tasks = state.tasks
+            state.tasks = []
+            return (continuation, tasks)
+        }
+        continuation?.resume(with: outcome)
+        for task in tasks { task.cancel() }
+    }
+}

@@ -1,0 +1,190 @@
+import LinuxSys
+import SwiftProtobuf
+import Synchronization
+
+/// What a handler knows about the request it serves.
+public struct RequestContext: Sendable {
+    public let service: String
+    public let method: String
+    /// Request metadata; a key may repeat.
+    public let metadata: [String: [String]]
+    /// From `timeout_nano`; nil when the client set none.
+    public let deadline: ContinuousClock.Instant?
+    public let peer: PeerCredentials?
+
+    public init(
+        service: String, method: String, metadata: [String: [String]] = [:],
+        deadline: ContinuousClock.Instant? = nil, peer: PeerCredentials? = nil
+    ) {
+        self.service = service
+        self.method = method
+        self.metadata = metadata
+        self.deadline = deadline
+        self.peer = peer
+    }
+
+    /// containerd sends its namespace under this key (namespaces/ttrpc.go).
+    public static let namespaceKey = "containerd-namespace-ttrpc"
+
+    public var namespace: String? { metadata[Self.namespaceKey]?.first }
+}
+
+public typealias MethodHandler = @Sendable (RequestContext, [UInt8]) async throws -> [UInt8]
+
+/// Handlers by service and method, built before the server starts (never mutated after).
+public struct ServiceRegistry: Sendable {
+    private var services: [String: [String: MethodHandler]] = [:]
+
+    public init() {}
+
+    public mutating func register(service: String, method: String, handler: @escaping MethodHandler) {
+        services[service, default: [:]][method] = handler
+    }
+
+    /// Registers a handler over protobuf messages; a payload that does not decode as
+    /// `Request` is answered with InvalidArgument naming the message type.
+    public mutating func register<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+        service: String, method: String, _ handler: @escaping @Sendable (RequestContext, Request) async throws -> Response
+    ) {
+        register(service: service, method: method) { context, payload in
+            let request: Request
+            do {
+                request = try Request(serializedBytes: payload)
+            } catch {
+                throw TTRPCStatus(.invalidArgument, "\(service)/\(method): cannot decode \(Request.protoMessageName): \(error)")
+            }
+            return try await handler(context, request).serializedBytes()
+        }
+    }
+
+    /// The handler, or the Unimplemented status Go's ttrpc gives ("service X" / "method X").
+    func lookup(service: String, method: String) -> Result<MethodHandler, TTRPCStatus> {
+        guard let methods = services[service] else {
+            return .failure(TTRPCStatus(.unimplemented, "service \(service)"))
+        }
+        guard let handler = methods[method] else {
+            return .failure(TTRPCStatus(.unimplemented, "method \(method)"))
+        }
+        return .success(handler)
+    }
+}
+
+public struct ServerOptions: Sendable {
+    /// Peers allowed to connect (SO_PEERCRED uid); nil admits anyone. The default admits
+    /// only the server's own uid: the shim runs as root and only containerd should call it.
+    public var allowedPeerUIDs: Set<UInt32>? = [ProcessIdentity.uid]
+    /// Requests served at once on one connection; beyond this a request is answered with
+    /// ResourceExhausted instead of queueing without bound behind a wedged handler.
+    public var maxInFlightPerConnection = 1024
+    /// Receives one line per notable connection event (refused peer, malformed input).
+    public var log: @Sendable (String) -> Void = { _ in }
+
+    public init() {}
+}
+
+/// A ttrpc server on a Unix socket. Requests on a connection run concurrently, each as its
+/// own task, bounded by the request's `timeout_nano`.
+public final class TTRPCServer: Sendable {
+    private let registry: ServiceRegistry
+    private let options: ServerOptions
+    private let state = Mutex(State())
+
+    private struct State {
+        var listener: Int32?
+        var listenerPath: String?
+        var connections: [ObjectIdentifier: ServerConnection] = [:]
+        var shutDown = false
+    }
+
+    public init(registry: ServiceRegistry, options: ServerOptions = ServerOptions()) {
+        self.registry = registry
+        self.options = options
+    }
+
+    /// Binds `path` (mode 0600) and starts serving.
+    public func listen(path: String) throws(Errno) {
+        let fd = try UnixSocket.listen(path: path)
+        state.withLock { $0.listenerPath = path }
+        try serve(listener: fd)
+    }
+
+    /// Serves on an already listening descriptor, e.g. one inherited as fd 3.
+    public func serve(listener fd: Int32) throws(Errno) {
+        let alreadyShutDown = state.withLock { state -> Bool in
+            if state.shutDown { return true }
+            state.listener = fd
+            return false
+        }
+        if alreadyShutDown {
+            UnixSocket.close(fd)
+            return
+        }
+        try DetachedThread.spawn(name: "ttrpc-accept") { [self] in acceptLoop(fd) }
+    }
+
+    /// Number of open connections (for tests and `warden ps`).
+    public var connectionCount: Int { state.withLock { $0.connections.count } }
+
+    /// Stops accepting, closes every connection and cancels the requests in flight.
+    /// The socket file, if this server created it, is removed.
+    public func shutdown() {
+        let (listener, path, connections) = state.withLock { state in
+            state.shutDown = true
+            let result = (state.listener, state.listenerPath, Array(state.connections.values))
+            state.listener = nil
+            return result
+        }
+        if let listener {
+            // shutdown wakes the accept thread, which then closes the descriptor.
+            UnixSocket.shutdown(listener)
+        }
+        if let path { UnixSocket.remove(path: path) }
+        for connection in connections { connection.close() }
+    }
+
+    private func acceptLoop(_ listener: Int32) {
+        defer { UnixSocket.close(listener) }
+        while true {
+            let fd: Int32
+            do {
+                fd = try UnixSocket.accept(listener)
+            } catch {
+                if state.withLock({ $0.shutDown }) { return }
+                options.log("ttrpc: accept failed: \(error)")
+                if error.code == Errno.EBADF { return }
+                continue
+            }
+            admit(fd)
+        }
+    }
+
+    private func admit(_ fd: Int32) {
+        let peer = try? UnixSocket.peerCredentials(fd)
+        if let allowed = options.allowedPeerUIDs {
+            guard let peer, allowed.contains(peer.uid) else {
+                options.log("ttrpc: refused connection from uid \(peer.map { String($0.uid) } ?? "unknown") pid \(peer.map { String($0.pid) } ?? "unknown")")
+                UnixSocket.close(fd)
+                return
+            }
+        }
+        let connection = ServerConnection(registry: registry, options: options, peer: peer)
+        let key = ObjectIdentifier(connection)
+        let admitted = state.withLock { state -> Bool in
+            guard !state.shutDown else { return false }
+            state.connections[key] = connection
+            return true
+        }
+        guard admitted else {
+            UnixSocket.close(fd)
+            return
+        }
+        do {
+            try connection.start(fd: fd) { [weak self] in
+                _ = self?.state.withLock { $0.connections.removeValue(forKey: key) }
+            }
+        } catch {
+            options.log("ttrpc: cannot serve connection: \(error)")
+            _ = state.withLock { $0.connections.removeValue(forKey: key) }
+        }
+    }
+}

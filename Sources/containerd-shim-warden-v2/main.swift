@@ -1,0 +1,6 @@
+// containerd-shim-warden-v2: containerd runtime v2 shim (runtime type io.containerd.warden.v2).
+// Thin main: everything lives in ShimCore.
+import LinuxSys
+import ShimCore
+
+exit(ShimCommand.run(arguments: Array(CommandLine.arguments.dropFirst())))
