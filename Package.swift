@@ -33,15 +33,21 @@ let package = Package(
         .target(name: "ShimCore", dependencies: ["TTRPC", "ContainerdAPI", "LinuxSys"]),
         .executableTarget(name: "containerd-shim-warden-v2", dependencies: ["ShimCore", "LinuxSys"]),
 
-        .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys"]),
-        .testTarget(name: "TTRPCTests", dependencies: ["TTRPC", "LinuxSys"]),
-        .testTarget(name: "ShimCoreTests", dependencies: ["ShimCore", "TTRPC"]),
+        // Helpers shared by the test targets: timeouts, temp dirs, raw sockets, subprocesses.
+        .target(
+            name: "WardenTestSupport",
+            dependencies: ["TTRPC", "LinuxSys", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Tests/WardenTestSupport"
+        ),
+        .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys", "WardenTestSupport"]),
+        .testTarget(name: "TTRPCTests", dependencies: ["TTRPC", "LinuxSys", "WardenTestSupport"]),
+        .testTarget(name: "ShimCoreTests", dependencies: ["ShimCore", "TTRPC", "WardenTestSupport"]),
         // Interop with real peers (Go ttrpc fixtures, a private containerd). scripts/test.sh
         // builds the fixtures and sets WARDEN_INTEROP=1, which turns a missing peer into a failure.
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "TTRPC", "ContainerdAPI", "ShimCore",
+                "TTRPC", "ContainerdAPI", "ShimCore", "WardenTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

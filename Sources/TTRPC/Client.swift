@@ -11,15 +11,17 @@ import Synchronization
 /// own stream id and its own deadline, which is also sent to the server as `timeout_nano`.
 public final class TTRPCClient: Sendable {
     private let state = Mutex(State())
-    private let connectionBox = Mutex<FrameConnection?>(nil)
 
     private struct State {
         /// Go's client starts at 1 and adds 2 per stream.
         var nextStreamID: UInt32 = 1
-        var pending: [UInt32: CheckedContinuation<[UInt8], any Error>] = [:]
-        /// Streams whose caller gave up before its continuation was registered.
-        var abandoned: Set<UInt32> = []
+        var nextCall: UInt64 = 0
+        var pending: [UInt32: (call: UInt64, continuation: CheckedContinuation<[UInt8], any Error>)] = [:]
+        var streamOfCall: [UInt64: UInt32] = [:]
+        /// Calls cancelled before they were sent.
+        var cancelledCalls: Set<UInt64> = []
         var closedReason: TTRPCStatus?
+        var connection: FrameConnection?
     }
 
     private init() {}
@@ -35,20 +37,20 @@ public final class TTRPCClient: Sendable {
             onCorrupt: { _ in },
             onClose: { [weak client] in client?.closed(TTRPCStatus(.unavailable, "ttrpc connection to \(path) closed")) }
         )
-        client.connectionBox.withLock { $0 = connection }
+        client.state.withLock { $0.connection = connection }
         try connection.start()
         return client
     }
 
     deinit {
-        connectionBox.withLock { $0 }?.close()
+        state.withLock { $0.connection }?.close()
     }
 
     /// Whether the connection has closed (the peer went away or `close` was called).
     public var isClosed: Bool { state.withLock { $0.closedReason != nil } }
 
     public func close() {
-        connectionBox.withLock { $0 }?.close()
+        state.withLock { $0.connection }?.close()
     }
 
     /// Calls `service/method` with raw payload bytes; returns the response payload or throws
@@ -95,35 +97,38 @@ public final class TTRPCClient: Sendable {
     }
 
     private func exchange(_ body: [UInt8], description: String) async throws -> [UInt8] {
-        let streamID = state.withLock { state -> UInt32 in
-            let id = state.nextStreamID
-            state.nextStreamID &+= 2
-            return id
+        let call = state.withLock { state -> UInt64 in
+            state.nextCall += 1
+            return state.nextCall
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
+                // Stream ids must reach the wire in increasing order (the server rejects
+                // anything else), so the id is allocated and the frame queued under one lock.
                 let refusal = state.withLock { state -> (any Error)? in
                     if let reason = state.closedReason { return reason }
-                    if state.abandoned.remove(streamID) != nil { return CancellationError() }
-                    state.pending[streamID] = continuation
+                    if state.cancelledCalls.remove(call) != nil { return CancellationError() }
+                    guard let connection = state.connection else {
+                        return TTRPCStatus(.unavailable, "\(description): connection closed")
+                    }
+                    let streamID = state.nextStreamID
+                    state.nextStreamID &+= 2
+                    guard connection.send(Frame(streamID: streamID, type: .request, payload: body)) else {
+                        return TTRPCStatus(.unavailable, "\(description): connection closed")
+                    }
+                    state.pending[streamID] = (call, continuation)
+                    state.streamOfCall[call] = streamID
                     return nil
                 }
-                if let refusal {
-                    continuation.resume(throwing: refusal)
-                    return
-                }
-                let frame = Frame(streamID: streamID, type: .request, payload: body)
-                guard connectionBox.withLock({ $0 })?.send(frame) == true else {
-                    let waiting = state.withLock { $0.pending.removeValue(forKey: streamID) }
-                    waiting?.resume(throwing: TTRPCStatus(.unavailable, "\(description): connection closed"))
-                    return
-                }
+                if let refusal { continuation.resume(throwing: refusal) }
             }
         } onCancel: {
             let waiting = state.withLock { state -> CheckedContinuation<[UInt8], any Error>? in
-                if let waiting = state.pending.removeValue(forKey: streamID) { return waiting }
-                state.abandoned.insert(streamID)
-                return nil
+                guard let streamID = state.streamOfCall.removeValue(forKey: call) else {
+                    state.cancelledCalls.insert(call)
+                    return nil
+                }
+                return state.pending.removeValue(forKey: streamID)?.continuation
             }
             waiting?.resume(throwing: CancellationError())
         }
@@ -134,7 +139,12 @@ public final class TTRPCClient: Sendable {
             // A server never sends these to a unary client; ignore rather than guess.
             return .keepOpen
         }
-        guard let waiting = state.withLock({ $0.pending.removeValue(forKey: frame.streamID) }) else {
+        let waiting = state.withLock { state -> CheckedContinuation<[UInt8], any Error>? in
+            guard let entry = state.pending.removeValue(forKey: frame.streamID) else { return nil }
+            state.streamOfCall.removeValue(forKey: entry.call)
+            return entry.continuation
+        }
+        guard let waiting else {
             return .keepOpen  // an answer that arrived after its caller gave up
         }
         do {
@@ -154,11 +164,13 @@ public final class TTRPCClient: Sendable {
     private func closed(_ reason: TTRPCStatus) {
         let waiting = state.withLock { state -> [CheckedContinuation<[UInt8], any Error>] in
             state.closedReason = reason
-            let waiting = Array(state.pending.values)
+            let waiting = state.pending.values.map(\.continuation)
             state.pending = [:]
+            state.streamOfCall = [:]
+            // Breaks the client ↔ connection cycle.
+            state.connection = nil
             return waiting
         }
         for continuation in waiting { continuation.resume(throwing: reason) }
-        connectionBox.withLock { $0 = nil }
     }
 }
