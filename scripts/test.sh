@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Warden's test command (README, .ci/run). On a fresh Debian 12 machine it installs what the
+# tests need, builds, and runs:
+#   1. the generated-code check (scripts/generate-protos.sh reproduces the committed code),
+#   2. `swift test`: unit tests, and the interop tests against real peers: Go's ttrpc
+#      (tests/fixtures/ttrpc-interop, built here offline in GOPATH mode from Debian's
+#      golang-github-containerd-ttrpc-dev) and a private containerd 1.6.20.
+# WARDEN_INTEROP=1 makes a missing peer a failure rather than a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+packages=(
+  containerd runc protobuf-compiler
+  golang-go golang-github-containerd-ttrpc-dev
+  golang-github-containerd-containerd-dev golang-github-containerd-cgroups-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+echo "== Go ttrpc interop fixture"
+mkdir -p tests/fixtures/bin
+(cd tests/fixtures/ttrpc-interop &&
+  GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= GOCACHE="${GOCACHE:-/tmp/warden-gocache}" \
+    go build -o "$root/tests/fixtures/bin/ttrpc-interop" .)
+
+if [ "${WARDEN_SKIP_PROTO_CHECK:-0}" != 1 ]; then
+  echo "== generated code is reproducible"
+  scripts/generate-protos.sh
+  if ! git diff --quiet -- Sources/ContainerdAPI/Generated Sources/TTRPC/Generated ||
+     [ -n "$(git ls-files --others --exclude-standard Sources/ContainerdAPI/Generated Sources/TTRPC/Generated)" ]; then
+    git status --short -- Sources/ContainerdAPI/Generated Sources/TTRPC/Generated
+    echo "scripts/generate-protos.sh does not reproduce the committed generated code" >&2
+    exit 1
+  fi
+fi
+
+echo "== build"
+swift build --build-tests
+
+echo "== swift test"
+WARDEN_INTEROP=1 WARDEN_GO_TTRPC_FIXTURE="$root/tests/fixtures/bin/ttrpc-interop" swift test --skip-build
