@@ -10,7 +10,8 @@ let package = Package(
         .executable(name: "containerd-shim-warden-v2", targets: ["containerd-shim-warden-v2"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+        // No default traits: BinaryDelimitedStreams imports all of Foundation (+ICU, ~7 MB PSS).
+        .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0", traits: []),
     ],
     targets: [
         // C wrappers for what Glibc's Swift module does not expose cleanly (ucred, pidfd, …).
@@ -33,10 +34,22 @@ let package = Package(
         .target(name: "ShimCore", dependencies: ["TTRPC", "ContainerdAPI", "LinuxSys"]),
         .executableTarget(name: "containerd-shim-warden-v2", dependencies: ["ShimCore", "LinuxSys"]),
 
+        // The echo service both the interop tests and warden-ttrpc-echo serve (mirrors the Go fixture).
+        .target(
+            name: "TTRPCEchoService",
+            dependencies: ["TTRPC", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Tests/Tools/TTRPCEchoService"
+        ),
+        // A bare ttrpc server process, for measuring the server's idle footprint (scripts/bench.sh).
+        .executableTarget(
+            name: "warden-ttrpc-echo",
+            dependencies: ["TTRPC", "TTRPCEchoService", "LinuxSys"],
+            path: "Tests/Tools/warden-ttrpc-echo"
+        ),
         // Helpers shared by the test targets: timeouts, temp dirs, raw sockets, subprocesses.
         .target(
             name: "WardenTestSupport",
-            dependencies: ["TTRPC", "LinuxSys", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["TTRPC", "LinuxSys", "TTRPCEchoService", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             path: "Tests/WardenTestSupport"
         ),
         .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys", "WardenTestSupport"]),

@@ -25,11 +25,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-echo "== Go ttrpc interop fixture"
-mkdir -p tests/fixtures/bin
-(cd tests/fixtures/ttrpc-interop &&
-  GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= GOCACHE="${GOCACHE:-/tmp/warden-gocache}" \
-    go build -o "$root/tests/fixtures/bin/ttrpc-interop" .)
+echo "== test fixtures"
+scripts/build-fixtures.sh
 
 if [ "${WARDEN_SKIP_PROTO_CHECK:-0}" != 1 ]; then
   echo "== generated code is reproducible"

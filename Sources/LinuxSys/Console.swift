@@ -1,13 +1,17 @@
 import Glibc
 
-/// Process-level output and exit, so that callers need not import Glibc.
+/// Unbuffered process output: a line reaches the pipe before the call returns, which
+/// `start` (containerd reads its combined output) and readiness lines rely on.
 public enum Console {
-    public static func error(_ line: String) {
+    public static func output(_ line: String) { write(line, to: 1) }
+    public static func error(_ line: String) { write(line, to: 2) }
+
+    private static func write(_ line: String, to fd: Int32) {
         var text = line
         if !text.hasSuffix("\n") { text += "\n" }
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+            let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if written < 0 && errno == EINTR { continue }
             if written <= 0 { return }
             bytes = bytes.dropFirst(written)

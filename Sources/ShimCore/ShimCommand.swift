@@ -10,7 +10,7 @@ public let wardenVersion = "0.1.0"
 public enum ShimCommand {
     public static func run(arguments: [String]) -> Int32 {
         if arguments.contains("-v") || arguments.contains("-version") || arguments.contains("--version") {
-            print("containerd-shim-warden-v2:\n  Version: \(wardenVersion)\n  Runtime: io.containerd.warden.v2")
+            Console.output("containerd-shim-warden-v2:\n  Version: \(wardenVersion)\n  Runtime: io.containerd.warden.v2")
             return 0
         }
         let action = arguments.last ?? ""

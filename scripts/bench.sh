@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Warden benchmarks; writes docs/benchmarks.md.
+#
+# Section 1 (this step): footprint of an idle ttrpc server process (warden-ttrpc-echo, the
+# TTRPC target alone) in three link modes, one process and ten side by side (PSS is what
+# ten pods' shims cost the node), idle and after the Go interop client's workload
+# (64 concurrent calls, 1 MiB payloads).
+# The side-by-side shim comparison with containerd-shim-runc-v2 driving runsc arrives with
+# the task service.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+out=docs/benchmarks.md
+
+command -v go >/dev/null && [ -d /usr/share/gocode/src/github.com/containerd/ttrpc ] || {
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go golang-github-containerd-ttrpc-dev >/dev/null
+}
+scripts/build-fixtures.sh
+client=$root/tests/fixtures/bin/ttrpc-interop
+
+declare -A scratch=([dynamic]=.build [static-stdlib]=.build-static [static-executable]=.build-sx)
+declare -A flags=([dynamic]="" [static-stdlib]="-Xswiftc -static-stdlib" [static-executable]="-Xswiftc -static-executable")
+modes=(dynamic static-stdlib static-executable)
+
+kb() { awk -v k="$2" '$1==k":" {print $2}' "/proc/$1/smaps_rollup"; }
+mb() { awk -v v="$1" 'BEGIN {printf "%.1f", v/1024}'; }
+
+tmp=$(mktemp -d /tmp/wbench-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+start_servers() {  # start_servers BIN COUNT -> fills pids
+  local bin=$1 count=$2 i
+  pids=()
+  for i in $(seq "$count"); do
+    "$bin" "$tmp/s$i.sock" > "$tmp/s$i.out" 2>&1 &
+    pids+=($!)
+  done
+  for i in $(seq "$count"); do
+    for _ in $(seq 100); do grep -q listening "$tmp/s$i.out" && break; sleep 0.05; done
+  done
+}
+stop_servers() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+
+rows=()
+for mode in "${modes[@]}"; do
+  # shellcheck disable=SC2086
+  swift build -c release --product warden-ttrpc-echo --scratch-path "${scratch[$mode]}" ${flags[$mode]} >/dev/null
+  bin=${scratch[$mode]}/release/warden-ttrpc-echo
+  size=$(stat -c %s "$bin")
+
+  start_servers "$bin" 1
+  sleep 1
+  p=${pids[0]}
+  idle_rss=$(kb "$p" Rss); idle_pss=$(kb "$p" Pss); threads=$(ls "/proc/$p/task" | wc -l)
+  "$client" client "$tmp/s1.sock" >/dev/null
+  sleep 1
+  load_rss=$(kb "$p" Rss); load_pss=$(kb "$p" Pss)
+  stop_servers
+
+  start_servers "$bin" 10
+  sleep 1
+  total=0
+  for p in "${pids[@]}"; do total=$((total + $(kb "$p" Pss))); done
+  stop_servers
+
+  rows+=("| $mode | $(mb $((size / 1024))) | $(mb "$idle_rss") | $(mb "$idle_pss") | $(mb "$load_rss") | $(mb "$load_pss") | $(mb $((total / 10))) | $threads |")
+done
+
+{
+  echo "# Warden benchmarks"
+  echo
+  echo "Written by \`scripts/bench.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r), $(swift --version 2>&1 | head -1)."
+  echo
+  echo "## Idle ttrpc server process (warden-ttrpc-echo)"
+  echo
+  echo "MB; \"after load\" is after the Go client's interop checks (64 concurrent calls, 1 MiB payloads);"
+  echo "\"PSS of 10\" is the mean PSS when ten servers run side by side."
+  echo
+  echo "| link mode | binary MB | idle RSS | idle PSS | after load RSS | after load PSS | PSS of 10 (each) | threads |"
+  echo "|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+} > "$out"
+cat "$out"
