@@ -30,8 +30,10 @@ let package = Package(
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Generated/README.md"]
         ),
+        // The only owner of wait: pidfds for every process of a pod, reaping, signals.
+        .target(name: "Supervisor", dependencies: ["LinuxSys"]),
         // The shim's core: errors (mapped to ttrpc status in one place), later the task service.
-        .target(name: "ShimCore", dependencies: ["TTRPC", "ContainerdAPI", "LinuxSys"]),
+        .target(name: "ShimCore", dependencies: ["TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor"]),
         .executableTarget(name: "containerd-shim-warden-v2", dependencies: ["ShimCore", "LinuxSys"]),
 
         // The echo service both the interop tests and warden-ttrpc-echo serve (mirrors the Go fixture).
@@ -53,6 +55,7 @@ let package = Package(
             path: "Tests/WardenTestSupport"
         ),
         .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys", "WardenTestSupport"]),
+        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "LinuxSys", "WardenTestSupport"]),
         .testTarget(name: "TTRPCTests", dependencies: ["TTRPC", "LinuxSys", "WardenTestSupport"]),
         .testTarget(name: "ShimCoreTests", dependencies: ["ShimCore", "TTRPC", "WardenTestSupport"]),
         // Interop with real peers (Go ttrpc fixtures, a private containerd). scripts/test.sh

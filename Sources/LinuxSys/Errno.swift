@@ -26,6 +26,8 @@ public struct Errno: Error, Equatable, Sendable, CustomStringConvertible {
     public static let ENAMETOOLONG = Glibc.ENAMETOOLONG
     public static let EBADF = Glibc.EBADF
     public static let EPIPE = Glibc.EPIPE
+    public static let ESRCH = Glibc.ESRCH
+    public static let ECHILD = Glibc.ECHILD
     public static let ECONNRESET = Glibc.ECONNRESET
 }
 

@@ -25,4 +25,42 @@ int clinux_spawn_detached_thread(void (*body)(void *), void *context);
 /// Names the calling thread (visible in /proc/<pid>/task/<tid>/comm); best effort.
 void clinux_set_thread_name(const char *name);
 
+/// pidfd_open(2): a descriptor that refers to process `pid` for as long as it is held, so a
+/// recycled pid can never be confused with it. Close-on-exec.
+int clinux_pidfd_open(pid_t pid);
+
+/// pidfd_send_signal(2).
+int clinux_pidfd_send_signal(int pidfd, int sig);
+
+/// waitid(P_PIDFD, pidfd, WEXITED | extra_options). On success fills `code` (CLD_EXITED,
+/// CLD_KILLED, CLD_DUMPED) and `status` (exit code or signal number); `*code` is 0 when
+/// WNOHANG found nothing to reap.
+int clinux_waitid_pidfd(int pidfd, int extra_options, int *code, int *status);
+
+/// waitid(P_ALL, WEXITED|WNOHANG|WNOWAIT): the pid of a child zombie without reaping it, or 0.
+int clinux_peek_exited_child(pid_t *pid);
+
+/// waitid(P_PID, pid, WEXITED|WNOHANG): reaps that one child if it has exited.
+int clinux_reap_pid(pid_t pid, int *code, int *status);
+
+/// prctl(PR_SET_CHILD_SUBREAPER, 1).
+int clinux_set_child_subreaper(void);
+
+/// posix_spawn of `path` with `argv`/`envp`, stdio from the given descriptors, default signal
+/// dispositions and an empty signal mask, optionally in a new session.
+int clinux_spawn(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd,
+                 int stderr_fd, int new_session, pid_t *pid);
+
+/// epoll helpers: create (close-on-exec), add a descriptor for EPOLLIN with a 64-bit tag,
+/// remove it, and wait for up to `max` events, writing their tags.
+int clinux_epoll_create(void);
+int clinux_epoll_add(int epfd, int fd, unsigned long long tag);
+int clinux_epoll_remove(int epfd, int fd);
+int clinux_epoll_wait(int epfd, unsigned long long *tags, int max, int timeout_ms);
+
+/// eventfd (close-on-exec, non-blocking) to wake an epoll loop; signal and drain.
+int clinux_eventfd(void);
+int clinux_eventfd_signal(int fd);
+void clinux_eventfd_drain(int fd);
+
 #endif

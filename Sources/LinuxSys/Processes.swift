@@ -1,0 +1,194 @@
+import CLinuxSys
+import Glibc
+
+/// How a process ended.
+public enum ExitStatus: Equatable, Sendable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    /// The number containerd reports: the exit code, or 128 + signal.
+    public var code: UInt32 {
+        switch self {
+        case .exited(let code): UInt32(truncatingIfNeeded: code)
+        case .signaled(let signal): UInt32(128 + signal)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .exited(let code): "exit \(code)"
+        case .signaled(let signal): "signal \(signal)"
+        }
+    }
+
+    init?(code: Int32, status: Int32) {
+        switch code {
+        case 0: return nil
+        case Int32(CLD_EXITED): self = .exited(status)
+        default: self = .signaled(status)
+        }
+    }
+}
+
+/// pidfd operations: every signal and reap goes through a descriptor bound to one process,
+/// never through a pid that may have been recycled.
+public enum PidFD {
+    /// Opens a pidfd for `pid` (ESRCH if it no longer exists).
+    public static func open(_ pid: Int32) throws(Errno) -> Int32 {
+        try retryingEINTR("pidfd_open(\(pid))") { clinux_pidfd_open(pid) }
+    }
+
+    public static func sendSignal(_ pidfd: Int32, _ signal: Int32) throws(Errno) {
+        _ = try retryingEINTR("pidfd_send_signal") { clinux_pidfd_send_signal(pidfd, signal) }
+    }
+
+    /// Reaps the process if it has exited: nil if it is still running. ECHILD means it is not
+    /// this process's child (or was already reaped).
+    public static func reap(_ pidfd: Int32) throws(Errno) -> ExitStatus? {
+        var code: Int32 = 0
+        var status: Int32 = 0
+        if clinux_waitid_pidfd(pidfd, WNOHANG, &code, &status) != 0 {
+            throw Errno.current("waitid(P_PIDFD)")
+        }
+        return ExitStatus(code: code, status: status)
+    }
+
+    public static func close(_ pidfd: Int32) {
+        _ = Glibc.close(pidfd)
+    }
+}
+
+/// Children this process does not hold a pidfd for (re-parented orphans).
+public enum ChildProcesses {
+    /// Makes this process the reaper of its descendants' orphans (PR_SET_CHILD_SUBREAPER).
+    public static func becomeSubreaper() throws(Errno) {
+        _ = try retryingEINTR("prctl(PR_SET_CHILD_SUBREAPER)") { clinux_set_child_subreaper() }
+    }
+
+    /// The pid of one exited child, left unreaped; nil if none (or no children at all).
+    public static func peekExited() -> Int32? {
+        var pid: pid_t = 0
+        guard clinux_peek_exited_child(&pid) == 0, pid > 0 else { return nil }
+        return pid
+    }
+
+    /// Reaps exactly `pid` if it has exited.
+    public static func reap(_ pid: Int32) -> ExitStatus? {
+        var code: Int32 = 0
+        var status: Int32 = 0
+        guard clinux_reap_pid(pid, &code, &status) == 0 else { return nil }
+        return ExitStatus(code: code, status: status)
+    }
+
+    /// Sends `signal` to `pid` by number. Only for processes known to be alive and unreaped
+    /// (a zombie's pid cannot be reused); everything else goes through `PidFD`.
+    public static func signalUnreaped(_ pid: Int32, _ signal: Int32) {
+        _ = kill(pid, signal)
+    }
+}
+
+/// Process creation.
+public enum Spawn {
+    /// posix_spawn with stdio from the given descriptors; returns the pid.
+    public static func spawn(
+        path: String, arguments: [String], environment: [String], stdin: Int32, stdout: Int32, stderr: Int32,
+        newSession: Bool
+    ) throws(Errno) -> Int32 {
+        var pid: pid_t = 0
+        let argv = ([path.split(separator: "/").last.map(String.init) ?? path] + arguments).map { strdup($0) }
+        let envp = environment.map { strdup($0) }
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        let rc = (argv + [nil]).withUnsafeBufferPointer { argvBuffer in
+            (envp + [nil]).withUnsafeBufferPointer { envBuffer in
+                clinux_spawn(
+                    path, argvBuffer.baseAddress, envBuffer.baseAddress, stdin, stdout, stderr, newSession ? 1 : 0, &pid)
+            }
+        }
+        if rc != 0 { throw Errno.current("posix_spawn(\(path))") }
+        return pid
+    }
+}
+
+/// Plain file descriptors for process stdio.
+public enum FileDescriptor {
+    /// Opens `path` close-on-exec: read-only, or write-only creating/truncating it (0600).
+    public static func open(_ path: String, forWriting: Bool = false, append: Bool = false) throws(Errno) -> Int32 {
+        var flags = O_CLOEXEC
+        if forWriting {
+            flags |= O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC)
+        } else {
+            flags |= O_RDONLY
+        }
+        return try retryingEINTR("open(\(path))") { Glibc.open(path, flags, 0o600) }
+    }
+
+    public static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    /// Reads a whole (small) file; nil if it cannot be read.
+    public static func readAll(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
+        guard let fd = try? open(path) else { return nil }
+        defer { close(fd) }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while result.count < limit {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            result += chunk[0..<count]
+        }
+        return result
+    }
+}
+
+/// epoll over descriptors tagged with 64-bit values, plus an eventfd to wake the waiter.
+public final class Epoll: Sendable {
+    private let epfd: Int32
+    private let wakeFD: Int32
+    /// The tag `wait` reports for a `wake()`.
+    public static let wakeTag: UInt64 = .max
+
+    public init() throws(Errno) {
+        epfd = try retryingEINTR("epoll_create1") { clinux_epoll_create() }
+        do {
+            wakeFD = try retryingEINTR("eventfd") { clinux_eventfd() }
+        } catch {
+            _ = Glibc.close(epfd)
+            throw error
+        }
+        _ = clinux_epoll_add(epfd, wakeFD, Self.wakeTag)
+    }
+
+    deinit {
+        _ = Glibc.close(wakeFD)
+        _ = Glibc.close(epfd)
+    }
+
+    public func add(_ fd: Int32, tag: UInt64) throws(Errno) {
+        _ = try retryingEINTR("epoll_ctl(ADD)") { clinux_epoll_add(epfd, fd, tag) }
+    }
+
+    public func remove(_ fd: Int32) {
+        _ = clinux_epoll_remove(epfd, fd)
+    }
+
+    public func wake() {
+        _ = clinux_eventfd_signal(wakeFD)
+    }
+
+    /// Tags of ready descriptors (the wake tag included, drained); empty on timeout.
+    public func wait(timeoutMilliseconds: Int32) -> [UInt64] {
+        var tags = [UInt64](repeating: 0, count: 64)
+        let count = tags.withUnsafeMutableBufferPointer { buffer in
+            clinux_epoll_wait(epfd, buffer.baseAddress, 64, timeoutMilliseconds)
+        }
+        guard count > 0 else { return [] }
+        let ready = Array(tags[0..<Int(count)])
+        if ready.contains(Self.wakeTag) { clinux_eventfd_drain(wakeFD) }
+        return ready
+    }
+}
