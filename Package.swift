@@ -48,6 +48,12 @@ let package = Package(
             dependencies: ["TTRPC", "TTRPCEchoService", "LinuxSys"],
             path: "Tests/Tools/warden-ttrpc-echo"
         ),
+        // Runs the Supervisor's orphan sweep in a process of its own (SupervisorTests drives it).
+        .executableTarget(
+            name: "supervisor-sweep-probe",
+            dependencies: ["Supervisor", "LinuxSys"],
+            path: "Tests/Tools/supervisor-sweep-probe"
+        ),
         // Helpers shared by the test targets: timeouts, temp dirs, raw sockets, subprocesses.
         .target(
             name: "WardenTestSupport",

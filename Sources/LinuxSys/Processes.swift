@@ -129,6 +129,16 @@ public enum FileDescriptor {
         _ = Glibc.close(fd)
     }
 
+    /// Removes a file; a missing file is not an error.
+    public static func remove(_ path: String) {
+        _ = unlink(path)
+    }
+
+    /// Removes an empty directory; a missing one is not an error.
+    public static func removeDirectory(_ path: String) {
+        _ = rmdir(path)
+    }
+
     /// Reads a whole (small) file; nil if it cannot be read.
     public static func readAll(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
         guard let fd = try? open(path) else { return nil }

@@ -145,3 +145,17 @@ extension Supervisor {
         _ = ChildProcesses.reap(child.pid)
     }
 }
+
+/// The orphan sweep, run in the probe's own process: orphans re-parented to the subreaper
+/// are reaped by exact pid, tracked children keep their statuses.
+@Suite(.timeLimit(.minutes(1))) struct OrphanSweepTests {
+    @Test func sweepReapsOrphansWithoutStealingTrackedExits() async throws {
+        let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        let probePath = binDir + "/supervisor-sweep-probe"
+        #expect(FileManager.default.isExecutableFile(atPath: probePath), "\(probePath) not built")
+        let probe = try ChildProcess(probePath, [])
+        let status = try await probe.waitForExit(timeout: .seconds(30))
+        #expect(status == 0, "probe said: \(probe.outputText)")
+        #expect(probe.outputText.contains("PASS"))
+    }
+}
