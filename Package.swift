@@ -18,10 +18,12 @@ let package = Package(
         .target(name: "CLinuxSys"),
         // The only Swift code that makes syscalls.
         .target(name: "LinuxSys", dependencies: ["CLinuxSys"]),
+        // withDeadline: the one race of an operation against a deadline, shared by ttrpc and runsc.
+        .target(name: "Deadlines"),
         // ttrpc: frame codec, server, client. Knows nothing of containerd.
         .target(
             name: "TTRPC",
-            dependencies: ["LinuxSys", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["LinuxSys", "Deadlines", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["Generated/README.md"]
         ),
         // Generated from containerd's .proto files by scripts/generate-protos.sh; never hand-edited.
@@ -32,6 +34,9 @@ let package = Package(
         ),
         // The only owner of wait: pidfds for every process of a pod, reaping, signals.
         .target(name: "Supervisor", dependencies: ["LinuxSys"]),
+        // Typed runsc CLI driver: every call under a deadline, errors classified.
+        .target(name: "Runsc", dependencies: ["Supervisor", "LinuxSys", "Deadlines"]),
+        .testTarget(name: "RunscTests", dependencies: ["Runsc", "Supervisor", "LinuxSys", "WardenTestSupport"]),
         // The shim's core: errors (mapped to ttrpc status in one place), later the task service.
         .target(name: "ShimCore", dependencies: ["TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor"]),
         .executableTarget(name: "containerd-shim-warden-v2", dependencies: ["ShimCore", "LinuxSys"]),
@@ -57,7 +62,7 @@ let package = Package(
         // Helpers shared by the test targets: timeouts, temp dirs, raw sockets, subprocesses.
         .target(
             name: "WardenTestSupport",
-            dependencies: ["TTRPC", "LinuxSys", "TTRPCEchoService", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["TTRPC", "LinuxSys", "Deadlines", "TTRPCEchoService", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             path: "Tests/WardenTestSupport"
         ),
         .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys", "WardenTestSupport"]),

@@ -1,4 +1,5 @@
 #if canImport(FoundationEssentials)
+import Deadlines
 import FoundationEssentials
 #else
 import Foundation

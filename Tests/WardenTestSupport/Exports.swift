@@ -1,1 +1,2 @@
 @_exported import TTRPCEchoService
+@_exported import Deadlines

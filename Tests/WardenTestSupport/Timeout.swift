@@ -1,3 +1,4 @@
+import Deadlines
 import TTRPC
 
 public struct TestTimedOut: Error, CustomStringConvertible {

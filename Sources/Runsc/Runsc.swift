@@ -1,0 +1,180 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Deadlines
+import LinuxSys
+import Supervisor
+import Synchronization
+
+/// How runsc is invoked: the binary, its `--root`, and the `[runsc_config]` flags added to
+/// every call (as gVisor's runsc.toml does), in a fixed order so argv is deterministic.
+public struct RunscConfiguration: Sendable {
+    public var binary: String
+    public var root: String
+    /// `key = value` pairs from `[runsc_config]`, passed as `--key=value`.
+    public var flags: [(key: String, value: String)]
+    /// Environment of runsc processes.
+    public var environment: [String]
+    /// Directory for the files that capture each call's output (never pipes: runsc create's
+    /// daemonized children inherit them, and a pipe read to EOF would never end).
+    public var scratchDirectory: String
+    /// Deadline of every call except create/start/exec/wait (`runsc_call_timeout`).
+    public var callTimeout: Duration
+    /// Deadline of create and start (`create_timeout`).
+    public var createTimeout: Duration
+
+    public init(
+        binary: String, root: String, flags: [(key: String, value: String)] = [], environment: [String] = [],
+        scratchDirectory: String, callTimeout: Duration = .seconds(5), createTimeout: Duration = .seconds(60)
+    ) {
+        self.binary = binary
+        self.root = root
+        self.flags = flags.sorted { $0.key < $1.key }
+        self.environment = environment
+        self.scratchDirectory = scratchDirectory
+        self.callTimeout = callTimeout
+        self.createTimeout = createTimeout
+    }
+}
+
+/// The state `runsc state` reports.
+public struct RunscState: Decodable, Equatable, Sendable {
+    public var id: String
+    public var pid: Int32
+    public var status: String
+
+    public init(id: String, pid: Int32, status: String) {
+        self.id = id
+        self.pid = pid
+        self.status = status
+    }
+}
+
+/// One typed method per runsc subcommand. Every call runs under a deadline: at expiry the
+/// runsc process is SIGKILLed through its pidfd and reaped before the error is thrown, so a
+/// wedged runsc never holds a caller, and never lingers.
+public struct Runsc: Sendable {
+    public let configuration: RunscConfiguration
+    private let supervisor: Supervisor
+    private let counter = CallCounter()
+
+    public init(configuration: RunscConfiguration, supervisor: Supervisor) {
+        self.configuration = configuration
+        self.supervisor = supervisor
+    }
+
+    /// `--root` and the configured flags, then the per-call log flags.
+    public func globalArguments(log: String? = nil) -> [String] {
+        var arguments = ["--root=\(configuration.root)"]
+        arguments += configuration.flags.map { "--\($0.key)=\($0.value)" }
+        if let log { arguments += ["--log=\(log)", "--log-format=json"] }
+        return arguments
+    }
+
+    public func state(_ id: String) async throws(RunscError) -> RunscState {
+        let output = try await run("state", [id], timeout: configuration.callTimeout)
+        do {
+            return try JSONDecoder().decode(RunscState.self, from: Data(output.utf8))
+        } catch {
+            throw .invalidOutput(verb: "state", detail: "\(error): \(output.prefix(200))")
+        }
+    }
+
+    public func kill(_ id: String, signal: Int32, all: Bool = false) async throws(RunscError) {
+        _ = try await run("kill", (all ? ["--all"] : []) + [id, String(signal)], timeout: configuration.callTimeout)
+    }
+
+    public func delete(_ id: String, force: Bool = false) async throws(RunscError) {
+        _ = try await run("delete", (force ? ["--force"] : []) + [id], timeout: configuration.callTimeout)
+    }
+
+    public func start(_ id: String) async throws(RunscError) {
+        _ = try await run("start", [id], timeout: configuration.createTimeout)
+    }
+
+    public func pause(_ id: String) async throws(RunscError) {
+        _ = try await run("pause", [id], timeout: configuration.callTimeout)
+    }
+
+    public func resume(_ id: String) async throws(RunscError) {
+        _ = try await run("resume", [id], timeout: configuration.callTimeout)
+    }
+
+    /// Pids inside the container (`runsc ps --format=json`).
+    public func ps(_ id: String) async throws(RunscError) -> [Int32] {
+        let output = try await run("ps", ["--format=json", id], timeout: configuration.callTimeout)
+        do {
+            return try JSONDecoder().decode([Int32].self, from: Data(output.utf8))
+        } catch {
+            throw .invalidOutput(verb: "ps", detail: "\(error): \(output.prefix(200))")
+        }
+    }
+
+    /// Runs `runsc <global flags> <verb> <arguments>` and returns its stdout.
+    /// A nil timeout means unbounded (only `wait` may be, and its caller races it).
+    public func run(_ verb: String, _ arguments: [String], timeout: Duration?) async throws(RunscError) -> String {
+        let callNumber = counter.next()
+        let base = "\(configuration.scratchDirectory)/runsc-\(ProcessIdentity.pid)-\(callNumber)-\(verb)"
+        let outPath = base + ".out"
+        let errPath = base + ".err"
+        defer {
+            FileDescriptor.remove(outPath)
+            FileDescriptor.remove(errPath)
+        }
+        let child: Child
+        do throws(Errno) {
+            let null = try FileDescriptor.open("/dev/null")
+            defer { FileDescriptor.close(null) }
+            let out = try FileDescriptor.open(outPath, forWriting: true)
+            defer { FileDescriptor.close(out) }
+            let err = try FileDescriptor.open(errPath, forWriting: true)
+            defer { FileDescriptor.close(err) }
+            child = try supervisor.spawn(
+                path: configuration.binary, arguments: globalArguments() + [verb] + arguments,
+                environment: configuration.environment, stdin: null, stdout: out, stderr: err)
+        } catch {
+            throw .spawnFailed(verb: verb, detail: "\(configuration.binary): \(error)")
+        }
+        let supervisor = self.supervisor
+        let outcome: ChildOutcome
+        do {
+            outcome = try await withDeadline(timeout.map { .now + $0 }, onTimeout: {
+                RunscError.timedOut(verb: verb, after: timeout ?? .zero)
+            }) {
+                await supervisor.wait(child)
+            }
+        } catch {
+            // Deadline or cancellation: the call must not outlive its caller.
+            _ = try? supervisor.signal(child, 9)
+            _ = try? await withDeadline(.now + .seconds(2), onTimeout: { CancellationError() }) {
+                await supervisor.wait(child)
+            }
+            supervisor.release(child)
+            if let runscError = error as? RunscError { throw runscError }
+            throw .timedOut(verb: verb, after: timeout ?? .zero)
+        }
+        supervisor.release(child)
+        let stdout = String(decoding: FileDescriptor.readAll(outPath) ?? [], as: UTF8.self)
+        switch outcome {
+        case .exited(.exited(0)):
+            return stdout
+        case .exited(let status):
+            let stderr = String(decoding: FileDescriptor.readAll(errPath) ?? [], as: UTF8.self)
+            throw RunscError.classify(verb: verb, exitStatus: status.code, output: stderr + "\n" + stdout)
+        case .exitedWithoutStatus, .abandoned:
+            throw .commandFailed(verb: verb, exitStatus: 255, detail: "runsc exit status unavailable")
+        }
+    }
+}
+
+private final class CallCounter: Sendable {
+    private let value = Mutex<UInt64>(0)
+    func next() -> UInt64 {
+        value.withLock {
+            $0 += 1
+            return $0
+        }
+    }
+}
