@@ -8,6 +8,7 @@ let package = Package(
     name: "Warden",
     products: [
         .executable(name: "containerd-shim-warden-v2", targets: ["containerd-shim-warden-v2"]),
+        .executable(name: "warden", targets: ["warden"]),
     ],
     dependencies: [
         // No default traits: BinaryDelimitedStreams imports all of Foundation (+ICU, ~7 MB PSS).
@@ -34,12 +35,17 @@ let package = Package(
         ),
         // The only owner of wait: pidfds for every process of a pod, reaping, signals.
         .target(name: "Supervisor", dependencies: ["LinuxSys"]),
+        // warden.toml: strict parsing, errors naming file, line and key.
+        .target(name: "Config"),
+        .testTarget(name: "ConfigTests", dependencies: ["Config"]),
         // Typed runsc CLI driver: every call under a deadline, errors classified.
         .target(name: "Runsc", dependencies: ["Supervisor", "LinuxSys", "Deadlines"]),
         .testTarget(name: "RunscTests", dependencies: ["Runsc", "Supervisor", "LinuxSys", "WardenTestSupport"]),
         // The shim's core: errors (mapped to ttrpc status in one place), later the task service.
         .target(name: "ShimCore", dependencies: ["TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor"]),
         .executableTarget(name: "containerd-shim-warden-v2", dependencies: ["ShimCore", "LinuxSys"]),
+        // Operator CLI.
+        .executableTarget(name: "warden", dependencies: ["Config", "LinuxSys"]),
 
         // The echo service both the interop tests and warden-ttrpc-echo serve (mirrors the Go fixture).
         .target(
