@@ -41,9 +41,13 @@ let package = Package(
         // Typed runsc CLI driver: every call under a deadline, errors classified.
         .target(name: "Runsc", dependencies: ["Supervisor", "LinuxSys", "Deadlines"]),
         .testTarget(name: "RunscTests", dependencies: ["Runsc", "Supervisor", "LinuxSys", "WardenTestSupport"]),
+        .testTarget(name: "FakeRunscTests", dependencies: ["Runsc", "Supervisor", "LinuxSys", "WardenTestSupport"]),
         // The shim's core: errors (mapped to ttrpc status in one place), later the task service.
         .target(name: "ShimCore", dependencies: ["TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor"]),
         .executableTarget(name: "containerd-shim-warden-v2", dependencies: ["ShimCore", "LinuxSys"]),
+        // Test double with runsc's CLI and process model (design.md §4), plus fault injection.
+        .target(name: "FakeRunscCore", dependencies: ["LinuxSys"]),
+        .executableTarget(name: "fake-runsc", dependencies: ["FakeRunscCore", "LinuxSys"]),
         // Operator CLI.
         .executableTarget(name: "warden", dependencies: ["Config", "LinuxSys"]),
 

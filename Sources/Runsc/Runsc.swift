@@ -90,6 +90,24 @@ public struct Runsc: Sendable {
         _ = try await run("delete", (force ? ["--force"] : []) + [id], timeout: configuration.callTimeout)
     }
 
+    /// `runsc create`: the sandbox (and gofer) are daemonized; the sandbox pid is written to
+    /// `pidFile` for the caller to adopt. Bounded by `create_timeout`.
+    public func create(_ id: String, bundle: String, pidFile: String) async throws(RunscError) {
+        _ = try await run("create", ["--bundle", bundle, "--pid-file", pidFile, id], timeout: configuration.createTimeout)
+    }
+
+    /// `runsc wait`: the container's exit status. Unbounded unless `timeout` is given; the
+    /// shim never relies on it alone (it also watches the sandbox pidfd).
+    public func wait(_ id: String, timeout: Duration? = nil) async throws(RunscError) -> Int32 {
+        struct WaitResult: Decodable { var exitStatus: Int32 }
+        let output = try await run("wait", [id], timeout: timeout)
+        do {
+            return try JSONDecoder().decode(WaitResult.self, from: Data(output.utf8)).exitStatus
+        } catch {
+            throw .invalidOutput(verb: "wait", detail: "\(error): \(output.prefix(200))")
+        }
+    }
+
     public func start(_ id: String) async throws(RunscError) {
         _ = try await run("start", [id], timeout: configuration.createTimeout)
     }

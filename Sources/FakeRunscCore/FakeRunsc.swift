@@ -1,0 +1,334 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import LinuxSys
+
+/// fake-runsc's implementation (the executable is a thin main). Plain blocking code: it is a
+/// short-lived CLI, except in its sandbox and gofer roles.
+public enum FakeRunsc {
+    struct State: Codable {
+        var id: String
+        var bundle: String
+        var status: String  // created | running | paused | stopped
+        var sandboxPid: Int32
+        var goferPid: Int32
+        var containerPid: Int32?
+        var exitStatus: Int32?
+    }
+
+    struct Spec: Decodable {
+        struct Process: Decodable {
+            var args: [String]
+            var env: [String]?
+        }
+        var process: Process
+    }
+
+    struct Failure: Error {
+        let message: String
+        let status: Int32
+        init(_ message: String, status: Int32 = 1) {
+            self.message = message
+            self.status = status
+        }
+    }
+
+    public static func main(_ argv: [String]) -> Int32 {
+        let executable = ProcessIdentity.executablePath ?? argv.first ?? "fake-runsc"
+        var globals: [String: String] = [:]
+        var rest = Array(argv.dropFirst())
+        while let first = rest.first, first.hasPrefix("--") {
+            rest.removeFirst()
+            let pair = first.dropFirst(2).split(separator: "=", maxSplits: 1).map(String.init)
+            globals[pair[0]] = pair.count == 2 ? pair[1] : "true"
+        }
+        guard let verb = rest.first else {
+            Console.error("fake-runsc: missing subcommand")
+            return 2
+        }
+        let root = globals["root"] ?? "/run/runsc"
+        let faults = Faults(root: root)
+        if faults.contains("hang-\(verb)") {
+            while true { Sleep.seconds(3600) }
+        }
+        do {
+            var arguments = Array(rest.dropFirst())
+            switch verb {
+            case "create": try create(&arguments, root: root, executable: executable, globals: globals, faults: faults)
+            case "start": try start(arguments, root: root, faults: faults)
+            case "state": try printState(arguments, root: root)
+            case "kill": try kill(arguments, root: root)
+            case "wait": try wait(arguments, root: root)
+            case "delete": try delete(arguments, root: root)
+            case "ps": try ps(arguments, root: root)
+            case "pause": try pauseOrResume(arguments, root: root, pause: true)
+            case "resume": try pauseOrResume(arguments, root: root, pause: false)
+            case "events": try events(arguments, root: root)
+            case "sandbox-main": return sandboxMain(arguments, root: root, faults: faults)
+            case "gofer-main": return goferMain(arguments, root: root, faults: faults)
+            default: throw Failure("unknown subcommand \"\(verb)\"", status: 2)
+            }
+            return 0
+        } catch let failure as Failure {
+            Console.error(failure.message)
+            return failure.status
+        } catch {
+            Console.error("\(error)")
+            return 1
+        }
+    }
+
+    // MARK: verbs
+
+    static func create(_ arguments: inout [String], root: String, executable: String, globals: [String: String], faults: Faults) throws {
+        let options = Options(arguments)
+        guard let id = options.positional.first else { throw Failure("create: missing container id") }
+        let bundle = options.values["bundle"] ?? "."
+        let dir = "\(root)/\(id)"
+        if FileDescriptor.readAll("\(dir)/state.json") != nil {
+            throw Failure("creating container: container with id \(id) already exists")
+        }
+        guard let specBytes = FileDescriptor.readAll("\(bundle)/config.json") else {
+            throw Failure("creating container: cannot read spec \(bundle)/config.json")
+        }
+        _ = try JSONDecoder().decode(Spec.self, from: Data(specBytes))
+        try Directories.make(dir)
+        let globalArgs = globals.sorted { $0.key < $1.key }.map { "--\($0.key)=\($0.value)" }
+        // The sandbox and gofer get create's own stdio, as runsc's do.
+        let sandbox = try Spawn.spawn(
+            path: executable, arguments: globalArgs + ["sandbox-main", id], environment: environment(),
+            stdin: 0, stdout: 1, stderr: 2, newSession: true)
+        let gofer = try Spawn.spawn(
+            path: executable, arguments: globalArgs + ["gofer-main", id], environment: environment(),
+            stdin: 0, stdout: 1, stderr: 2, newSession: true)
+        try save(State(id: id, bundle: bundle, status: "created", sandboxPid: sandbox, goferPid: gofer), root: root)
+        if let pidFile = options.values["pid-file"] {
+            try Files.write(pidFile, "\(sandbox)")
+        }
+        if faults.contains("crash-on-create") {
+            throw Failure("creating container: fake crash-on-create")
+        }
+    }
+
+    static func start(_ arguments: [String], root: String, faults: Faults) throws {
+        let id = try containerID(arguments)
+        var state = try load(id, root: root)
+        guard state.status == "created" else { throw Failure("cannot start container in state \(state.status)") }
+        if faults.contains("fail-start") { throw Failure("starting container: fake fail-start") }
+        if faults.contains("slow-start") { Sleep.seconds(2) }
+        state.status = "running"
+        try save(state, root: root)  // the sandbox polls its state for this
+        // Like runsc, return once the container process exists.
+        for _ in 0..<500 {
+            if let current = try? load(id, root: root), current.containerPid != nil || current.status == "stopped" { return }
+            Sleep.milliseconds(10)
+        }
+        throw Failure("starting container: sandbox did not start the process")
+    }
+
+    static func printState(_ arguments: [String], root: String) throws {
+        let id = try containerID(arguments)
+        let state = try load(id, root: root)
+        let status = processAlive(state.sandboxPid) ? state.status : "stopped"
+        Console.output(
+            "{\"ociVersion\":\"1.0.0\",\"id\":\"\(id)\",\"pid\":\(state.sandboxPid),\"status\":\"\(status)\",\"bundle\":\"\(state.bundle)\"}")
+    }
+
+    static func kill(_ arguments: [String], root: String) throws {
+        let options = Options(arguments)
+        guard options.positional.count >= 1 else { throw Failure("kill: missing container id") }
+        let state = try load(options.positional[0], root: root)
+        let signal = options.positional.count > 1 ? Int32(options.positional[1]) ?? 15 : 15
+        guard let pid = state.containerPid, state.status != "stopped", processAlive(state.sandboxPid) else {
+            throw Failure("cannot signal container: container is not running")
+        }
+        ChildProcesses.signalUnreaped(pid, signal)
+    }
+
+    static func wait(_ arguments: [String], root: String) throws {
+        let id = try containerID(arguments)
+        while true {
+            let state = try load(id, root: root)
+            if state.status == "stopped" || !processAlive(state.sandboxPid) {
+                Console.output("{\"id\":\"\(id)\",\"exitStatus\":\(state.exitStatus ?? 128 + 9)}")
+                return
+            }
+            Sleep.milliseconds(20)
+        }
+    }
+
+    static func delete(_ arguments: [String], root: String) throws {
+        let options = Options(arguments)
+        let id = try containerID(options.positional)
+        guard let state = try? load(id, root: root) else {
+            throw Failure("loading container: container \"\(id)\" does not exist")
+        }
+        if processAlive(state.sandboxPid) && state.status != "stopped" && state.status != "created" && !options.flags.contains("force") {
+            throw Failure("cannot delete container in state \(state.status)")
+        }
+        for pid in [state.containerPid, state.sandboxPid, state.goferPid].compactMap({ $0 }) where processAlive(pid) {
+            ChildProcesses.signalUnreaped(pid, 9)
+        }
+        Files.remove("\(root)/\(id)/state.json")
+        FileDescriptor.removeDirectory("\(root)/\(id)")
+    }
+
+    static func ps(_ arguments: [String], root: String) throws {
+        let options = Options(arguments)
+        let state = try load(try containerID(options.positional), root: root)
+        Console.output("[\(state.containerPid.map { String($0) } ?? "")]")
+    }
+
+    static func pauseOrResume(_ arguments: [String], root: String, pause: Bool) throws {
+        let id = try containerID(arguments)
+        var state = try load(id, root: root)
+        guard let pid = state.containerPid, state.status == (pause ? "running" : "paused") else {
+            throw Failure("cannot \(pause ? "pause" : "resume") container in state \(state.status)")
+        }
+        ChildProcesses.signalUnreaped(pid, pause ? 19 /* SIGSTOP */ : 18 /* SIGCONT */)
+        state.status = pause ? "paused" : "running"
+        try save(state, root: root)
+    }
+
+    static func events(_ arguments: [String], root: String) throws {
+        let options = Options(arguments)
+        let state = try load(try containerID(options.positional), root: root)
+        Console.output(
+            "{\"type\":\"stats\",\"id\":\"\(state.id)\",\"data\":{\"cpu\":{\"usage\":{\"total\":1000000,\"kernel\":0,\"user\":1000000}},\"memory\":{\"usage\":{\"usage\":4096,\"max\":8192}},\"pids\":{\"current\":1}}}")
+    }
+
+    // MARK: sandbox and gofer roles
+
+    /// Waits for start (the state saying running), runs the container process, records its
+    /// status and exits with it.
+    static func sandboxMain(_ arguments: [String], root: String, faults: Faults) -> Int32 {
+        guard let id = arguments.first else { return 2 }
+        guard awaitCreated(id, root: root) else { return 1 }
+        while true {
+            guard let state = try? load(id, root: root) else { return 1 }  // deleted before start
+            if state.status == "running" { break }
+            Sleep.milliseconds(10)
+        }
+        guard var state = try? load(id, root: root),
+              let specBytes = FileDescriptor.readAll("\(state.bundle)/config.json"),
+              let spec = try? JSONDecoder().decode(Spec.self, from: Data(specBytes)),
+              let program = spec.process.args.first
+        else { return 1 }
+        var path = program.hasPrefix("/") ? program : "/bin/\(program)"
+        var args = Array(spec.process.args.dropFirst())
+        if faults.contains("ignore-sigterm") {
+            // An ignored disposition survives exec: the process never sees SIGTERM.
+            args = ["-c", "trap '' TERM; exec \"$0\" \"$@\"", path] + args
+            path = "/bin/sh"
+        }
+        guard let pid = try? Spawn.spawn(
+            path: path, arguments: args, environment: spec.process.env ?? environment(),
+            stdin: 0, stdout: 1, stderr: 2, newSession: false)
+        else {
+            state.status = "stopped"
+            state.exitStatus = 127
+            try? save(state, root: root)
+            return 127
+        }
+        state.containerPid = pid
+        try? save(state, root: root)
+        let status = ChildProcesses.waitBlocking(pid)
+        var final = (try? load(id, root: root)) ?? state
+        final.status = "stopped"
+        final.exitStatus = Int32(status.code)
+        try? save(final, root: root)
+        return Int32(status.code)
+    }
+
+    /// Lives as long as the sandbox (or forever with orphan-gofer).
+    static func goferMain(_ arguments: [String], root: String, faults: Faults) -> Int32 {
+        guard let id = arguments.first else { return 2 }
+        guard awaitCreated(id, root: root) else { return 1 }
+        while true {
+            if !faults.contains("orphan-gofer") {
+                guard let state = try? load(id, root: root), processAlive(state.sandboxPid) else { return 0 }
+            }
+            Sleep.milliseconds(100)
+        }
+    }
+
+    // MARK: helpers
+
+    /// The sandbox and gofer start before `create` writes the state file: wait for it, so
+    /// that a missing file later means the container was deleted.
+    static func awaitCreated(_ id: String, root: String) -> Bool {
+        for _ in 0..<1000 {
+            if (try? load(id, root: root)) != nil { return true }
+            Sleep.milliseconds(10)
+        }
+        return false
+    }
+
+    static func containerID(_ arguments: [String]) throws -> String {
+        guard let id = arguments.first(where: { !$0.hasPrefix("-") }) else { throw Failure("missing container id") }
+        return id
+    }
+
+    static func load(_ id: String, root: String) throws -> State {
+        guard let bytes = FileDescriptor.readAll("\(root)/\(id)/state.json") else {
+            throw Failure("loading container: container \"\(id)\" does not exist")
+        }
+        return try JSONDecoder().decode(State.self, from: Data(bytes))
+    }
+
+    static func save(_ state: State, root: String) throws {
+        let data = try JSONEncoder().encode(state)
+        try Files.write("\(root)/\(state.id)/state.json", String(decoding: data, as: UTF8.self))
+    }
+
+    /// Alive and not a zombie.
+    static func processAlive(_ pid: Int32) -> Bool {
+        guard let stat = FileDescriptor.readAll("/proc/\(pid)/stat") else { return false }
+        let text = String(decoding: stat, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return false }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        return fields.first != "Z" && fields.first != "X"
+    }
+
+    static func environment() -> [String] { ["PATH=/usr/local/bin:/usr/bin:/bin"] }
+
+    struct Options {
+        var values: [String: String] = [:]
+        var flags: Set<String> = []
+        var positional: [String] = []
+        init(_ arguments: [String]) {
+            var index = 0
+            while index < arguments.count {
+                let argument = arguments[index]
+                if argument.hasPrefix("-") {
+                    let name = String(argument.drop(while: { $0 == "-" }))
+                    if let equals = name.firstIndex(of: "=") {
+                        values[String(name[..<equals])] = String(name[name.index(after: equals)...])
+                    } else if ["bundle", "pid-file", "console-socket", "format", "user-log", "interval"].contains(name),
+                        index + 1 < arguments.count
+                    {
+                        values[name] = arguments[index + 1]
+                        index += 1
+                    } else {
+                        flags.insert(name)
+                    }
+                } else {
+                    positional.append(argument)
+                }
+                index += 1
+            }
+        }
+    }
+
+    struct Faults {
+        let names: Set<String>
+        init(root: String) {
+            var text = ProcessEnvironment.value("WARDEN_FAKE_RUNSC_FAULTS") ?? ""
+            if let bytes = FileDescriptor.readAll("\(root)/faults") { text += "\n" + String(decoding: bytes, as: UTF8.self) }
+            names = Set(text.split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == " " }).map(String.init))
+        }
+        func contains(_ name: String) -> Bool { names.contains(name) }
+    }
+}

@@ -1,0 +1,84 @@
+import Glibc
+
+/// Small file-system helpers for state files (fake-runsc, the shim's bundle files).
+public enum Files {
+    /// Writes `text` to `path` atomically (temp file + rename), mode 0600.
+    public static func write(_ path: String, _ text: String) throws(Errno) {
+        let temporary = "\(path).tmp-\(getpid())"
+        let fd = try FileDescriptor.open(temporary, forWriting: true)
+        do throws(Errno) {
+            try FileDescriptor.writeAll(fd, Array(text.utf8))
+        } catch {
+            FileDescriptor.close(fd)
+            _ = unlink(temporary)
+            throw error
+        }
+        FileDescriptor.close(fd)
+        _ = try retryingEINTR("rename(\(path))") { rename(temporary, path) }
+    }
+
+    public static func remove(_ path: String) {
+        _ = unlink(path)
+    }
+}
+
+public enum Directories {
+    /// mkdir -p with mode 0711.
+    public static func make(_ path: String) throws(Errno) {
+        var current = ""
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o711) != 0 && errno != EEXIST {
+                throw Errno.current("mkdir(\(current))")
+            }
+        }
+    }
+}
+
+public enum Sleep {
+    public static func milliseconds(_ count: Int) { usleep(UInt32(count) * 1000) }
+    public static func seconds(_ count: Int) { sleep(UInt32(count)) }
+}
+
+public enum ProcessEnvironment {
+    public static func value(_ name: String) -> String? {
+        guard let raw = getenv(name) else { return nil }
+        return String(cString: raw)
+    }
+}
+
+extension ChildProcesses {
+    /// Blocks until the child `pid` exits and reaps it (for single-purpose processes such as
+    /// fake-runsc's sandbox; the shim itself waits only through the Supervisor).
+    public static func waitBlocking(_ pid: Int32) -> ExitStatus {
+        while true {
+            if let status = reap(pid) { return status }
+            Sleep.milliseconds(5)
+        }
+    }
+}
+
+extension FileDescriptor {
+    /// Writes all of `bytes` to a file or pipe.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(Errno) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw Errno.current("write")
+            }
+            offset += written
+        }
+    }
+}
+
+extension ProcessIdentity {
+    /// This process's executable (/proc/self/exe), for re-executing itself.
+    public static var executablePath: String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
