@@ -144,7 +144,11 @@ public enum FakeRunsc {
         guard let pid = state.containerPid, state.status != "stopped", processAlive(state.sandboxPid) else {
             throw Failure("cannot signal container: container is not running")
         }
-        ChildProcesses.signalUnreaped(pid, signal)
+        if options.flags.contains("all") {
+            ChildProcesses.signalGroup(pid, signal)
+        } else {
+            ChildProcesses.signalUnreaped(pid, signal)
+        }
     }
 
     static func wait(_ arguments: [String], root: String) throws {
@@ -168,7 +172,8 @@ public enum FakeRunsc {
         if processAlive(state.sandboxPid) && state.status != "stopped" && state.status != "created" && !options.flags.contains("force") {
             throw Failure("cannot delete container in state \(state.status)")
         }
-        for pid in [state.containerPid, state.sandboxPid, state.goferPid].compactMap({ $0 }) where processAlive(pid) {
+        if let container = state.containerPid { ChildProcesses.signalGroup(container, 9) }
+        for pid in [state.sandboxPid, state.goferPid] where processAlive(pid) {
             ChildProcesses.signalUnreaped(pid, 9)
         }
         Files.remove("\(root)/\(id)/state.json")
@@ -223,9 +228,11 @@ public enum FakeRunsc {
             args = ["-c", "trap '' TERM; exec \"$0\" \"$@\"", path] + args
             path = "/bin/sh"
         }
+        // Its own session and process group, so the whole container can be killed at once; the
+        // marker lets tests find any process the container leaves behind.
+        let env = (spec.process.env ?? environment()) + ["WARDEN_FAKE_RUNSC_CONTAINER=\(root)/\(id)"]
         guard let pid = try? Spawn.spawn(
-            path: path, arguments: args, environment: spec.process.env ?? environment(),
-            stdin: 0, stdout: 1, stderr: 2, newSession: false)
+            path: path, arguments: args, environment: env, stdin: 0, stdout: 1, stderr: 2, newSession: true)
         else {
             state.status = "stopped"
             state.exitStatus = 127
@@ -235,6 +242,8 @@ public enum FakeRunsc {
         state.containerPid = pid
         try? save(state, root: root)
         let status = ChildProcesses.waitBlocking(pid)
+        // As in gVisor, the container's other processes do not outlive its init.
+        ChildProcesses.signalGroup(pid, 9)
         var final = (try? load(id, root: root)) ?? state
         final.status = "stopped"
         final.exitStatus = Int32(status.code)

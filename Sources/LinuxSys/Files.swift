@@ -48,6 +48,11 @@ public enum ProcessEnvironment {
 }
 
 extension ChildProcesses {
+    /// Signals the process group `pgid` (a process started in its own session).
+    public static func signalGroup(_ pgid: Int32, _ signal: Int32) {
+        _ = kill(-pgid, signal)
+    }
+
     /// Blocks until the child `pid` exits and reaps it (for single-purpose processes such as
     /// fake-runsc's sandbox; the shim itself waits only through the Supervisor).
     public static func waitBlocking(_ pid: Int32) -> ExitStatus {

@@ -50,18 +50,44 @@ struct FakeRunscHarness {
             #expect(outcome != .abandoned)
             #expect(!processExists(child.pid), "\(child) still exists")
         }
+        // Nothing the container started survives it.
+        let marker = "WARDEN_FAKE_RUNSC_CONTAINER=\(dir.file("root"))"
+        let survivors = (try FileManager.default.contentsOfDirectory(atPath: "/proc")).filter { entry in
+            guard Int32(entry) != nil, let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { return false }
+            return String(decoding: environ, as: UTF8.self).contains(marker)
+        }
+        #expect(survivors.isEmpty, "container processes left: \(survivors)")
         let state = (try? FileManager.default.contentsOfDirectory(atPath: dir.file("root"))) ?? []
         #expect(state.isEmpty, "runsc state left: \(state)")
         let captures = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("runsc-") }
         #expect(captures.isEmpty, "capture files left: \(captures)")
+        cleanup()
+    }
+
+    /// Always run (defer): kills whatever is still tracked, stops the supervisor, removes the
+    /// temp dir, so a failing test does not leave processes or files behind.
+    func cleanup() {
+        _ = try? FakeRunscHarness.forceDelete(binary: Self.binary, root: dir.file("root"))
         supervisor.shutdown()
         dir.remove()
+    }
+
+    /// `fake-runsc delete --force` for every container left under `root`.
+    static func forceDelete(binary: String, root: String) throws {
+        for id in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["--root=\(root)", "delete", "--force", id]
+            try process.run()
+            process.waitUntilExit()
+        }
     }
 }
 
 @Suite(.timeLimit(.minutes(1)), .serialized) struct FakeRunscTests {
     @Test func lifecycleReportsTheContainerExitStatus() async throws {
         let fake = try FakeRunscHarness(script: "exit 7")
+        defer { fake.cleanup() }
         try await withTimeout(.seconds(20)) {
             try await fake.runsc.create("c1", bundle: fake.dir.file("bundle"), pidFile: fake.dir.file("pid"))
             let (sandbox, gofer) = try fake.adoptSandboxAndGofer("c1")
@@ -79,7 +105,8 @@ struct FakeRunscHarness {
     }
 
     @Test func killStopsARunningContainer() async throws {
-        let fake = try FakeRunscHarness(script: "sleep 30")
+        let fake = try FakeRunscHarness(script: "sleep 30; true")
+        defer { fake.cleanup() }
         try await withTimeout(.seconds(20)) {
             try await fake.runsc.create("c1", bundle: fake.dir.file("bundle"), pidFile: fake.dir.file("pid"))
             let (sandbox, gofer) = try fake.adoptSandboxAndGofer("c1")
@@ -105,7 +132,8 @@ struct FakeRunscHarness {
     /// hang-kill: the Kill call returns at runsc_call_timeout and its runsc process is gone;
     /// `delete --force` still cleans the sandbox.
     @Test func hungKillIsBoundedAndForceDeleteCleansUp() async throws {
-        let fake = try FakeRunscHarness(faults: ["hang-kill"], callTimeout: .milliseconds(400), script: "sleep 30")
+        let fake = try FakeRunscHarness(faults: ["hang-kill"], callTimeout: .milliseconds(400), script: "sleep 30; true")
+        defer { fake.cleanup() }
         try await withTimeout(.seconds(20)) {
             try await fake.runsc.create("c1", bundle: fake.dir.file("bundle"), pidFile: fake.dir.file("pid"))
             let (sandbox, gofer) = try fake.adoptSandboxAndGofer("c1")
@@ -125,6 +153,7 @@ struct FakeRunscHarness {
     /// `delete --force` removes them.
     @Test func crashOnCreateLeavesProcessesThatForceDeleteRemoves() async throws {
         let fake = try FakeRunscHarness(faults: ["crash-on-create"], script: "exit 0")
+        defer { fake.cleanup() }
         try await withTimeout(.seconds(20)) {
             await #expect(throws: RunscError.commandFailed(verb: "create", exitStatus: 1, detail: "creating container: fake crash-on-create")) {
                 try await fake.runsc.create("c1", bundle: fake.dir.file("bundle"), pidFile: fake.dir.file("pid"))
