@@ -3,13 +3,13 @@ import Synchronization
 /// Runs `operation`, returning its result or throwing `onTimeout()` at `deadline`,
 /// whichever comes first. At the deadline the operation is cancelled and abandoned: the
 /// caller never waits for an operation that ignores cancellation (a wedged runsc call, a
-/// peer that never answers). A nil deadline runs the operation unbounded.
+/// peer that never answers). A nil deadline has no timer, but cancelling the caller still
+/// ends the wait at once (throwing CancellationError) and cancels the operation.
 public func withDeadline<T: Sendable>(
     _ deadline: ContinuousClock.Instant?,
     onTimeout: @escaping @Sendable () -> any Error,
     _ operation: @escaping @Sendable () async throws -> T
 ) async throws -> T {
-    guard let deadline else { return try await operation() }
     let race = DeadlineRace<T>()
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { continuation in
@@ -21,11 +21,13 @@ public func withDeadline<T: Sendable>(
                     race.finish(.failure(error))
                 }
             }
-            let timer = Task {
-                try? await Task.sleep(until: deadline, clock: .continuous)
-                if !Task.isCancelled { race.finish(.failure(onTimeout())) }
+            let timer = deadline.map { deadline in
+                Task {
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    if !Task.isCancelled { race.finish(.failure(onTimeout())) }
+                }
             }
-            race.attach(work: work, timer: timer)
+            race.attach([work] + (timer.map { [$0] } ?? []))
         }
     } onCancel: {
         race.finish(.failure(CancellationError()))
@@ -51,15 +53,14 @@ private final class DeadlineRace<T: Sendable>: Sendable {
         if let early { continuation.resume(with: early) }
     }
 
-    func attach(work: Task<Void, Never>, timer: Task<Void, Never>) {
+    func attach(_ tasks: [Task<Void, Never>]) {
         let finished = state.withLock { state -> Bool in
             if state.done { return true }
-            state.tasks = [work, timer]
+            state.tasks = tasks
             return false
         }
         if finished {
-            work.cancel()
-            timer.cancel()
+            for task in tasks { task.cancel() }
         }
     }
 

@@ -58,10 +58,4 @@ public final class BlockingQueue<Element>: @unchecked Sendable {
         pthread_cond_broadcast(condition)
         pthread_mutex_unlock(mutex)
     }
-
-    public var count: Int {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return items.count - head
-    }
 }

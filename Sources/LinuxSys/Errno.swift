@@ -20,15 +20,11 @@ public struct Errno: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     public static let EINTR = Glibc.EINTR
-    public static let EAGAIN = Glibc.EAGAIN
     public static let ENOENT = Glibc.ENOENT
-    public static let ECONNREFUSED = Glibc.ECONNREFUSED
     public static let ENAMETOOLONG = Glibc.ENAMETOOLONG
     public static let EBADF = Glibc.EBADF
-    public static let EPIPE = Glibc.EPIPE
     public static let ESRCH = Glibc.ESRCH
     public static let ECHILD = Glibc.ECHILD
-    public static let ECONNRESET = Glibc.ECONNRESET
 }
 
 /// Runs `body` until it succeeds or fails with something other than EINTR.

@@ -171,7 +171,7 @@ public struct Runsc: Sendable {
             }
             supervisor.release(child)
             if let runscError = error as? RunscError { throw runscError }
-            throw .timedOut(verb: verb, after: timeout ?? .zero)
+            throw .cancelled(verb: verb)
         }
         supervisor.release(child)
         let stdout = String(decoding: FileDescriptor.readAll(outPath) ?? [], as: UTF8.self)

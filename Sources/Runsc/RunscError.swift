@@ -5,6 +5,8 @@ public enum RunscError: Error, Equatable, Sendable, CustomStringConvertible {
     case commandFailed(verb: String, exitStatus: UInt32, detail: String)
     /// runsc did not finish within its deadline; it was SIGKILLed and reaped.
     case timedOut(verb: String, after: Duration)
+    /// The caller gave up (its task was cancelled); runsc was SIGKILLed and reaped.
+    case cancelled(verb: String)
     /// The container does not exist (runsc: "does not exist", "not found").
     case notFound(verb: String, detail: String)
     /// The container has already stopped (runsc: "not running", "already stopped").
@@ -20,6 +22,8 @@ public enum RunscError: Error, Equatable, Sendable, CustomStringConvertible {
             "runsc \(verb) failed (exit status \(status)): \(detail)"
         case .timedOut(let verb, let after):
             "runsc \(verb) did not finish within \(after); killed"
+        case .cancelled(let verb):
+            "runsc \(verb) abandoned by its caller; killed"
         case .notFound(let verb, let detail):
             "runsc \(verb): container not found: \(detail)"
         case .alreadyStopped(let verb, let detail):

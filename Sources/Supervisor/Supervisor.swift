@@ -223,31 +223,28 @@ public final class Supervisor: Sendable {
 
     /// The pidfd of `id` is readable: the process has exited. Reap it and wake its waiters.
     private func collect(_ id: UInt64) {
-        let (waiters, pidfd) = state.withLock { state -> ([CheckedContinuation<ChildOutcome, Never>], Int32?) in
-            guard var entry = state.entries[id], entry.outcome == nil, let pidfd = entry.pidfd else { return ([], nil) }
+        let collected = state.withLock { state -> (ChildOutcome, [CheckedContinuation<ChildOutcome, Never>], Int32)? in
+            guard var entry = state.entries[id], entry.outcome == nil, let pidfd = entry.pidfd else { return nil }
             let outcome: ChildOutcome
             do {
                 guard let status = try PidFD.reap(pidfd) else {
-                    return ([], nil)  // readable but not reapable yet: look again on the next event
+                    return nil  // readable but not reapable yet: look again on the next event
                 }
                 outcome = .exited(status)
             } catch {
                 outcome = .exitedWithoutStatus  // ECHILD: not our child
             }
+            let waiters = entry.waiters
             entry.outcome = outcome
             entry.pidfd = nil
-            let waiters = entry.waiters
             entry.waiters = []
             state.entries[id] = entry
             state.idOfPid[entry.pid] = nil
-            return (waiters.map { $0 }, pidfd)
+            return (outcome, waiters, pidfd)
         }
-        if let pidfd {
-            epoll.remove(pidfd)
-            PidFD.close(pidfd)
-        }
-        guard !waiters.isEmpty else { return }
-        let outcome = state.withLock { $0.entries[id]?.outcome } ?? .abandoned
+        guard let (outcome, waiters, pidfd) = collected else { return }
+        epoll.remove(pidfd)
+        PidFD.close(pidfd)
         for waiter in waiters { waiter.resume(returning: outcome) }
     }
 

@@ -64,8 +64,9 @@ final class FrameConnection: Sendable {
         return outgoing.push(bytes)
     }
 
-    /// Begins closing: wakes the reader, which closes the queue; the writer then flushes what
-    /// was queued before this call and closes the descriptor.
+    /// Closes hard: both directions are shut, so the reader wakes and exits, queued frames are
+    /// dropped (writes fail), and the writer then closes the descriptor. A graceful close after
+    /// a final answer is the reader returning `.close` instead.
     func close() {
         fdState.withLock { state in
             if !state.closed { UnixSocket.shutdown(fd) }

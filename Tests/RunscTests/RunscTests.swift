@@ -117,6 +117,21 @@ struct FakeRunsc {
         #expect(!processExists(pid))
     }
 
+    /// `wait` has no deadline of its own, but a caller that gives up still takes runsc down.
+    @Test func cancelledUnboundedWaitKillsRunsc() async throws {
+        let fake = try FakeRunsc(mode: "hang")
+        defer { fake.finish() }
+        let call = Task { try await fake.runsc.wait("c1") }
+        try await Task.sleep(for: .milliseconds(300))
+        call.cancel()
+        await #expect(throws: RunscError.cancelled(verb: "wait")) {
+            try await withTimeout(.seconds(5), "cancelled wait to return") { try await call.value }
+        }
+        let pid = try #require(fake.lastPid)
+        for _ in 0..<100 where processExists(pid) { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(!processExists(pid))
+    }
+
     @Test(arguments: [
         ("not-found", RunscError.notFound(verb: "kill", detail: "loading container: container \"c1\" does not exist")),
         ("stopped", .alreadyStopped(verb: "kill", detail: "cannot signal container: container is not running")),
