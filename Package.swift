@@ -43,7 +43,13 @@ let package = Package(
         .testTarget(name: "RunscTests", dependencies: ["Runsc", "Supervisor", "LinuxSys", "WardenTestSupport"]),
         .testTarget(name: "FakeRunscTests", dependencies: ["Runsc", "Supervisor", "LinuxSys", "WardenTestSupport"]),
         // The shim's core: errors (mapped to ttrpc status in one place), later the task service.
-        .target(name: "ShimCore", dependencies: ["TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor"]),
+        .target(
+            name: "ShimCore",
+            dependencies: [
+                "TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor", "Runsc", "Config", "Deadlines",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
+        ),
         .executableTarget(name: "containerd-shim-warden-v2", dependencies: ["ShimCore", "LinuxSys"]),
         // Test double with runsc's CLI and process model (design.md §4), plus fault injection.
         .target(name: "FakeRunscCore", dependencies: ["LinuxSys"]),

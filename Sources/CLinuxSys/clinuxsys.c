@@ -12,6 +12,8 @@
 #include <spawn.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -223,4 +225,94 @@ void clinux_eventfd_drain(int fd) {
     uint64_t value;
     while (read(fd, &value, sizeof(value)) == sizeof(value)) {
     }
+}
+
+int clinux_spawn_fds(const char *path, char *const argv[], char *const envp[], const int *fds, int count,
+                     int new_session, pid_t *pid) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+    // Park every source above the target range first, so a source that is also a target
+    // number (fd 3 handed over as fd 4, say) is not overwritten before it is copied.
+    for (int i = 0; i < count; i++) posix_spawn_file_actions_adddup2(&actions, fds[i], 1000 + i);
+    for (int i = 0; i < count; i++) {
+        posix_spawn_file_actions_adddup2(&actions, 1000 + i, i);
+        posix_spawn_file_actions_addclose(&actions, 1000 + i);
+    }
+    sigset_t empty, all;
+    sigemptyset(&empty);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (new_session) flags |= POSIX_SPAWN_SETSID;
+    posix_spawnattr_setflags(&attr, flags);
+    int rc = posix_spawn(pid, path, &actions, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}
+
+int clinux_receive_fd(int sock) {
+    char data[256];
+    struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof(control.buf);
+    ssize_t n;
+    do {
+        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return -1;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    if (cmsg == NULL || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) {
+        errno = EBADMSG;
+        return -1;
+    }
+    int fd;
+    memcpy(&fd, CMSG_DATA(cmsg), sizeof(int));
+    return fd;
+}
+
+int clinux_set_window_size(int fd, unsigned short width, unsigned short height) {
+    struct winsize ws;
+    memset(&ws, 0, sizeof(ws));
+    ws.ws_col = width;
+    ws.ws_row = height;
+    return ioctl(fd, TIOCSWINSZ, &ws);
+}
+
+int clinux_mount(const char *source, const char *target, const char *type, unsigned long flags, const char *data) {
+    return mount(source, target, type, flags, data);
+}
+
+int clinux_unmount(const char *target, int flags) {
+    return umount2(target, flags);
+}
+
+int clinux_pipe(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
+}
+
+int clinux_set_blocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+}
+
+void clinux_ignore_sigpipe(void) {
+    signal(SIGPIPE, SIG_IGN);
 }

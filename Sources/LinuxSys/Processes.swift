@@ -94,6 +94,17 @@ public enum Spawn {
         path: String, arguments: [String], environment: [String], stdin: Int32, stdout: Int32, stderr: Int32,
         newSession: Bool
     ) throws(Errno) -> Int32 {
+        try spawn(
+            path: path, arguments: arguments, environment: environment, descriptors: [stdin, stdout, stderr],
+            newSession: newSession)
+    }
+
+    /// posix_spawn where `descriptors[i]` becomes fd i of the child (at least stdio); nothing
+    /// else is inherited (every descriptor the shim opens is close-on-exec).
+    public static func spawn(
+        path: String, arguments: [String], environment: [String], descriptors: [Int32], newSession: Bool
+    ) throws(Errno) -> Int32 {
+        precondition(descriptors.count >= 3, "stdio descriptors are required")
         var pid: pid_t = 0
         let argv = ([path.split(separator: "/").last.map(String.init) ?? path] + arguments).map { strdup($0) }
         let envp = environment.map { strdup($0) }
@@ -103,8 +114,11 @@ public enum Spawn {
         }
         let rc = (argv + [nil]).withUnsafeBufferPointer { argvBuffer in
             (envp + [nil]).withUnsafeBufferPointer { envBuffer in
-                clinux_spawn(
-                    path, argvBuffer.baseAddress, envBuffer.baseAddress, stdin, stdout, stderr, newSession ? 1 : 0, &pid)
+                descriptors.withUnsafeBufferPointer { fds in
+                    clinux_spawn_fds(
+                        path, argvBuffer.baseAddress, envBuffer.baseAddress, fds.baseAddress, Int32(fds.count),
+                        newSession ? 1 : 0, &pid)
+                }
             }
         }
         if rc != 0 { throw Errno.current("posix_spawn(\(path))") }

@@ -12,11 +12,14 @@ public struct PeerCredentials: Sendable, Equatable {
 /// created close-on-exec so spawned runsc processes never inherit them.
 public enum UnixSocket {
     /// Creates a listening socket at `path` with permissions `mode` (0600: containerd runs as
-    /// root and is the only intended client). A stale socket file left at `path` is replaced.
-    public static func listen(path: String, mode: mode_t = 0o600, backlog: Int32 = 128) throws(Errno) -> Int32 {
+    /// root and is the only intended client). A stale socket file left at `path` is replaced,
+    /// unless `replaceExisting` is false: then an existing file fails with EADDRINUSE.
+    public static func listen(
+        path: String, mode: mode_t = 0o600, backlog: Int32 = 128, replaceExisting: Bool = true
+    ) throws(Errno) -> Int32 {
         let fd = try retryingEINTR("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         do {
-            _ = unlink(path)
+            if replaceExisting { _ = unlink(path) }
             _ = try retryingEINTR("bind(\(path))") { clinux_bind_unix(fd, path) }
             _ = try retryingEINTR("chmod(\(path))") { chmod(path, mode) }
             _ = try retryingEINTR("listen(\(path))") { Glibc.listen(fd, backlog) }

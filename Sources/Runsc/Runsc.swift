@@ -52,6 +52,69 @@ public struct RunscState: Decodable, Equatable, Sendable {
     }
 }
 
+/// The descriptors a container process gets as stdio, through runsc create/start/exec.
+public struct ContainerStdio: Sendable {
+    public var stdin: Int32
+    public var stdout: Int32
+    public var stderr: Int32
+
+    public init(stdin: Int32, stdout: Int32, stderr: Int32) {
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+    }
+}
+
+/// `runsc events --stats` output (runc's event shape).
+struct RunscEvent: Decodable {
+    var data: RunscStats
+}
+
+/// Resource usage as runsc reports it (gVisor runsc/boot/events.go).
+public struct RunscStats: Decodable, Equatable, Sendable {
+    public struct CPUUsage: Decodable, Equatable, Sendable {
+        public var kernel: UInt64?
+        public var user: UInt64?
+        public var total: UInt64?
+        public var percpu: [UInt64]?
+    }
+    public struct CPU: Decodable, Equatable, Sendable { public var usage: CPUUsage? }
+    public struct MemoryEntry: Decodable, Equatable, Sendable {
+        public var limit: UInt64?
+        public var usage: UInt64?
+        public var max: UInt64?
+        public var failcnt: UInt64?
+    }
+    public struct Memory: Decodable, Equatable, Sendable {
+        public var cache: UInt64?
+        public var usage: MemoryEntry?
+        public var swap: MemoryEntry?
+        public var kernel: MemoryEntry?
+        public var raw: [String: UInt64]?
+    }
+    public struct Pids: Decodable, Equatable, Sendable {
+        public var current: UInt64?
+        public var limit: UInt64?
+    }
+    public var cpu: CPU?
+    public var memory: Memory?
+    public var pids: Pids?
+}
+
+/// The `msg` fields of runsc's JSON log (`--log-format=json`), one per line.
+enum RunscLog {
+    static func messages(_ bytes: [UInt8]) -> String {
+        struct Line: Decodable { var msg: String? }
+        var result = ""
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            if let decoded = try? JSONDecoder().decode(Line.self, from: Data(line)), let msg = decoded.msg {
+                result += msg + "\n"
+            }
+        }
+        return result
+    }
+}
+
 /// One typed method per runsc subcommand. Every call runs under a deadline: at expiry the
 /// runsc process is SIGKILLed through its pidfd and reaped before the error is thrown, so a
 /// wedged runsc never holds a caller, and never lingers.
@@ -82,8 +145,12 @@ public struct Runsc: Sendable {
         }
     }
 
-    public func kill(_ id: String, signal: Int32, all: Bool = false) async throws(RunscError) {
-        _ = try await run("kill", (all ? ["--all"] : []) + [id, String(signal)], timeout: configuration.callTimeout)
+    /// `runsc kill`: the container's init, every process (`all`), or one process by its pid
+    /// inside the sandbox (`pid`, for execs).
+    public func kill(_ id: String, signal: Int32, all: Bool = false, pid: Int32? = nil) async throws(RunscError) {
+        var arguments = all ? ["--all"] : []
+        if let pid { arguments.append("--pid=\(pid)") }
+        _ = try await run("kill", arguments + [id, String(signal)], timeout: configuration.callTimeout)
     }
 
     public func delete(_ id: String, force: Bool = false) async throws(RunscError) {
@@ -92,8 +159,35 @@ public struct Runsc: Sendable {
 
     /// `runsc create`: the sandbox (and gofer) are daemonized; the sandbox pid is written to
     /// `pidFile` for the caller to adopt. Bounded by `create_timeout`.
-    public func create(_ id: String, bundle: String, pidFile: String) async throws(RunscError) {
-        _ = try await run("create", ["--bundle", bundle, "--pid-file", pidFile, id], timeout: configuration.createTimeout)
+    /// The root container's stdio is that of `runsc create` (a subcontainer's, of `runsc start`);
+    /// with a terminal, runsc sends the pty master to `consoleSocket` instead.
+    public func create(
+        _ id: String, bundle: String, pidFile: String, consoleSocket: String? = nil, stdio: ContainerStdio? = nil
+    ) async throws(RunscError) {
+        var arguments = ["--bundle", bundle, "--pid-file", pidFile]
+        if let consoleSocket { arguments += ["--console-socket", consoleSocket] }
+        _ = try await run("create", arguments + [id], timeout: configuration.createTimeout, stdio: stdio)
+    }
+
+    /// `runsc exec --detach`: runsc leaves a `runsc-exec` process (pid in `pidFile`) that
+    /// exits with the exec's status; `internalPidFile` gets the process's pid inside the sandbox.
+    public func exec(
+        _ id: String, processFile: String, pidFile: String, internalPidFile: String, consoleSocket: String? = nil,
+        stdio: ContainerStdio? = nil
+    ) async throws(RunscError) {
+        var arguments = ["--detach", "--process", processFile, "--pid-file", pidFile, "--internal-pid-file", internalPidFile]
+        if let consoleSocket { arguments += ["--console-socket", consoleSocket] }
+        _ = try await run("exec", arguments + [id], timeout: configuration.createTimeout, stdio: stdio)
+    }
+
+    /// `runsc events --stats`: one sample of the container's resource usage.
+    public func stats(_ id: String) async throws(RunscError) -> RunscStats {
+        let output = try await run("events", ["--stats", id], timeout: configuration.callTimeout)
+        do {
+            return try JSONDecoder().decode(RunscEvent.self, from: Data(output.utf8)).data
+        } catch {
+            throw .invalidOutput(verb: "events", detail: "\(error): \(output.prefix(200))")
+        }
     }
 
     /// `runsc wait`: the container's exit status. Unbounded unless `timeout` is given; the
@@ -108,8 +202,8 @@ public struct Runsc: Sendable {
         }
     }
 
-    public func start(_ id: String) async throws(RunscError) {
-        _ = try await run("start", [id], timeout: configuration.createTimeout)
+    public func start(_ id: String, stdio: ContainerStdio? = nil) async throws(RunscError) {
+        _ = try await run("start", [id], timeout: configuration.createTimeout, stdio: stdio)
     }
 
     public func pause(_ id: String) async throws(RunscError) {
@@ -132,26 +226,39 @@ public struct Runsc: Sendable {
 
     /// Runs `runsc <global flags> <verb> <arguments>` and returns its stdout.
     /// A nil timeout means unbounded (only `wait` may be, and its caller races it).
-    public func run(_ verb: String, _ arguments: [String], timeout: Duration?) async throws(RunscError) -> String {
+    /// With `stdio`, runsc runs with the container's stdio (what create/start/exec hand to the
+    /// sandbox) and its own messages go to a JSON log file, read back if it fails.
+    public func run(
+        _ verb: String, _ arguments: [String], timeout: Duration?, stdio: ContainerStdio? = nil
+    ) async throws(RunscError) -> String {
         let callNumber = counter.next()
         let base = "\(configuration.scratchDirectory)/runsc-\(ProcessIdentity.pid)-\(callNumber)-\(verb)"
         let outPath = base + ".out"
         let errPath = base + ".err"
+        let logPath = base + ".log"
         defer {
             FileDescriptor.remove(outPath)
             FileDescriptor.remove(errPath)
+            FileDescriptor.remove(logPath)
         }
         let child: Child
         do throws(Errno) {
-            let null = try FileDescriptor.open("/dev/null")
-            defer { FileDescriptor.close(null) }
-            let out = try FileDescriptor.open(outPath, forWriting: true)
-            defer { FileDescriptor.close(out) }
-            let err = try FileDescriptor.open(errPath, forWriting: true)
-            defer { FileDescriptor.close(err) }
-            child = try supervisor.spawn(
-                path: configuration.binary, arguments: globalArguments() + [verb] + arguments,
-                environment: configuration.environment, stdin: null, stdout: out, stderr: err)
+            if let stdio {
+                child = try supervisor.spawn(
+                    path: configuration.binary, arguments: globalArguments(log: logPath) + [verb] + arguments,
+                    environment: configuration.environment, stdin: stdio.stdin, stdout: stdio.stdout,
+                    stderr: stdio.stderr)
+            } else {
+                let null = try FileDescriptor.open("/dev/null")
+                defer { FileDescriptor.close(null) }
+                let out = try FileDescriptor.open(outPath, forWriting: true)
+                defer { FileDescriptor.close(out) }
+                let err = try FileDescriptor.open(errPath, forWriting: true)
+                defer { FileDescriptor.close(err) }
+                child = try supervisor.spawn(
+                    path: configuration.binary, arguments: globalArguments() + [verb] + arguments,
+                    environment: configuration.environment, stdin: null, stdout: out, stderr: err)
+            }
         } catch {
             throw .spawnFailed(verb: verb, detail: "\(configuration.binary): \(error)")
         }
@@ -179,7 +286,8 @@ public struct Runsc: Sendable {
         case .exited(.exited(0)):
             return stdout
         case .exited(let status):
-            let stderr = String(decoding: FileDescriptor.readAll(errPath) ?? [], as: UTF8.self)
+            var stderr = String(decoding: FileDescriptor.readAll(errPath) ?? [], as: UTF8.self)
+            if stdio != nil { stderr += RunscLog.messages(FileDescriptor.readAll(logPath) ?? []) }
             throw RunscError.classify(verb: verb, exitStatus: status.code, output: stderr + "\n" + stdout)
         case .exitedWithoutStatus, .abandoned:
             throw .commandFailed(verb: verb, exitStatus: 255, detail: "runsc exit status unavailable")

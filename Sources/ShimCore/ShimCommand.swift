@@ -1,20 +1,89 @@
+import Config
+import ContainerdAPI
 import LinuxSys
+import SwiftProtobuf
 
 /// Version of this build, printed by `-v`.
-public let wardenVersion = "0.1.0"
+public let wardenVersion = "0.2.0"
 
-/// Entry point of the shim binary. The `start`/`delete` actions and the task service arrive
-/// with the task-service work; until then the binary answers `-v` and refuses the rest with
-/// a clear message and a non-zero exit, so containerd reports a failed start rather than a
-/// hang.
+/// Entry point of the shim binary: `start`, `delete`, or (no action) the long-running server
+/// that `start` spawns with the listening socket as fd 3.
 public enum ShimCommand {
-    public static func run(arguments: [String]) -> Int32 {
-        if arguments.contains("-v") || arguments.contains("-version") || arguments.contains("--version") {
+    /// Passed from `start` to the server it spawns.
+    static let configPathVariable = "WARDEN_CONFIG_PATH"
+    static let socketPathVariable = "WARDEN_SOCKET_PATH"
+    /// Written into the bundle so a later `delete` (a fresh process, no options) uses the same config.
+    static let bundleConfigFile = "warden-config-path"
+
+    public static func run(arguments: [String]) async -> Int32 {
+        let flags: ShimFlags
+        do throws(ShimFlags.UsageError) {
+            flags = try ShimFlags.parse(arguments)
+        } catch {
+            Console.error("containerd-shim-warden-v2: \(error)")
+            return 2
+        }
+        if flags.version {
             Console.output("containerd-shim-warden-v2:\n  Version: \(wardenVersion)\n  Runtime: io.containerd.warden.v2")
             return 0
         }
-        let action = arguments.last ?? ""
-        Console.error("containerd-shim-warden-v2: action \"\(action)\" is not available in this build")
-        return 2
+        switch flags.action {
+        case "start":
+            return ShimStart.run(flags)
+        case "delete":
+            return await ShimDelete.run(flags)
+        case nil:
+            return await ShimServer.run(flags)
+        case let action?:
+            Console.error("containerd-shim-warden-v2: unknown action \"\(action)\" (expected start or delete)")
+            return 2
+        }
+    }
+
+    /// The config the shim uses: the runtime options' ConfigPath when given, else
+    /// /etc/containerd/warden.toml when present, else the built-in defaults.
+    static func loadConfig(path: String?) throws(ConfigError) -> (WardenConfig, String) {
+        if let path, !path.isEmpty {
+            return (try WardenConfig.load(path: path, read: { FileDescriptor.readAll($0, limit: 1 << 20) }), path)
+        }
+        if FileDescriptor.exists(WardenConfig.defaultPath) {
+            return (
+                try WardenConfig.load(path: WardenConfig.defaultPath, read: { FileDescriptor.readAll($0, limit: 1 << 20) }),
+                WardenConfig.defaultPath
+            )
+        }
+        return (WardenConfig(), "")
+    }
+}
+
+/// What `start` finds on stdin (reference/shim-contract.md §1.2): a BootstrapParams (2.3+)
+/// whose id and namespace match the flags, else a runtime-options Any, else nothing.
+struct StartInput: Equatable {
+    var configPath: String?
+    var socketDirectory: String?
+
+    static func parse(_ bytes: [UInt8], id: String, namespace: String) -> StartInput {
+        guard !bytes.isEmpty else { return StartInput() }
+        if let params = try? Containerd_Runtime_Bootstrap_V1_BootstrapParams(serializedBytes: bytes),
+            params.instanceID == id, params.namespace == namespace
+        {
+            var input = StartInput()
+            input.socketDirectory = params.hasSocketDir && !params.socketDir.isEmpty ? params.socketDir : nil
+            for extensionValue in params.extensions {
+                if let path = configPath(of: extensionValue.value) { input.configPath = path }
+            }
+            return input
+        }
+        if let any = try? Google_Protobuf_Any(serializedBytes: bytes) {
+            return StartInput(configPath: configPath(of: any))
+        }
+        return StartInput()
+    }
+
+    /// runtimeoptions.v1.Options{type_url=1, config_path=2}, whatever its type URL says
+    /// (CRI passes the handler's TypeUrl, ctr an empty one).
+    static func configPath(of any: Google_Protobuf_Any) -> String? {
+        guard let options = try? Runtimeoptions_V1_Options(serializedBytes: Array(any.value)) else { return nil }
+        return options.configPath.isEmpty ? nil : options.configPath
     }
 }

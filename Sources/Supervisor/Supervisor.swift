@@ -76,10 +76,19 @@ public final class Supervisor: Sendable {
         path: String, arguments: [String], environment: [String], stdin: Int32, stdout: Int32, stderr: Int32,
         newSession: Bool = false
     ) throws(Errno) -> Child {
+        try spawn(
+            path: path, arguments: arguments, environment: environment, descriptors: [stdin, stdout, stderr],
+            newSession: newSession)
+    }
+
+    /// Spawns a tracked child whose fd i is `descriptors[i]` (stdio, then e.g. a listener as fd 3).
+    public func spawn(
+        path: String, arguments: [String], environment: [String], descriptors: [Int32], newSession: Bool = false
+    ) throws(Errno) -> Child {
         try registration.withLock { _ throws(Errno) -> Child in
             let pid = try Spawn.spawn(
-                path: path, arguments: arguments, environment: environment, stdin: stdin, stdout: stdout,
-                stderr: stderr, newSession: newSession)
+                path: path, arguments: arguments, environment: environment, descriptors: descriptors,
+                newSession: newSession)
             let pidfd: Int32
             do throws(Errno) {
                 pidfd = try PidFD.open(pid)

@@ -3,4 +3,4 @@
 import LinuxSys
 import ShimCore
 
-exit(ShimCommand.run(arguments: Array(CommandLine.arguments.dropFirst())))
+exit(await ShimCommand.run(arguments: Array(CommandLine.arguments.dropFirst())))

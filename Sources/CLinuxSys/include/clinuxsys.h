@@ -51,6 +51,31 @@ int clinux_set_child_subreaper(void);
 int clinux_spawn(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd,
                  int stderr_fd, int new_session, pid_t *pid);
 
+/// As clinux_spawn, with `fds[i]` becoming descriptor i in the child for i < count (count >= 3),
+/// so a listener can be handed over as fd 3.
+int clinux_spawn_fds(const char *path, char *const argv[], char *const envp[], const int *fds, int count,
+                     int new_session, pid_t *pid);
+
+/// Receives one descriptor passed with SCM_RIGHTS on a connected Unix socket (runsc's
+/// --console-socket sends the pty master this way). Returns the descriptor, close-on-exec.
+int clinux_receive_fd(int sock);
+
+/// TIOCSWINSZ on a terminal.
+int clinux_set_window_size(int fd, unsigned short width, unsigned short height);
+
+/// mount(2) and umount2(2).
+int clinux_mount(const char *source, const char *target, const char *type, unsigned long flags, const char *data);
+int clinux_unmount(const char *target, int flags);
+
+/// pipe2(O_CLOEXEC).
+int clinux_pipe(int fds[2]);
+
+/// Clears O_NONBLOCK on a descriptor.
+int clinux_set_blocking(int fd);
+
+/// Ignores SIGPIPE process-wide, so a write to a pipe or fifo whose reader left fails with EPIPE.
+void clinux_ignore_sigpipe(void);
+
 /// epoll helpers: create (close-on-exec), add a descriptor for EPOLLIN with a 64-bit tag,
 /// remove it, and wait for up to `max` events, writing their tags.
 int clinux_epoll_create(void);

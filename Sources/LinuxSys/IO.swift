@@ -1,0 +1,249 @@
+import CLinuxSys
+import Glibc
+
+/// Pipes, fifos and raw reads/writes for container stdio.
+extension FileDescriptor {
+    /// A close-on-exec pipe: (read end, write end).
+    public static func pipe() throws(Errno) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        if clinux_pipe(&fds) != 0 { throw Errno.current("pipe2") }
+        return (fds[0], fds[1])
+    }
+
+    /// Opens a fifo without blocking on its peer, then makes the descriptor blocking.
+    /// Opening for reading succeeds at once; for writing it fails with ENXIO while no reader has it open.
+    public static func openFifo(_ path: String, forWriting: Bool) throws(Errno) -> Int32 {
+        let flags = O_CLOEXEC | O_NONBLOCK | (forWriting ? O_WRONLY : O_RDONLY)
+        let fd = try retryingEINTR("open(\(path))") { Glibc.open(path, flags) }
+        if clinux_set_blocking(fd) != 0 {
+            let error = Errno.current("fcntl(\(path))")
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// Opens `path` read-write (a fifo opened this way never blocks and never sees EOF).
+    public static func openReadWrite(_ path: String) throws(Errno) -> Int32 {
+        try retryingEINTR("open(\(path))") { Glibc.open(path, O_CLOEXEC | O_RDWR) }
+    }
+
+    /// Opens (creating, appending) a regular file for writing, as `file://` stdio needs.
+    public static func openForAppend(_ path: String) throws(Errno) -> Int32 {
+        try retryingEINTR("open(\(path))") { Glibc.open(path, O_CLOEXEC | O_WRONLY | O_CREAT | O_APPEND, 0o644) }
+    }
+
+    /// One read into `buffer`; 0 at end of file.
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
+        try retryingEINTR("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+    }
+
+    /// Writes all of `buffer`.
+    public static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws(Errno) {
+        var offset = 0
+        while offset < buffer.count {
+            let written = try retryingEINTR("write") { Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset) }
+            offset += written
+        }
+    }
+
+    /// /dev/null, opened read-write.
+    public static func openNull() throws(Errno) -> Int32 {
+        try retryingEINTR("open(/dev/null)") { Glibc.open("/dev/null", O_CLOEXEC | O_RDWR) }
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+}
+
+/// Terminals.
+public enum Terminal {
+    public static func setWindowSize(_ fd: Int32, width: UInt16, height: UInt16) throws(Errno) {
+        if clinux_set_window_size(fd, width, height) != 0 { throw Errno.current("ioctl(TIOCSWINSZ)") }
+    }
+}
+
+extension UnixSocket {
+    /// Receives one descriptor sent with SCM_RIGHTS.
+    public static func receiveDescriptor(_ fd: Int32) throws(Errno) -> Int32 {
+        let received = clinux_receive_fd(fd)
+        if received < 0 { throw Errno.current("recvmsg(SCM_RIGHTS)") }
+        return received
+    }
+}
+
+/// mount(2)/umount2(2).
+public enum Mounts {
+    public static func mount(source: String, target: String, type: String, flags: UInt, data: String) throws(Errno) {
+        if clinux_mount(source, target, type, flags, data.isEmpty ? nil : data) != 0 {
+            throw Errno.current("mount(\(type) \(source) on \(target))")
+        }
+    }
+
+    /// Unmounts `target`; `detach` is MNT_DETACH. Not mounted (EINVAL) or missing (ENOENT) is success.
+    public static func unmount(_ target: String, detach: Bool = false) throws(Errno) {
+        if clinux_unmount(target, detach ? Int32(MNT_DETACH) : 0) != 0 {
+            if errno == EINVAL || errno == ENOENT { return }
+            throw Errno.current("umount(\(target))")
+        }
+    }
+
+    /// Whether `path` is a mount point, from /proc/self/mountinfo.
+    public static func isMountPoint(_ path: String) -> Bool {
+        guard let info = FileDescriptor.readAll("/proc/self/mountinfo", limit: 16 << 20) else { return false }
+        let text = String(decoding: info, as: UTF8.self)
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            if fields.count > 4 && fields[4] == path { return true }
+        }
+        return false
+    }
+
+    public static let readOnly: UInt = UInt(MS_RDONLY)
+    public static let noSuid: UInt = UInt(MS_NOSUID)
+    public static let noDev: UInt = UInt(MS_NODEV)
+    public static let noExec: UInt = UInt(MS_NOEXEC)
+    public static let bind: UInt = UInt(MS_BIND)
+    public static let recursive: UInt = UInt(MS_REC)
+    public static let noAtime: UInt = UInt(MS_NOATIME)
+    public static let relAtime: UInt = UInt(MS_RELATIME)
+    public static let strictAtime: UInt = UInt(MS_STRICTATIME)
+    public static let noDirAtime: UInt = UInt(MS_NODIRATIME)
+    public static let synchronous: UInt = UInt(MS_SYNCHRONOUS)
+}
+
+public enum Signals {
+    /// A write to a pipe or fifo whose reader is gone must fail with EPIPE, not kill the shim.
+    public static func ignoreBrokenPipe() { clinux_ignore_sigpipe() }
+}
+
+extension ProcessIdentity {
+    public static var parentPid: Int32 { getppid() }
+}
+
+extension Errno {
+    public static let EADDRINUSE = Glibc.EADDRINUSE
+    public static let ENXIO = Glibc.ENXIO
+    public static let EEXIST = Glibc.EEXIST
+    public static let EPIPE = Glibc.EPIPE
+}
+
+/// Wall-clock time, for timestamps containerd shows (exited_at, log lines).
+public enum WallClock {
+    public static func now() -> (seconds: Int64, nanoseconds: Int32) {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return (Int64(spec.tv_sec), Int32(spec.tv_nsec))
+    }
+}
+
+/// poll(2) on one descriptor.
+public enum Poll {
+    public static let readable: Int16 = Int16(POLLIN)
+    public static let writable: Int16 = Int16(POLLOUT)
+    public static let hangUp: Int16 = Int16(POLLHUP)
+    public static let error: Int16 = Int16(POLLERR)
+
+    /// The returned events, or 0 on timeout.
+    public static func wait(_ fd: Int32, events: Int16, timeoutMilliseconds: Int32) -> Int16 {
+        var entry = pollfd(fd: fd, events: events, revents: 0)
+        let rc = Glibc.poll(&entry, 1, timeoutMilliseconds)
+        return rc > 0 ? entry.revents : 0
+    }
+}
+
+extension Errno {
+    public static let EAGAIN = Glibc.EAGAIN
+    public static let EIO = Glibc.EIO
+}
+
+extension FileDescriptor {
+    /// Opens a fifo for writing without blocking, and keeps it non-blocking: a write that
+    /// would block fails with EAGAIN instead (for logs that must never stall the writer).
+    public static func openNonBlockingWriter(_ path: String) throws(Errno) -> Int32 {
+        try retryingEINTR("open(\(path))") { Glibc.open(path, O_CLOEXEC | O_WRONLY | O_NONBLOCK) }
+    }
+}
+
+extension FileDescriptor {
+    public enum WriteResult: Equatable, Sendable {
+        case wrote(Int)
+        case wouldBlock
+        case failed(Int32)
+    }
+
+    /// One write, reporting EAGAIN as `.wouldBlock` (for non-blocking destinations).
+    public static func writeSome(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> WriteResult {
+        while true {
+            let n = Glibc.write(fd, buffer.baseAddress, buffer.count)
+            if n >= 0 { return .wrote(n) }
+            if errno == EINTR { continue }
+            if errno == EAGAIN { return .wouldBlock }
+            return .failed(errno)
+        }
+    }
+
+    /// Sets O_NONBLOCK.
+    public static func setNonBlocking(_ fd: Int32) throws(Errno) {
+        let flags = fcntl(fd, F_GETFL)
+        if flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 { throw Errno.current("fcntl(O_NONBLOCK)") }
+    }
+
+    /// Opens a fifo read-write and non-blocking: never blocks on a missing peer, and a
+    /// writer through it never gets EPIPE while containerd is away (as containerd's shims do).
+    public static func openFifoReadWriteNonBlocking(_ path: String) throws(Errno) -> Int32 {
+        try retryingEINTR("open(\(path))") { Glibc.open(path, O_CLOEXEC | O_RDWR | O_NONBLOCK) }
+    }
+
+    /// Opens a fifo for reading without waiting for a writer. The descriptor stays
+    /// non-blocking; poll reports POLLHUP only after a writer has come and gone.
+    public static func openFifoReaderNonBlocking(_ path: String) throws(Errno) -> Int32 {
+        try retryingEINTR("open(\(path))") { Glibc.open(path, O_CLOEXEC | O_RDONLY | O_NONBLOCK) }
+    }
+
+    public static func duplicate(_ fd: Int32) throws(Errno) -> Int32 {
+        try retryingEINTR("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fd, F_DUPFD_CLOEXEC, 3) }
+    }
+}
+
+extension Errno {
+    public static let ETIMEDOUT = Glibc.ETIMEDOUT
+}
+
+extension ProcessEnvironment {
+    /// This process's environment, as `KEY=value` strings.
+    public static var all: [String] {
+        var result: [String] = []
+        var cursor = environ
+        while let entry = cursor.pointee {
+            result.append(String(cString: entry))
+            cursor += 1
+        }
+        return result
+    }
+
+    /// The current working directory.
+    public static var workingDirectory: String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buffer, buffer.count) != nil else { return nil }
+        return String(cString: buffer)
+    }
+}
+
+extension FileDescriptor {
+    /// Reads a descriptor to EOF (at most `limit` bytes), e.g. stdin.
+    public static func readToEnd(_ fd: Int32, limit: Int) -> [UInt8] {
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while result.count < limit {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            result += chunk[0..<count]
+        }
+        return result
+    }
+
+    public static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
+}

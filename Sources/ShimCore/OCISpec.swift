@@ -1,0 +1,58 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// The parts of a bundle's OCI `config.json` the shim reads. Everything else is runsc's.
+struct OCISpec: Decodable {
+    struct Process: Decodable {
+        var terminal: Bool?
+        var args: [String]?
+    }
+    struct Namespace: Decodable {
+        var type: String
+        var path: String?
+    }
+    struct Linux: Decodable {
+        var namespaces: [Namespace]?
+    }
+    var process: Process?
+    var annotations: [String: String]?
+    var linux: Linux?
+
+    static let sandboxIDAnnotation = "io.kubernetes.cri.sandbox-id"
+    static let containerTypeAnnotation = "io.kubernetes.cri.container-type"
+
+    static func decode(_ bytes: [UInt8], path: String) throws(ShimError) -> OCISpec {
+        do {
+            return try JSONDecoder().decode(OCISpec.self, from: Data(bytes))
+        } catch {
+            throw ShimError(.invalidArgument, "\(path): not a valid OCI spec: \(error)")
+        }
+    }
+
+    static func load(bundle: String) throws(ShimError) -> OCISpec {
+        let path = bundle + "/config.json"
+        guard let bytes = FileBytes.read(path, limit: 16 << 20) else {
+            throw ShimError(.invalidArgument, "\(path): cannot read the OCI spec")
+        }
+        return try decode(bytes, path: path)
+    }
+
+    /// The shim group (one shim per pod): the CRI sandbox id, else the container's own id.
+    func groupID(containerID: String) -> String {
+        annotations?[Self.sandboxIDAnnotation] ?? containerID
+    }
+
+    /// A container that joins an existing runsc sandbox, as runsc decides it
+    /// (gVisor runsc/specutils/cri.go): container-type "container" with a sandbox id.
+    var joinsSandbox: String? {
+        guard annotations?[Self.containerTypeAnnotation] == "container" else { return nil }
+        return annotations?[Self.sandboxIDAnnotation]
+    }
+
+    var networkNamespacePath: String? {
+        linux?.namespaces?.first { $0.type == "network" }?.path
+    }
+}

@@ -1,0 +1,711 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Config
+import ContainerdAPI
+import Deadlines
+import LinuxSys
+import Runsc
+import Supervisor
+import SwiftProtobuf
+
+/// Everything one shim process serves: the containers of one pod (a runsc sandbox plus the
+/// containers that join it), each with its init process and execs, and their state machines
+/// (`created → running ⇄ paused → stopped`). An actor: no runsc call or wait is made while
+/// holding its turn (every `await` on runsc releases it), and state is re-checked after each.
+public actor PodShim {
+    enum Status: Equatable {
+        case created, running, paused, stopped
+
+        var containerd: Containerd_V1_Types_Status {
+            switch self {
+            case .created: .created
+            case .running: .running
+            case .paused: .paused
+            case .stopped: .stopped
+            }
+        }
+    }
+
+    final class Process {
+        let containerID: String
+        let execID: String
+        let paths: ProcessIO.Paths
+        let io: ProcessIO
+        var status: Status = .created
+        var pid: UInt32 = 0
+        var exitStatus: UInt32 = 0
+        var exitedAt: Google_Protobuf_Timestamp?
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        /// An exec's `runsc-exec` process, whose exit status is the exec's.
+        var child: Child?
+        /// An exec's pid inside the sandbox (for `runsc kill --pid`).
+        var sandboxPid: Int32?
+        var starting = false
+        /// An exit seen while Start was still in flight, applied once TaskStart is published.
+        var pendingExit: UInt32?
+        var processFile: String?
+
+        init(containerID: String, execID: String, paths: ProcessIO.Paths, io: ProcessIO) {
+            self.containerID = containerID
+            self.execID = execID
+            self.paths = paths
+            self.io = io
+        }
+
+        var eventID: String { execID.isEmpty ? containerID : execID }
+    }
+
+    final class Container {
+        let id: String
+        let bundle: String
+        /// The runsc sandbox this container runs in (its own id when it is the sandbox root).
+        let sandboxID: String
+        var isSandboxRoot: Bool { sandboxID == id }
+        let initProcess: Process
+        var execs: [String: Process] = [:]
+        var rootfsMounted = false
+        var watcher: Task<Void, Never>?
+
+        init(id: String, bundle: String, sandboxID: String, initProcess: Process) {
+            self.id = id
+            self.bundle = bundle
+            self.sandboxID = sandboxID
+            self.initProcess = initProcess
+        }
+    }
+
+    private let runsc: Runsc
+    private let supervisor: Supervisor
+    private let events: EventPublisher
+    private let log: ShimLog
+    private let config: WardenConfig
+    private let namespace: String
+    private let scratchDirectory: String
+    private var containers: [String: Container] = [:]
+    private var reserved: Set<String> = []
+    /// runsc sandbox id → the sandbox process (adopted from runsc create's pid file).
+    private var sandboxes: [String: Child] = [:]
+    private var shutdownRequested = false
+    private let onEmptyShutdown: @Sendable () -> Void
+
+    public init(
+        runsc: Runsc, supervisor: Supervisor, events: EventPublisher, log: ShimLog, config: WardenConfig,
+        namespace: String, scratchDirectory: String, onEmptyShutdown: @escaping @Sendable () -> Void
+    ) {
+        self.runsc = runsc
+        self.supervisor = supervisor
+        self.events = events
+        self.log = log
+        self.config = config
+        self.namespace = namespace
+        self.scratchDirectory = scratchDirectory
+        self.onEmptyShutdown = onEmptyShutdown
+    }
+
+    // MARK: lookups
+
+    private func container(_ id: String) throws(ShimError) -> Container {
+        guard let container = containers[id] else { throw ShimError(.notFound, "container \(id) not found") }
+        return container
+    }
+
+    private func process(_ id: String, _ execID: String) throws(ShimError) -> Process {
+        let container = try container(id)
+        if execID.isEmpty { return container.initProcess }
+        guard let exec = container.execs[execID] else {
+            throw ShimError(.notFound, "exec \(execID) of container \(id) not found")
+        }
+        return exec
+    }
+
+    // MARK: Create / Start
+
+    public func create(_ request: Containerd_Task_V2_CreateTaskRequest) async throws(ShimError) -> UInt32 {
+        let id = request.id
+        guard !id.isEmpty else { throw ShimError(.invalidArgument, "create: empty container id") }
+        guard containers[id] == nil, !reserved.contains(id) else {
+            throw ShimError(.alreadyExists, "container \(id) already exists")
+        }
+        if !request.checkpoint.isEmpty { throw ShimError(.unimplemented, "create from a checkpoint: runsc cannot restore through this shim") }
+        reserved.insert(id)
+        defer { reserved.remove(id) }
+
+        let spec = try OCISpec.load(bundle: request.bundle)
+        let sandboxID = spec.joinsSandbox ?? id
+        let paths = ProcessIO.Paths(
+            stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, terminal: request.terminal)
+        try Rootfs.mount(request.rootfs, bundle: request.bundle)
+        let io: ProcessIO
+        do throws(ShimError) {
+            io = try ProcessIO.open(
+                paths, name: id, scratchDirectory: scratchDirectory, containerID: id, namespace: namespace,
+                supervisor: supervisor)
+        } catch {
+            Rootfs.unmount(bundle: request.bundle)
+            throw error
+        }
+        let pidFile = "\(scratchDirectory)/\(id).pid"
+        let isRoot = sandboxID == id
+        do throws(RunscError) {
+            // A subcontainer's stdio is handed over by `runsc start`; the root's by create.
+            try await runsc.create(
+                id, bundle: request.bundle, pidFile: pidFile, consoleSocket: io.consoleSocketPath,
+                stdio: isRoot ? io.processStdio : nil)
+        } catch {
+            log.error("create \(id): \(error)")
+            await io.close(grace: .zero)
+            _ = try? await runsc.delete(id, force: true)
+            await reapSandboxAfterFailedCreate(pidFile: pidFile, isRoot: isRoot)
+            Rootfs.unmount(bundle: request.bundle)
+            FileDescriptor.remove(pidFile)
+            throw ShimError(.internal, "runsc create \(id): \(error)")
+        }
+        if isRoot { io.handedOver() }
+        if io.consoleSocketPath != nil && isRoot {
+            do throws(ShimError) {
+                try io.attachConsole(timeout: .seconds(30))
+            } catch {
+                await destroyAfterFailedCreate(id: id, io: io, pidFile: pidFile, bundle: request.bundle, isRoot: isRoot)
+                throw error
+            }
+        }
+        let pid = FileBytes.text(pidFile).flatMap { Int32($0.trimmingWhitespace) }
+        FileDescriptor.remove(pidFile)
+        guard let pid, pid > 0 else {
+            await destroyAfterFailedCreate(id: id, io: io, pidFile: pidFile, bundle: request.bundle, isRoot: isRoot)
+            throw ShimError(.internal, "runsc create \(id) wrote no sandbox pid to \(pidFile)")
+        }
+        let initProcess = Process(containerID: id, execID: "", paths: paths, io: io)
+        initProcess.pid = UInt32(pid)
+        let container = Container(id: id, bundle: request.bundle, sandboxID: sandboxID, initProcess: initProcess)
+        container.rootfsMounted = !request.rootfs.isEmpty
+        containers[id] = container
+        if isRoot {
+            do throws(Errno) {
+                let sandbox = try supervisor.adopt(pid: pid)
+                sandboxes[id] = sandbox
+                watchSandbox(id, sandbox)
+            } catch {
+                log.warn("cannot watch sandbox \(id) (pid \(pid)): \(error)")
+            }
+        }
+        var event = Containerd_Events_TaskCreate()
+        event.containerID = id
+        event.bundle = request.bundle
+        event.rootfs = request.rootfs
+        event.io.stdin = request.stdin
+        event.io.stdout = request.stdout
+        event.io.stderr = request.stderr
+        event.io.terminal = request.terminal
+        event.checkpoint = request.checkpoint
+        event.pid = UInt32(pid)
+        events.publish("/tasks/create", event)
+        log.info("created \(id) in sandbox \(sandboxID) (pid \(pid))")
+        return UInt32(pid)
+    }
+
+    private func destroyAfterFailedCreate(id: String, io: ProcessIO, pidFile: String, bundle: String, isRoot: Bool) async {
+        await io.close(grace: .zero)
+        _ = try? await runsc.delete(id, force: true)
+        await reapSandboxAfterFailedCreate(pidFile: pidFile, isRoot: isRoot)
+        Rootfs.unmount(bundle: bundle)
+        FileDescriptor.remove(pidFile)
+    }
+
+    /// A sandbox whose create failed half-way must not outlive it.
+    private func reapSandboxAfterFailedCreate(pidFile: String, isRoot: Bool) async {
+        guard isRoot, let pid = FileBytes.text(pidFile).flatMap({ Int32($0.trimmingWhitespace) }), pid > 0,
+            let child = try? supervisor.adopt(pid: pid)
+        else { return }
+        _ = try? supervisor.signal(child, 9)
+        _ = try? await withDeadline(.now + .seconds(2), onTimeout: { CancellationError() }) { [supervisor] in
+            await supervisor.wait(child)
+        }
+        supervisor.release(child)
+    }
+
+    public func start(id: String, execID: String) async throws(ShimError) -> UInt32 {
+        let container = try container(id)
+        let process = try process(id, execID)
+        guard process.status == .created, !process.starting else {
+            throw ShimError(.failedPrecondition, "cannot start \(describe(process)): it is \(process.status)")
+        }
+        process.starting = true
+        defer { process.starting = false }
+        if execID.isEmpty {
+            try await startInit(container)
+        } else {
+            try await startExec(container, process)
+        }
+        return process.pid
+    }
+
+    private func startInit(_ container: Container) async throws(ShimError) {
+        let process = container.initProcess
+        do throws(RunscError) {
+            try await runsc.start(container.id, stdio: container.isSandboxRoot ? nil : process.io.processStdio)
+        } catch {
+            log.error("start \(container.id): \(error)")
+            throw ShimError(.internal, "runsc start \(container.id): \(error)")
+        }
+        if !container.isSandboxRoot {
+            process.io.handedOver()
+            if process.io.consoleSocketPath != nil { try process.io.attachConsole(timeout: .seconds(30)) }
+        }
+        process.status = .running
+        var event = Containerd_Events_TaskStart()
+        event.containerID = container.id
+        event.pid = process.pid
+        events.publish("/tasks/start", event)
+        if let pending = process.pendingExit {
+            markExited(process, status: pending)
+        } else if !container.isSandboxRoot {
+            watchSubcontainer(container)
+        }
+    }
+
+    private func startExec(_ container: Container, _ process: Process) async throws(ShimError) {
+        guard container.initProcess.status == .running || container.initProcess.status == .paused else {
+            throw ShimError(.failedPrecondition, "cannot start exec \(process.execID): container \(container.id) is not running")
+        }
+        let pidFile = "\(scratchDirectory)/\(container.id)-\(process.execID).pid"
+        let internalPidFile = pidFile + ".internal"
+        defer {
+            FileDescriptor.remove(pidFile)
+            FileDescriptor.remove(internalPidFile)
+        }
+        do throws(RunscError) {
+            try await runsc.exec(
+                container.id, processFile: process.processFile ?? "", pidFile: pidFile,
+                internalPidFile: internalPidFile, consoleSocket: process.io.consoleSocketPath,
+                stdio: process.io.processStdio)
+        } catch {
+            log.error("exec \(process.execID) in \(container.id): \(error)")
+            throw ShimError(.internal, "runsc exec \(process.execID) in \(container.id): \(error)")
+        }
+        process.io.handedOver()
+        if process.io.consoleSocketPath != nil { try process.io.attachConsole(timeout: .seconds(30)) }
+        guard let pid = FileBytes.text(pidFile).flatMap({ Int32($0.trimmingWhitespace) }), pid > 0 else {
+            throw ShimError(.internal, "runsc exec \(process.execID) wrote no pid to \(pidFile)")
+        }
+        process.sandboxPid = FileBytes.text(internalPidFile).flatMap { Int32($0.trimmingWhitespace) }
+        process.pid = UInt32(pid)
+        process.status = .running
+        var event = Containerd_Events_TaskExecStarted()
+        event.containerID = container.id
+        event.execID = process.execID
+        event.pid = UInt32(pid)
+        events.publish("/tasks/exec-started", event)
+        do throws(Errno) {
+            let child = try supervisor.adopt(pid: pid)
+            process.child = child
+            let supervisor = self.supervisor
+            let (containerID, execID) = (container.id, process.execID)
+            Task { [weak self] in
+                let outcome = await supervisor.wait(child)
+                supervisor.release(child)
+                await self?.execExited(containerID, execID, outcome.exitCode)
+            }
+        } catch {
+            log.warn("cannot watch exec \(process.execID) (pid \(pid)): \(error); reporting it exited")
+            markExited(process, status: 255)
+        }
+    }
+
+    // MARK: exits
+
+    private func watchSandbox(_ sandboxID: String, _ sandbox: Child) {
+        let supervisor = self.supervisor
+        Task { [weak self] in
+            let outcome = await supervisor.wait(sandbox)
+            await self?.sandboxExited(sandboxID, outcome.exitCode)
+        }
+    }
+
+    /// `runsc wait` for a container that joined a sandbox (its exit is not a process exit the
+    /// shim can see). Retried while the sandbox lives; the sandbox's own exit settles it otherwise.
+    private func watchSubcontainer(_ container: Container) {
+        let runsc = self.runsc
+        let id = container.id
+        container.watcher = Task { [weak self] in
+            var delay = 100
+            while !Task.isCancelled {
+                do throws(RunscError) {
+                    let status = try await runsc.wait(id)
+                    await self?.subcontainerExited(id, UInt32(bitPattern: status))
+                    return
+                } catch {
+                    if Task.isCancelled { return }
+                    guard await self?.isWaitable(id) ?? false else { return }
+                    try? await Task.sleep(for: .milliseconds(delay))
+                    delay = min(delay * 2, 2000)
+                }
+            }
+        }
+    }
+
+    private func isWaitable(_ id: String) -> Bool {
+        guard let container = containers[id] else { return false }
+        return container.initProcess.status != .stopped && sandboxes[container.sandboxID] != nil
+    }
+
+    private func sandboxExited(_ sandboxID: String, _ status: UInt32) {
+        if let sandbox = sandboxes.removeValue(forKey: sandboxID) { supervisor.release(sandbox) }
+        log.info("sandbox \(sandboxID) exited with status \(status)")
+        // Every process in the sandbox is gone with it: execs first, then subcontainers, then
+        // the root, whose status is the sandbox's (runsc-sandbox exits with it).
+        for container in containers.values where container.sandboxID == sandboxID {
+            for exec in container.execs.values where exec.status != .stopped && exec.status != .created {
+                markExited(exec, status: 137)
+            }
+            if !container.isSandboxRoot {
+                container.watcher?.cancel()
+                markExited(container.initProcess, status: 137)
+            }
+        }
+        if let root = containers[sandboxID] { markExited(root.initProcess, status: status) }
+    }
+
+    private func subcontainerExited(_ id: String, _ status: UInt32) {
+        guard let container = containers[id] else { return }
+        for exec in container.execs.values where exec.status == .running || exec.status == .paused {
+            markExited(exec, status: 137)
+        }
+        markExited(container.initProcess, status: status)
+    }
+
+    private func execExited(_ id: String, _ execID: String, _ status: UInt32) {
+        guard let exec = containers[id]?.execs[execID] else { return }
+        exec.child = nil
+        markExited(exec, status: status)
+    }
+
+    /// Records an exit once: status, time, waiters released, TaskExit published.
+    private func markExited(_ process: Process, status: UInt32) {
+        guard process.status != .stopped else { return }
+        if process.starting {
+            process.pendingExit = status
+            return
+        }
+        let neverStarted = process.status == .created
+        process.status = .stopped
+        process.exitStatus = status
+        let (seconds, nanos) = WallClock.now()
+        process.exitedAt = Google_Protobuf_Timestamp(seconds: seconds, nanos: nanos)
+        let waiters = process.waiters
+        process.waiters = []
+        waiters.forEach { $0.resume() }
+        if !neverStarted {
+            var event = Containerd_Events_TaskExit()
+            event.containerID = process.containerID
+            event.id = process.eventID
+            event.pid = process.pid
+            event.exitStatus = status
+            event.exitedAt = process.exitedAt!
+            events.publish("/tasks/exit", event)
+        }
+        log.info("\(describe(process)) exited with status \(status)")
+        // Output still in the pipes reaches containerd; then the fifos are closed so its
+        // readers see EOF even if something inside the sandbox kept a descriptor.
+        let io = process.io
+        Task { await io.close(grace: .seconds(2)) }
+    }
+
+    private func describe(_ process: Process) -> String {
+        process.execID.isEmpty ? "container \(process.containerID)" : "exec \(process.execID) of \(process.containerID)"
+    }
+
+    // MARK: Exec
+
+    public func exec(_ request: Containerd_Task_V2_ExecProcessRequest) throws(ShimError) {
+        let container = try container(request.id)
+        guard !request.execID.isEmpty else { throw ShimError(.invalidArgument, "exec: empty exec id") }
+        guard container.execs[request.execID] == nil else {
+            throw ShimError(.alreadyExists, "exec \(request.execID) already exists in \(request.id)")
+        }
+        guard container.initProcess.status == .running || container.initProcess.status == .paused else {
+            throw ShimError(.failedPrecondition, "cannot exec in container \(request.id): it is \(container.initProcess.status)")
+        }
+        // The spec Any carries the OCI process as JSON (containerd's typeurl for non-proto types).
+        let processFile = "\(scratchDirectory)/\(request.id)-\(request.execID).json"
+        do throws(Errno) {
+            try Files.write(processFile, String(decoding: request.spec.value, as: UTF8.self))
+        } catch {
+            throw ShimError(.internal, "exec \(request.execID): writing its process spec: \(error)")
+        }
+        let paths = ProcessIO.Paths(
+            stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, terminal: request.terminal)
+        let io: ProcessIO
+        do throws(ShimError) {
+            io = try ProcessIO.open(
+                paths, name: "\(request.id)-\(request.execID)", scratchDirectory: scratchDirectory,
+                containerID: request.id, namespace: namespace, supervisor: supervisor)
+        } catch {
+            FileDescriptor.remove(processFile)
+            throw error
+        }
+        let exec = Process(containerID: request.id, execID: request.execID, paths: paths, io: io)
+        exec.processFile = processFile
+        container.execs[request.execID] = exec
+        var event = Containerd_Events_TaskExecAdded()
+        event.containerID = request.id
+        event.execID = request.execID
+        events.publish("/tasks/exec-added", event)
+    }
+
+    // MARK: State / Wait / Pids
+
+    public func state(id: String, execID: String) throws(ShimError) -> Containerd_Task_V2_StateResponse {
+        let container = try container(id)
+        let process = try process(id, execID)
+        var response = Containerd_Task_V2_StateResponse()
+        response.id = execID.isEmpty ? id : execID
+        response.bundle = container.bundle
+        response.pid = process.pid
+        response.status = process.status.containerd
+        response.stdin = process.paths.stdin
+        response.stdout = process.paths.stdout
+        response.stderr = process.paths.stderr
+        response.terminal = process.paths.terminal
+        response.exitStatus = process.exitStatus
+        if let exitedAt = process.exitedAt { response.exitedAt = exitedAt }
+        response.execID = execID
+        return response
+    }
+
+    public func wait(id: String, execID: String) async throws(ShimError) -> Containerd_Task_V2_WaitResponse {
+        let process = try process(id, execID)
+        if process.status != .stopped {
+            await withCheckedContinuation { process.waiters.append($0) }
+        }
+        var response = Containerd_Task_V2_WaitResponse()
+        response.exitStatus = process.exitStatus
+        if let exitedAt = process.exitedAt { response.exitedAt = exitedAt }
+        return response
+    }
+
+    public func pids(id: String) async throws(ShimError) -> [Containerd_V1_Types_ProcessInfo] {
+        let container = try container(id)
+        guard container.initProcess.status == .running || container.initProcess.status == .paused else {
+            throw ShimError(.failedPrecondition, "container \(id) is \(container.initProcess.status)")
+        }
+        do throws(RunscError) {
+            return try await runsc.ps(id).map { pid in
+                var info = Containerd_V1_Types_ProcessInfo()
+                info.pid = UInt32(bitPattern: pid)
+                return info
+            }
+        } catch {
+            throw ShimError(from: error, "pids of \(id)")
+        }
+    }
+
+    // MARK: Kill
+
+    public func kill(id: String, execID: String, signal: UInt32, all: Bool) async throws(ShimError) {
+        let container = try container(id)
+        let process = try process(id, execID)
+        if process.status == .stopped { throw ShimError(.notFound, "\(describe(process)): process already finished") }
+        if !execID.isEmpty {
+            guard process.status == .running, let sandboxPid = process.sandboxPid else {
+                throw ShimError(.failedPrecondition, "\(describe(process)) is not running")
+            }
+            do throws(RunscError) {
+                try await runsc.kill(id, signal: Int32(signal), pid: sandboxPid)
+            } catch {
+                if case .alreadyStopped = error { return }
+                if case .notFound = error { return }
+                throw ShimError(from: error, "kill \(describe(process))")
+            }
+            return
+        }
+        if process.status == .created {
+            // Never started: nothing inside can take a signal; the only kill is tearing it down.
+            await forceStop(container)
+            return
+        }
+        do throws(RunscError) {
+            try await runsc.kill(id, signal: Int32(signal), all: all)
+        } catch {
+            switch error {
+            case .alreadyStopped, .notFound:
+                return
+            default:
+                // runsc could not deliver a kill: for SIGKILL of a sandbox root, the sandbox
+                // process itself is killed through its pidfd, which ends every container in it.
+                if signal == 9, container.isSandboxRoot, let sandbox = sandboxes[container.sandboxID] {
+                    log.warn("kill \(id): \(error); SIGKILL to the sandbox (pid \(sandbox.pid))")
+                    _ = try? supervisor.signal(sandbox, 9)
+                    return
+                }
+                throw ShimError(from: error, "kill \(id)")
+            }
+        }
+    }
+
+    /// Tears down a container that never ran: runsc state, sandbox process, exit recorded.
+    private func forceStop(_ container: Container) async {
+        do throws(RunscError) {
+            try await runsc.delete(container.id, force: true)
+        } catch {
+            log.warn("delete --force \(container.id): \(error)")
+        }
+        if container.isSandboxRoot, let sandbox = sandboxes[container.sandboxID] {
+            _ = try? supervisor.signal(sandbox, 9)
+        }
+        markExited(container.initProcess, status: 137)
+    }
+
+    // MARK: Delete
+
+    public func delete(id: String, execID: String) async throws(ShimError) -> Containerd_Task_V2_DeleteResponse {
+        let container = try container(id)
+        let process = try process(id, execID)
+        if !execID.isEmpty {
+            guard process.status == .stopped || process.status == .created else {
+                throw ShimError(.failedPrecondition, "cannot delete \(describe(process)): it is \(process.status)")
+            }
+            container.execs[execID] = nil
+            await process.io.close(grace: .seconds(2))
+            if let processFile = process.processFile { FileDescriptor.remove(processFile) }
+            return deleteResponse(process)
+        }
+        guard process.status == .stopped || process.status == .created else {
+            throw ShimError(.failedPrecondition, "cannot delete container \(id): it is \(process.status)")
+        }
+        if process.status == .created { await forceStop(container) }
+        for exec in container.execs.values {
+            await exec.io.close(grace: .zero)
+            if let processFile = exec.processFile { FileDescriptor.remove(processFile) }
+        }
+        await process.io.close(grace: .seconds(2))
+        do throws(RunscError) {
+            try await runsc.delete(id, force: true)
+        } catch {
+            if case .notFound = error {} else { log.warn("runsc delete \(id): \(error)") }
+        }
+        if container.isSandboxRoot, let sandbox = sandboxes[id] {
+            // runsc delete should have ended it; the pidfd makes sure, without a pid race.
+            _ = try? supervisor.signal(sandbox, 9)
+        }
+        if container.rootfsMounted { Rootfs.unmount(bundle: container.bundle) }
+        containers[id] = nil
+        var event = Containerd_Events_TaskDelete()
+        event.containerID = id
+        event.id = id
+        event.pid = process.pid
+        event.exitStatus = process.exitStatus
+        if let exitedAt = process.exitedAt { event.exitedAt = exitedAt }
+        events.publish("/tasks/delete", event)
+        log.info("deleted \(id)")
+        if shutdownRequested && containers.isEmpty { onEmptyShutdown() }
+        return deleteResponse(process)
+    }
+
+    private func deleteResponse(_ process: Process) -> Containerd_Task_V2_DeleteResponse {
+        var response = Containerd_Task_V2_DeleteResponse()
+        response.pid = process.pid
+        response.exitStatus = process.exitStatus
+        if let exitedAt = process.exitedAt { response.exitedAt = exitedAt }
+        return response
+    }
+
+    // MARK: Pause / Resume / Stats / IO
+
+    public func pause(id: String) async throws(ShimError) {
+        let container = try container(id)
+        guard container.initProcess.status == .running else {
+            throw ShimError(.failedPrecondition, "cannot pause container \(id): it is \(container.initProcess.status)")
+        }
+        do throws(RunscError) { try await runsc.pause(id) } catch { throw ShimError(from: error, "pause \(id)") }
+        if container.initProcess.status == .running { container.initProcess.status = .paused }
+        var event = Containerd_Events_TaskPaused()
+        event.containerID = id
+        events.publish("/tasks/paused", event)
+    }
+
+    public func resume(id: String) async throws(ShimError) {
+        let container = try container(id)
+        guard container.initProcess.status == .paused else {
+            throw ShimError(.failedPrecondition, "cannot resume container \(id): it is \(container.initProcess.status)")
+        }
+        do throws(RunscError) { try await runsc.resume(id) } catch { throw ShimError(from: error, "resume \(id)") }
+        if container.initProcess.status == .paused { container.initProcess.status = .running }
+        var event = Containerd_Events_TaskResumed()
+        event.containerID = id
+        events.publish("/tasks/resumed", event)
+    }
+
+    public func stats(id: String) async throws(ShimError) -> Google_Protobuf_Any {
+        let container = try container(id)
+        guard container.initProcess.status == .running || container.initProcess.status == .paused else {
+            throw ShimError(.failedPrecondition, "no stats for container \(id): it is \(container.initProcess.status)")
+        }
+        let stats: RunscStats
+        do throws(RunscError) { stats = try await runsc.stats(id) } catch { throw ShimError(from: error, "stats of \(id)") }
+        do {
+            return try Google_Protobuf_Any(containerdMessage: CgroupMetrics.v1(stats))
+        } catch {
+            throw ShimError(.internal, "stats of \(id): \(error)")
+        }
+    }
+
+    public func resize(id: String, execID: String, width: UInt32, height: UInt32) throws(ShimError) {
+        try process(id, execID).io.resize(width: width, height: height)
+    }
+
+    public func closeIO(id: String, execID: String, stdin: Bool) throws(ShimError) {
+        let process = try process(id, execID)
+        if stdin { process.io.closeStdin() }
+    }
+
+    public func connect(id: String) throws(ShimError) -> Containerd_Task_V2_ConnectResponse {
+        var response = Containerd_Task_V2_ConnectResponse()
+        response.shimPid = UInt32(ProcessIdentity.pid)
+        response.taskPid = containers[id]?.initProcess.pid ?? 0
+        response.version = wardenVersion
+        return response
+    }
+
+    /// Shutdown: the shim exits only once it serves no container (containerd sends one per
+    /// container, or one for the pod).
+    public func shutdown() {
+        shutdownRequested = true
+        if containers.isEmpty { onEmptyShutdown() }
+    }
+
+    public var isEmpty: Bool { containers.isEmpty }
+}
+
+extension ChildOutcome {
+    /// The status containerd reports: the exit code, 128+signal, or 255 if unknown.
+    var exitCode: UInt32 {
+        switch self {
+        case .exited(let status): status.code
+        case .exitedWithoutStatus, .abandoned: 255
+        }
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
+        return String(drop(while: isSpace).reversed().drop(while: isSpace).reversed())
+    }
+}
+
+extension ShimError {
+    /// runsc's classified failure as the shim's error (at the edge it becomes a ttrpc status).
+    init(from error: RunscError, _ what: String) {
+        switch error {
+        case .notFound: self.init(.notFound, "\(what): \(error)")
+        case .alreadyStopped: self.init(.failedPrecondition, "\(what): \(error)")
+        case .timedOut: self.init(.deadlineExceeded, "\(what): \(error)")
+        case .cancelled: self.init(.deadlineExceeded, "\(what): \(error)")
+        case .commandFailed, .invalidOutput, .spawnFailed: self.init(.internal, "\(what): \(error)")
+        }
+    }
+}

@@ -1,0 +1,76 @@
+import Config
+import LinuxSys
+import Runsc
+import Supervisor
+import TTRPC
+
+/// The long-running shim: serves the task API on the listener `start` handed over as fd 3,
+/// until Shutdown arrives with no container left.
+enum ShimServer {
+    static let listenerDescriptor: Int32 = 3
+
+    static func run(_ flags: ShimFlags) async -> Int32 {
+        Signals.ignoreBrokenPipe()
+        let configPath = ProcessEnvironment.value(ShimCommand.configPathVariable)
+        let config: WardenConfig
+        let bootLog = ShimLog(fifo: "log", level: .info, fields: " id=\(flags.id)")
+        do throws(ConfigError) {
+            (config, _) = try ShimCommand.loadConfig(path: configPath)
+        } catch {
+            bootLog.error("\(error)")
+            return 1
+        }
+        let log = ShimLog(fifo: "log", level: config.logLevel, fields: " id=\(flags.id)")
+        do throws(Errno) {
+            try ChildProcesses.becomeSubreaper()
+            let supervisor = try Supervisor()
+            let scratch = scratchDirectory(config: config, flags: flags)
+            try Directories.make(scratch)
+            let runsc = Runsc(
+                configuration: RunscConfiguration(
+                    binary: config.runsc, root: config.root,
+                    flags: config.runscFlags.map { (key: $0.key, value: $0.value) },
+                    environment: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+                        + ProcessEnvironment.all.filter { $0.hasPrefix("WARDEN_FAKE_RUNSC") },
+                    scratchDirectory: scratch, callTimeout: config.deadlines.runscCallTimeout,
+                    createTimeout: config.deadlines.createTimeout),
+                supervisor: supervisor)
+            let ttrpcAddress = ProcessEnvironment.value("TTRPC_ADDRESS") ?? (flags.address + ".ttrpc")
+            let events = EventPublisher(address: ttrpcAddress, namespace: flags.namespace, log: log)
+            let (shutdownRequests, shutdownContinuation) = AsyncStream<Void>.makeStream()
+            let shim = PodShim(
+                runsc: runsc, supervisor: supervisor, events: events, log: log, config: config,
+                namespace: flags.namespace, scratchDirectory: scratch,
+                onEmptyShutdown: { shutdownContinuation.yield() })
+            var registry = ServiceRegistry()
+            TaskService.register(shim, into: &registry)
+            var options = ServerOptions()
+            options.log = { log.warn($0) }
+            let server = TTRPCServer(registry: registry, options: options)
+            try server.serve(listener: listenerDescriptor)
+            log.info("serving (pid \(ProcessIdentity.pid), runsc \(config.runsc), root \(config.root))")
+
+            for await _ in shutdownRequests { break }
+            // Let the Shutdown answer reach containerd before the socket goes away.
+            try? await Task.sleep(for: .milliseconds(20))
+            await events.close(within: config.deadlines.shutdownDeadline)
+            server.shutdown()
+            if let socketPath = ProcessEnvironment.value(ShimCommand.socketPathVariable) {
+                UnixSocket.remove(path: socketPath)
+            }
+            FileDescriptor.removeDirectory(scratch)
+            FileDescriptor.removeDirectory(config.root + "/shim")  // only once no other shim uses it
+            supervisor.shutdown()
+            log.info("shut down")
+            return 0
+        } catch {
+            log.error("cannot serve: \(error)")
+            return 1
+        }
+    }
+
+    /// Per-shim directory for runsc call output, pid files, exec specs and console sockets.
+    static func scratchDirectory(config: WardenConfig, flags: ShimFlags) -> String {
+        "\(config.root)/shim/\(flags.namespace)-\(flags.id)"
+    }
+}

@@ -1,0 +1,106 @@
+import Config
+import LinuxSys
+
+/// `start`: find or spawn the pod's shim server and print its address. Prints nothing else,
+/// and nothing on stderr unless it fails (containerd reads the combined output as the address).
+enum ShimStart {
+    static func run(_ flags: ShimFlags) -> Int32 {
+        switch start(flags) {
+        case .success(let address):
+            Console.output(address)
+            return 0
+        case .failure(let error):
+            Console.error("containerd-shim-warden-v2 start: \(error)")
+            return 1
+        }
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func start(_ flags: ShimFlags) -> Result<String, Failure> {
+        guard !flags.id.isEmpty, !flags.namespace.isEmpty else {
+            return .failure(Failure(description: "start needs -id and -namespace"))
+        }
+        let stdin = FileDescriptor.isTerminal(0) ? [] : FileDescriptor.readToEnd(0, limit: 10 << 20)
+        let input = StartInput.parse(stdin, id: flags.id, namespace: flags.namespace)
+        let configPath: String
+        do throws(ConfigError) {
+            // Checked here so a bad config fails `ctr run`/RunPodSandbox with its message.
+            (_, configPath) = try ShimCommand.loadConfig(path: input.configPath)
+        } catch {
+            return .failure(Failure(description: "\(error)"))
+        }
+        guard let bundle = flags.bundle.isEmpty ? ProcessEnvironment.workingDirectory : flags.bundle else {
+            return .failure(Failure(description: "cannot determine the bundle directory"))
+        }
+        let spec: OCISpec
+        do throws(ShimError) {
+            spec = try OCISpec.load(bundle: bundle)
+        } catch {
+            return .failure(Failure(description: error.message))
+        }
+        let group = spec.groupID(containerID: flags.id)
+        let directory = input.socketDirectory ?? socketDirectory(bundle: bundle)
+        let path = "\(directory)/\(SHA256.hex("\(flags.address)/\(flags.namespace)/\(group)"))"
+        let address = "unix://\(path)"
+        do throws(Errno) {
+            try Directories.make(directory)
+            try Files.write(bundle + "/" + ShimCommand.bundleConfigFile, configPath)
+            let listener: Int32
+            do throws(Errno) {
+                listener = try UnixSocket.listen(path: path, replaceExisting: false)
+            } catch where error.code == Errno.EADDRINUSE {
+                if let existing = try? UnixSocket.connect(path: path) {
+                    // The pod's shim is already serving: this container joins it.
+                    UnixSocket.close(existing)
+                    try Files.write(bundle + "/address", address)
+                    return .success(address)
+                }
+                listener = try UnixSocket.listen(path: path, replaceExisting: true)
+            }
+            defer { UnixSocket.close(listener) }
+            guard let executable = ProcessIdentity.executablePath else {
+                UnixSocket.remove(path: path)
+                return .failure(Failure(description: "cannot find this executable (/proc/self/exe)"))
+            }
+            let null = try FileDescriptor.openNull()
+            defer { FileDescriptor.close(null) }
+            // A crash report (Swift runtime message) has nowhere to go but stderr; operators can
+            // point it at a file. Never containerd's pipe.
+            var serverStderr = null
+            if let path = ProcessEnvironment.value("WARDEN_SHIM_STDERR"), !path.isEmpty,
+                let file = try? FileDescriptor.openForAppend(path)
+            {
+                serverStderr = file
+            }
+            defer { if serverStderr != null { FileDescriptor.close(serverStderr) } }
+            var environment = ProcessEnvironment.all.filter {
+                !$0.hasPrefix(ShimCommand.configPathVariable + "=") && !$0.hasPrefix(ShimCommand.socketPathVariable + "=")
+            }
+            environment += ["\(ShimCommand.configPathVariable)=\(configPath)", "\(ShimCommand.socketPathVariable)=\(path)"]
+            // The server gets /dev/null, never containerd's pipes (which would hold `start`'s
+            // output open), its own session, and the listener as fd 3.
+            let pid = try Spawn.spawn(
+                path: executable, arguments: flags.serverArguments, environment: environment,
+                descriptors: [null, null, serverStderr, listener], newSession: true)
+            try Files.write(bundle + "/address", address)
+            try Files.write(bundle + "/shim.pid", String(pid))
+            return .success(address)
+        } catch {
+            return .failure(Failure(description: "\(error)"))
+        }
+    }
+
+    /// containerd keeps shim sockets in `<its state dir>/../s` (`/run/containerd/s` for the
+    /// default `/run/containerd` state). The bundle is `<state>/io.containerd.runtime.v2.task/<ns>/<id>`,
+    /// so a private containerd's shims stay under its own state directory.
+    static func socketDirectory(bundle: String) -> String {
+        let components = bundle.split(separator: "/", omittingEmptySubsequences: true)
+        if components.count >= 3, components[components.count - 3] == "io.containerd.runtime.v2.task" {
+            return "/" + components.dropLast(3).joined(separator: "/") + "/s"
+        }
+        return "/run/containerd/s"
+    }
+}
