@@ -203,7 +203,7 @@ public actor PodShim {
         event.checkpoint = request.checkpoint
         event.pid = UInt32(pid)
         events.publish("/tasks/create", event)
-        log.info("created \(id) in sandbox \(sandboxID) (pid \(pid))")
+        log.info("created \(id) in sandbox \(sandboxID) (pid \(pid), terminal \(request.terminal))")
         return UInt32(pid)
     }
 

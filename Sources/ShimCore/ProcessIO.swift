@@ -25,6 +25,8 @@ final class ProcessIO: Sendable {
         var stdoutFifo: String
         var logger: Child?
         var closed = false
+        /// A size set before the terminal exists (ctr resizes an exec before starting it).
+        var pendingSize: (width: UInt32, height: UInt32)?
     }
     private let supervisor: Supervisor
 
@@ -177,10 +179,15 @@ final class ProcessIO: Sendable {
                 let fifo = try FileDescriptor.openFifoReaderNonBlocking(stdinFifo)
                 stdinPump = try Pump(name: "tty-in", from: fifo, to: try FileDescriptor.duplicate(master))
             }
-            state.withLock { state in
+            let pendingSize = state.withLock { state in
                 state.console = master
                 state.outputPumps += pumps
                 state.stdinPump = stdinPump
+                return state.pendingSize
+            }
+            if let pendingSize {
+                try? Terminal.setWindowSize(
+                    master, width: UInt16(clamping: pendingSize.width), height: UInt16(clamping: pendingSize.height))
             }
         } catch {
             throw ShimError(.internal, "terminal: \(error)")
@@ -198,9 +205,12 @@ final class ProcessIO: Sendable {
     }
 
     func resize(width: UInt32, height: UInt32) throws(ShimError) {
-        guard let console = state.withLock({ $0.console }) else {
-            throw ShimError(.failedPrecondition, "the process has no terminal")
+        let (console, hasTerminal) = state.withLock { state in
+            if state.console == nil && consoleSocketPath != nil { state.pendingSize = (width, height) }
+            return (state.console, consoleSocketPath != nil)
         }
+        guard hasTerminal else { throw ShimError(.failedPrecondition, "the process has no terminal") }
+        guard let console else { return }  // applied when the terminal arrives
         do throws(Errno) {
             try Terminal.setWindowSize(console, width: UInt16(clamping: width), height: UInt16(clamping: height))
         } catch {
