@@ -28,7 +28,10 @@ enum ShimDelete {
             let supervisor = try Supervisor()
             let scratch = ShimServer.scratchDirectory(config: config, flags: flags) + "-delete"
             try Directories.make(scratch)
-            defer { FileDescriptor.removeDirectory(scratch) }
+            defer {
+                FileDescriptor.removeDirectory(scratch)
+                FileDescriptor.removeDirectory(config.root + "/shim")  // only if no live shim uses it
+            }
             let runsc = Runsc(
                 configuration: RunscConfiguration(
                     binary: config.runsc, root: config.root,
