@@ -16,14 +16,30 @@ public enum FakeRunsc {
         var goferPid: Int32
         var containerPid: Int32?
         var exitStatus: Int32?
+        /// The sandbox this container runs in (its own id for a sandbox root).
+        var sandboxID: String?
+        /// A subcontainer's console socket, used at start (as runsc does).
+        var consoleSocket: String?
     }
 
     struct Spec: Decodable {
         struct Process: Decodable {
             var args: [String]
             var env: [String]?
+            var terminal: Bool?
+        }
+        struct Root: Decodable {
+            var path: String
         }
         var process: Process
+        var root: Root?
+        var annotations: [String: String]?
+
+        /// The sandbox to join, as runsc reads CRI's annotations.
+        var joinsSandbox: String? {
+            guard annotations?["io.kubernetes.cri.container-type"] == "container" else { return nil }
+            return annotations?["io.kubernetes.cri.sandbox-id"]
+        }
     }
 
     struct Failure: Error {
@@ -66,7 +82,10 @@ public enum FakeRunsc {
             case "pause": try pauseOrResume(arguments, root: root, pause: true)
             case "resume": try pauseOrResume(arguments, root: root, pause: false)
             case "events": try events(arguments, root: root)
+            case "exec": try exec(arguments, root: root, executable: executable, globals: globals)
             case "sandbox-main": return sandboxMain(arguments, root: root, faults: faults)
+            case "container-main": return containerMain(arguments, root: root, faults: faults)
+            case "exec-main": return execMain(arguments, root: root)
             case "gofer-main": return goferMain(arguments, root: root, faults: faults)
             default: throw Failure("unknown subcommand \"\(verb)\"", status: 2)
             }
@@ -93,17 +112,44 @@ public enum FakeRunsc {
         guard let specBytes = FileDescriptor.readAll("\(bundle)/config.json") else {
             throw Failure("creating container: cannot read spec \(bundle)/config.json")
         }
-        _ = try JSONDecoder().decode(Spec.self, from: Data(specBytes))
+        let spec = try JSONDecoder().decode(Spec.self, from: Data(specBytes))
+        if let sandboxID = spec.joinsSandbox {
+            // A subcontainer: no new sandbox; it runs in the named one, started by `start`.
+            guard let sandbox = try? load(sandboxID, root: root), processAlive(sandbox.sandboxPid) else {
+                throw Failure("creating container: cannot load sandbox: sandbox \(sandboxID) does not exist")
+            }
+            try Directories.make(dir)
+            try save(
+                State(id: id, bundle: bundle, status: "created", sandboxPid: sandbox.sandboxPid, goferPid: 0,
+                    sandboxID: sandboxID, consoleSocket: options.values["console-socket"]), root: root)
+            if let pidFile = options.values["pid-file"] { try Files.write(pidFile, "\(sandbox.sandboxPid)") }
+            return
+        }
         try Directories.make(dir)
         let globalArgs = globals.sorted { $0.key < $1.key }.map { "--\($0.key)=\($0.value)" }
-        // The sandbox and gofer get create's own stdio, as runsc's do.
+        // The sandbox and gofer get create's own stdio, as runsc's do; with a console socket
+        // the sandbox gets a new terminal whose master goes to the socket.
+        var stdio: [Int32] = [0, 1, 2]
+        var slave: Int32?
+        if let consoleSocket = options.values["console-socket"] {
+            let pty = try Terminal.openPair()
+            let connection = try UnixSocket.connect(path: consoleSocket)
+            try UnixSocket.sendDescriptor(connection, pty.master)
+            UnixSocket.close(connection)
+            FileDescriptor.close(pty.master)
+            stdio = [pty.slave, pty.slave, pty.slave]
+            slave = pty.slave
+        }
         let sandbox = try Spawn.spawn(
             path: executable, arguments: globalArgs + ["sandbox-main", id], environment: environment(),
-            stdin: 0, stdout: 1, stderr: 2, newSession: true)
+            descriptors: stdio, newSession: true)
+        if let slave { FileDescriptor.close(slave) }
+        let null = try FileDescriptor.openNull()
         let gofer = try Spawn.spawn(
             path: executable, arguments: globalArgs + ["gofer-main", id], environment: environment(),
-            stdin: 0, stdout: 1, stderr: 2, newSession: true)
-        try save(State(id: id, bundle: bundle, status: "created", sandboxPid: sandbox, goferPid: gofer), root: root)
+            stdin: null, stdout: null, stderr: null, newSession: true)
+        FileDescriptor.close(null)
+        try save(State(id: id, bundle: bundle, status: "created", sandboxPid: sandbox, goferPid: gofer, sandboxID: id), root: root)
         if let pidFile = options.values["pid-file"] {
             try Files.write(pidFile, "\(sandbox)")
         }
@@ -120,6 +166,24 @@ public enum FakeRunsc {
         if faults.contains("slow-start") { Sleep.seconds(2) }
         state.status = "running"
         try save(state, root: root)  // the sandbox polls its state for this
+        if let sandboxID = state.sandboxID, sandboxID != id {
+            // A subcontainer's process gets start's stdio (or a new terminal), as in runsc.
+            var stdio: [Int32] = [0, 1, 2]
+            var slave: Int32?
+            if let consoleSocket = state.consoleSocket {
+                let pty = try Terminal.openPair()
+                let connection = try UnixSocket.connect(path: consoleSocket)
+                try UnixSocket.sendDescriptor(connection, pty.master)
+                UnixSocket.close(connection)
+                FileDescriptor.close(pty.master)
+                stdio = [pty.slave, pty.slave, pty.slave]
+                slave = pty.slave
+            }
+            _ = try Spawn.spawn(
+                path: ProcessIdentity.executablePath ?? "fake-runsc", arguments: ["--root=\(root)", "container-main", id],
+                environment: environment(), descriptors: stdio, newSession: true)
+            if let slave { FileDescriptor.close(slave) }
+        }
         // Like runsc, return once the container process exists.
         for _ in 0..<500 {
             if let current = try? load(id, root: root), current.containerPid != nil || current.status == "stopped" { return }
@@ -141,6 +205,11 @@ public enum FakeRunsc {
         guard options.positional.count >= 1 else { throw Failure("kill: missing container id") }
         let state = try load(options.positional[0], root: root)
         let signal = options.positional.count > 1 ? Int32(options.positional[1]) ?? 15 : 15
+        if let target = options.values["pid"].flatMap({ Int32($0) }) {
+            guard processAlive(target) else { throw Failure("cannot signal process \(target): no such process") }
+            ChildProcesses.signalUnreaped(target, signal)
+            return
+        }
         guard let pid = state.containerPid, state.status != "stopped", processAlive(state.sandboxPid) else {
             throw Failure("cannot signal container: container is not running")
         }
@@ -173,7 +242,8 @@ public enum FakeRunsc {
             throw Failure("cannot delete container in state \(state.status)")
         }
         if let container = state.containerPid { ChildProcesses.signalGroup(container, 9) }
-        for pid in [state.sandboxPid, state.goferPid] where processAlive(pid) {
+        let isSubcontainer = state.sandboxID != nil && state.sandboxID != id
+        for pid in [state.sandboxPid, state.goferPid] where !isSubcontainer && pid > 0 && processAlive(pid) {
             ChildProcesses.signalUnreaped(pid, 9)
         }
         Files.remove("\(root)/\(id)/state.json")
@@ -221,12 +291,12 @@ public enum FakeRunsc {
               let spec = try? JSONDecoder().decode(Spec.self, from: Data(specBytes)),
               let program = spec.process.args.first
         else { return 1 }
-        var path = program.hasPrefix("/") ? program : "/bin/\(program)"
-        var args = Array(spec.process.args.dropFirst())
+        var (path, args) = commandLine(spec.process.args, bundle: state.bundle, spec: spec)
         if faults.contains("ignore-sigterm") {
             // An ignored disposition survives exec: the process never sees SIGTERM.
             args = ["-c", "trap '' TERM; exec \"$0\" \"$@\"", path] + args
             path = "/bin/sh"
+            (path, args) = commandLine([path] + args, bundle: state.bundle, spec: spec)
         }
         // Its own session and process group, so the whole container can be killed at once; the
         // marker lets tests find any process the container leaves behind.
@@ -249,6 +319,117 @@ public enum FakeRunsc {
         final.exitStatus = Int32(status.code)
         try? save(final, root: root)
         return Int32(status.code)
+    }
+
+    /// Runs `args` inside the bundle's rootfs (chroot), as a container would see it; a bundle
+    /// without a populated rootfs (the driver's unit tests) runs it on the host.
+    static func commandLine(_ args: [String], bundle: String, spec: Spec) -> (String, [String]) {
+        let program = args.first ?? "/bin/true"
+        let path = program.hasPrefix("/") ? program : "/bin/\(program)"
+        let rootPath = spec.root?.path ?? "rootfs"
+        let rootfs = rootPath.hasPrefix("/") ? rootPath : "\(bundle)/\(rootPath)"
+        if FileDescriptor.exists("\(rootfs)/bin") {
+            return ("/usr/sbin/chroot", [rootfs, path] + args.dropFirst())
+        }
+        return (path, Array(args.dropFirst()))
+    }
+
+    /// A subcontainer's process (started by `start` with its stdio): exits with the process,
+    /// and takes it down if the sandbox dies first (nothing outlives the sandbox in gVisor).
+    static func containerMain(_ arguments: [String], root: String, faults: Faults) -> Int32 {
+        guard let id = arguments.first, var state = try? load(id, root: root),
+            let specBytes = FileDescriptor.readAll("\(state.bundle)/config.json"),
+            let spec = try? JSONDecoder().decode(Spec.self, from: Data(specBytes))
+        else { return 1 }
+        let (path, args) = commandLine(spec.process.args, bundle: state.bundle, spec: spec)
+        let env = (spec.process.env ?? environment()) + ["WARDEN_FAKE_RUNSC_CONTAINER=\(root)/\(id)"]
+        guard let pid = try? Spawn.spawn(path: path, arguments: args, environment: env, stdin: 0, stdout: 1, stderr: 2, newSession: true)
+        else {
+            state.status = "stopped"
+            state.exitStatus = 127
+            try? save(state, root: root)
+            return 127
+        }
+        state.containerPid = pid
+        try? save(state, root: root)
+        var status: Int32 = 137
+        while true {
+            if let exit = ChildProcesses.reap(pid) {
+                status = Int32(exit.code)
+                break
+            }
+            if !processAlive(state.sandboxPid) {
+                ChildProcesses.signalGroup(pid, 9)
+                _ = ChildProcesses.waitBlocking(pid)
+                break
+            }
+            Sleep.milliseconds(20)
+        }
+        ChildProcesses.signalGroup(pid, 9)
+        var final = (try? load(id, root: root)) ?? state
+        final.status = "stopped"
+        final.exitStatus = status
+        try? save(final, root: root)
+        return status
+    }
+
+    /// `exec --detach --process F --pid-file P --internal-pid-file I [--console-socket S] id`:
+    /// leaves an `exec-main` process (pid in P) that exits with the exec's status, like runsc.
+    static func exec(_ arguments: [String], root: String, executable: String, globals: [String: String]) throws {
+        let options = Options(arguments)
+        let id = try containerID(options.positional)
+        let state = try load(id, root: root)
+        guard state.status == "running" || state.status == "paused", processAlive(state.sandboxPid) else {
+            throw Failure("cannot exec in container in state \(state.status)")
+        }
+        guard let processFile = options.values["process"], let pidFile = options.values["pid-file"] else {
+            throw Failure("exec: --process and --pid-file are required")
+        }
+        var stdio: [Int32] = [0, 1, 2]
+        var slave: Int32?
+        if let consoleSocket = options.values["console-socket"] {
+            let pty = try Terminal.openPair()
+            let connection = try UnixSocket.connect(path: consoleSocket)
+            try UnixSocket.sendDescriptor(connection, pty.master)
+            UnixSocket.close(connection)
+            FileDescriptor.close(pty.master)
+            stdio = [pty.slave, pty.slave, pty.slave]
+            slave = pty.slave
+        }
+        FileDescriptor.remove(pidFile)
+        _ = try Spawn.spawn(
+            path: executable,
+            arguments: ["--root=\(root)", "exec-main", id, processFile, pidFile, options.values["internal-pid-file"] ?? ""],
+            environment: environment(), descriptors: stdio, newSession: true)
+        if let slave { FileDescriptor.close(slave) }
+        for _ in 0..<500 {
+            if FileDescriptor.readAll(pidFile).map({ !$0.isEmpty }) == true { return }
+            Sleep.milliseconds(10)
+        }
+        throw Failure("exec: the process did not start")
+    }
+
+    static func execMain(_ arguments: [String], root: String) -> Int32 {
+        guard arguments.count >= 4, let state = try? load(arguments[0], root: root),
+            let processBytes = FileDescriptor.readAll(arguments[1]),
+            let process = try? JSONDecoder().decode(Spec.Process.self, from: Data(processBytes)),
+            let specBytes = FileDescriptor.readAll("\(state.bundle)/config.json"),
+            let spec = try? JSONDecoder().decode(Spec.self, from: Data(specBytes))
+        else { return 126 }
+        let (path, args) = commandLine(process.args, bundle: state.bundle, spec: spec)
+        let env = (process.env ?? environment()) + ["WARDEN_FAKE_RUNSC_CONTAINER=\(root)/\(state.id)"]
+        guard let pid = try? Spawn.spawn(path: path, arguments: args, environment: env, stdin: 0, stdout: 1, stderr: 2, newSession: true)
+        else { return 127 }
+        if !arguments[3].isEmpty { try? Files.write(arguments[3], "\(pid)") }
+        try? Files.write(arguments[2], "\(ProcessIdentity.pid)")
+        while true {
+            if let exit = ChildProcesses.reap(pid) { return Int32(exit.code) }
+            if !processAlive(state.sandboxPid) {
+                ChildProcesses.signalGroup(pid, 9)
+                return Int32(ChildProcesses.waitBlocking(pid).code)
+            }
+            Sleep.milliseconds(20)
+        }
     }
 
     /// Lives as long as the sandbox (or forever with orphan-gofer).
@@ -315,7 +496,8 @@ public enum FakeRunsc {
                     let name = String(argument.drop(while: { $0 == "-" }))
                     if let equals = name.firstIndex(of: "=") {
                         values[String(name[..<equals])] = String(name[name.index(after: equals)...])
-                    } else if ["bundle", "pid-file", "console-socket", "format", "user-log", "interval"].contains(name),
+                    } else if ["bundle", "pid-file", "console-socket", "format", "user-log", "interval", "process",
+                        "internal-pid-file", "pid"].contains(name),
                         index + 1 < arguments.count
                     {
                         values[name] = arguments[index + 1]

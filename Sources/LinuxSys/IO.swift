@@ -247,3 +247,20 @@ extension FileDescriptor {
 
     public static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
 }
+
+extension Terminal {
+    /// A new pty pair (fake-runsc's terminal, handed to the shim like runsc does).
+    public static func openPair() throws(Errno) -> (master: Int32, slave: Int32) {
+        var master: Int32 = -1
+        var slave: Int32 = -1
+        if clinux_open_pty(&master, &slave) != 0 { throw Errno.current("openpty") }
+        return (master, slave)
+    }
+}
+
+extension UnixSocket {
+    /// Sends one descriptor with SCM_RIGHTS.
+    public static func sendDescriptor(_ socket: Int32, _ fd: Int32) throws(Errno) {
+        if clinux_send_fd(socket, fd) != 0 { throw Errno.current("sendmsg(SCM_RIGHTS)") }
+    }
+}

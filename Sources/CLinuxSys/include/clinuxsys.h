@@ -60,6 +60,12 @@ int clinux_spawn_fds(const char *path, char *const argv[], char *const envp[], c
 /// --console-socket sends the pty master this way). Returns the descriptor, close-on-exec.
 int clinux_receive_fd(int sock);
 
+/// Sends one descriptor with SCM_RIGHTS (fake-runsc's --console-socket, as runsc does).
+int clinux_send_fd(int sock, int fd);
+
+/// Opens a new pseudo-terminal pair (both close-on-exec).
+int clinux_open_pty(int *master, int *slave);
+
 /// TIOCSWINSZ on a terminal.
 int clinux_set_window_size(int fd, unsigned short width, unsigned short height);
 
