@@ -85,6 +85,8 @@ let package = Package(
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "LinuxSys", "WardenTestSupport"]),
         .testTarget(name: "TTRPCTests", dependencies: ["TTRPC", "LinuxSys", "WardenTestSupport"]),
         .testTarget(name: "ShimCoreTests", dependencies: ["ShimCore", "TTRPC", "WardenTestSupport"]),
+        // The shim through a private containerd and ctr, with real runsc and with fake-runsc.
+        .testTarget(name: "ShimIntegrationTests", dependencies: ["WardenTestSupport"]),
         // Interop with real peers (Go ttrpc fixtures, a private containerd). scripts/test.sh
         // builds the fixtures and sets WARDEN_INTEROP=1, which turns a missing peer into a failure.
         .testTarget(

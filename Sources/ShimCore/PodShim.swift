@@ -234,11 +234,22 @@ public actor PodShim {
             throw ShimError(.failedPrecondition, "cannot start \(describe(process)): it is \(process.status)")
         }
         process.starting = true
-        defer { process.starting = false }
-        if execID.isEmpty {
-            try await startInit(container)
-        } else {
-            try await startExec(container, process)
+        do throws(ShimError) {
+            if execID.isEmpty {
+                try await startInit(container)
+            } else {
+                try await startExec(container, process)
+            }
+        } catch {
+            process.starting = false
+            throw error
+        }
+        process.starting = false
+        // An exit that raced Start (a process done within a millisecond) is published now,
+        // after TaskStart, as containerd requires.
+        if let pending = process.pendingExit {
+            process.pendingExit = nil
+            markExited(process, status: pending)
         }
         return process.pid
     }
@@ -260,9 +271,7 @@ public actor PodShim {
         event.containerID = container.id
         event.pid = process.pid
         events.publish("/tasks/start", event)
-        if let pending = process.pendingExit {
-            markExited(process, status: pending)
-        } else if !container.isSandboxRoot {
+        if process.pendingExit == nil && !container.isSandboxRoot {
             watchSubcontainer(container)
         }
     }

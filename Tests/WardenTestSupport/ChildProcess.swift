@@ -84,16 +84,28 @@ public final class ChildProcess: Sendable {
 
     /// SIGTERM by PID, then SIGKILL after `grace`; waits until the process is gone.
     public func stop(grace: Duration = .seconds(5)) async {
-        guard process.isRunning else { return }
+        guard isAlive else { return }
         kill(pid, SIGTERM)
         let deadline = ContinuousClock.now + grace
-        while process.isRunning && ContinuousClock.now < deadline {
+        while isAlive && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        if process.isRunning {
+        if isAlive {
             kill(pid, SIGKILL)
-            while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+            while isAlive { try? await Task.sleep(for: .milliseconds(10)) }
         }
+    }
+
+    /// Running, and not merely an unreaped zombie (Foundation does not always notice the exit
+    /// of a child while other children come and go; a zombie is reaped here by its PID).
+    private var isAlive: Bool {
+        guard process.isRunning else { return false }
+        if isZombie(pid) {
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, WNOHANG)
+            return false
+        }
+        return processExists(pid)
     }
 }
 

@@ -5,6 +5,11 @@ public struct TestTimedOut: Error, CustomStringConvertible {
     public let limit: Duration
     public let what: String
     public var description: String { "\(what) did not finish within \(limit)" }
+
+    public init(limit: Duration, what: String) {
+        self.limit = limit
+        self.what = what
+    }
 }
 
 /// Every async test step runs under this, so a regression hangs for seconds, not forever.

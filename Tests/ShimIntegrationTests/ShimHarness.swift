@@ -1,0 +1,191 @@
+import Foundation
+import Testing
+import WardenTestSupport
+
+/// The runsc under the shim: Debian's real one, or fake-runsc (same CLI and process model).
+enum RuntimeKind: String, CustomStringConvertible, CaseIterable, Sendable {
+    case real, fake
+    var description: String { rawValue }
+}
+
+/// A private containerd 1.6 with Warden on its PATH, the test image imported, and a
+/// warden.toml for the chosen runsc. `ctr` drives it; `finish()` stops containerd and runs the
+/// leak audit.
+final class ShimHarness: Sendable {
+    let containerd: PrivateContainerd
+    let runtime: RuntimeKind
+    let configPath: String
+    let runscRoot: String
+    static let image = "warden.test/busybox:latest"
+
+    static var buildDirectory: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+    }
+
+    static var imageTar: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("tests/fixtures/bin/busybox-image.tar").path
+    }
+
+    /// Whether the peers exist; under WARDEN_INTEROP=1 (scripts/test.sh) a missing one fails.
+    static func available(_ runtime: RuntimeKind) -> Bool {
+        var needed = ["/usr/bin/containerd", "/usr/bin/ctr", imageTar, buildDirectory + "/containerd-shim-warden-v2"]
+        needed.append(runtime == .real ? "/usr/bin/runsc" : buildDirectory + "/fake-runsc")
+        let missing = needed.filter { !FileManager.default.fileExists(atPath: $0) }
+        if missing.isEmpty { return true }
+        if ProcessInfo.processInfo.environment["WARDEN_INTEROP"] == "1" {
+            Issue.record("integration peers missing: \(missing)")
+        }
+        return false
+    }
+
+    private init(containerd: PrivateContainerd, runtime: RuntimeKind, configPath: String, runscRoot: String) {
+        self.containerd = containerd
+        self.runtime = runtime
+        self.configPath = configPath
+        self.runscRoot = runscRoot
+    }
+
+    static func start(_ runtime: RuntimeKind, deadlines: String = "", dir: TempDir? = nil) async throws -> ShimHarness {
+        let dir = try dir ?? TempDir("wdi")
+        let runscRoot = dir.file("runsc")
+        let binary = runtime == .real ? "/usr/bin/runsc" : buildDirectory + "/fake-runsc"
+        let config = """
+            runsc = "\(binary)"
+            root = "\(runscRoot)"
+            log_level = "debug"
+            [deadlines]
+            \(deadlines)
+            [runsc_config]
+            network = "none"
+            """
+        let configPath = dir.file("warden.toml")
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let path = buildDirectory + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        // The shim server's stderr (a crash report) goes to a file in the test dir.
+        let containerd = try await PrivateContainerd.start(
+            environment: ["PATH": path, "WARDEN_SHIM_STDERR": dir.file("shim.stderr")], in: dir)
+        let harness = ShimHarness(containerd: containerd, runtime: runtime, configPath: configPath, runscRoot: runscRoot)
+        let imported = try await harness.ctr(["images", "import", imageTar], timeout: .seconds(60))
+        if imported.status != 0 {
+            await harness.containerd.stop()
+            throw HarnessError("image import failed: \(imported.output)")
+        }
+        return harness
+    }
+
+    struct HarnessError: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    struct Result: Sendable {
+        var status: Int32
+        var output: String
+    }
+
+    var runtimeFlags: [String] {
+        ["--runtime", "io.containerd.warden.v2", "--runtime-config-path", configPath]
+    }
+
+    /// Runs `ctr -a <socket> <arguments>`, optionally with stdin text, within `timeout`.
+    func ctr(_ arguments: [String], stdin: String? = nil, timeout: Duration = .seconds(60)) async throws -> Result {
+        try await run("/usr/bin/ctr", ["-a", containerd.address] + arguments, stdin: stdin, timeout: timeout)
+    }
+
+    /// `ctr` with a terminal on its side (`script` gives it a pty), for `-t`.
+    func ctrWithTerminal(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Result {
+        let command = (["/usr/bin/ctr", "-a", containerd.address] + arguments).map(Self.shellQuoted).joined(separator: " ")
+        return try await run("/usr/bin/script", ["-qec", command, "/dev/null"], stdin: nil, timeout: timeout)
+    }
+
+    static func shellQuoted(_ word: String) -> String {
+        "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
+    private func run(_ executable: String, _ arguments: [String], stdin: String?, timeout: Duration) async throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        try process.run()
+        if let stdin {
+            input.fileHandleForWriting.write(Data(stdin.utf8))
+            try? input.fileHandleForWriting.close()
+        }
+        let reader = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                throw TestTimedOut(limit: timeout, what: "\(executable) \(arguments.joined(separator: " "))")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let data = await reader.value
+        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
+    }
+
+    /// Polls `ctr task ls` until `id` shows `status` (RUNNING, STOPPED, PAUSED).
+    func waitForTask(_ id: String, status: String, timeout: Duration = .seconds(10)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let listed = try await ctr(["task", "ls"])
+            if listed.output.split(separator: "\n").contains(where: { line in
+                let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+                return fields.first.map(String.init) == id && fields.last.map(String.init) == status
+            }) {
+                return
+            }
+            if ContinuousClock.now > deadline {
+                throw TestTimedOut(limit: timeout, what: "task \(id) reaching \(status); ctr task ls:\n\(listed.output)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// Live shim processes of this harness (their command line carries containerd's address).
+    func shimProcesses() -> [String] {
+        livingProcesses(mentioning: containerd.address).filter { $0.contains("containerd-shim-warden-v2") }
+    }
+
+    /// Stops containerd and audits: no shim, sandbox, gofer or fake process of this test left,
+    /// no mount, no shim socket, no runsc state, no shim scratch directory.
+    func finish() async throws {
+        // Shims exit on their own after their last container's Shutdown; give them a moment.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !shimProcesses().isEmpty && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        await containerd.stop()
+        let sockets = (try? FileManager.default.contentsOfDirectory(atPath: containerd.dir.file("state/s"))) ?? []
+        let runscState = (try? FileManager.default.contentsOfDirectory(atPath: runscRoot)) ?? []
+        try containerd.auditNothingLeft(keep: true)
+        #expect(sockets.isEmpty, "shim sockets left: \(sockets)")
+        #expect(runscState.isEmpty, "runsc root not empty: \(runscState)")
+        if sockets.isEmpty && runscState.isEmpty { containerd.dir.remove() }
+    }
+
+    /// Cleanup after a failed test: containerd's output (with the shims' logs) kept in
+    /// `<dir>.log` for diagnosis, containerd stopped, every process of the test killed by PID,
+    /// its mounts detached.
+    func abandon() async {
+        let report = containerd.process.outputText + "\n--- shim stderr ---\n"
+            + ((try? String(contentsOfFile: containerd.dir.file("shim.stderr"), encoding: .utf8)) ?? "")
+        try? report.write(toFile: containerd.dir.path + ".log", atomically: true, encoding: .utf8)
+        await containerd.stop()
+        for entry in livingProcesses(mentioning: containerd.dir.path) {
+            if let pid = Int32(entry.split(separator: ":").first ?? "") { kill(pid, SIGKILL) }
+        }
+        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        for line in mounts.split(separator: "\n") where line.contains(containerd.dir.path) {
+            let fields = line.split(separator: " ")
+            if fields.count > 4 { umount2(String(fields[4]), Int32(MNT_DETACH)) }
+        }
+    }
+}
