@@ -4,14 +4,16 @@
 #   1. the generated-code check (scripts/generate-protos.sh reproduces the committed code),
 #   2. `swift test`: unit tests, and the interop tests against real peers: Go's ttrpc
 #      (tests/fixtures/ttrpc-interop, built here offline in GOPATH mode from Debian's
-#      golang-github-containerd-ttrpc-dev) and a private containerd 1.6.20.
+#      golang-github-containerd-ttrpc-dev) and a private containerd 1.6.20,
+#   3. the shim integration tests: containerd 1.6.20 + ctr running containers through Warden
+#      with Debian's real runsc and with fake-runsc (image: scripts/build-test-image.sh).
 # WARDEN_INTEROP=1 makes a missing peer a failure rather than a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 packages=(
-  containerd runc protobuf-compiler
+  containerd runc runsc busybox-static bsdutils python3 protobuf-compiler
   golang-go golang-github-containerd-ttrpc-dev
   golang-github-containerd-containerd-dev golang-github-containerd-cgroups-dev
 )
@@ -27,6 +29,7 @@ fi
 
 echo "== test fixtures"
 scripts/build-fixtures.sh
+scripts/build-test-image.sh
 
 if [ "${WARDEN_SKIP_PROTO_CHECK:-0}" != 1 ]; then
   echo "== generated code is reproducible"
