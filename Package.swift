@@ -86,7 +86,10 @@ let package = Package(
         .testTarget(name: "TTRPCTests", dependencies: ["TTRPC", "LinuxSys", "WardenTestSupport"]),
         .testTarget(name: "ShimCoreTests", dependencies: ["ShimCore", "TTRPC", "WardenTestSupport"]),
         // The shim through a private containerd and ctr, with real runsc and with fake-runsc.
-        .testTarget(name: "ShimIntegrationTests", dependencies: ["WardenTestSupport"]),
+        .testTarget(
+            name: "ShimIntegrationTests",
+            dependencies: ["WardenTestSupport", "TTRPC", "ContainerdAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+        ),
         // Interop with real peers (Go ttrpc fixtures, a private containerd). scripts/test.sh
         // builds the fixtures and sets WARDEN_INTEROP=1, which turns a missing peer into a failure.
         .testTarget(

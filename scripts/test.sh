@@ -45,5 +45,10 @@ fi
 echo "== build"
 swift build --build-tests
 
-echo "== swift test"
-WARDEN_INTEROP=1 WARDEN_GO_TTRPC_FIXTURE="$root/tests/fixtures/bin/ttrpc-interop" swift test --skip-build
+export WARDEN_INTEROP=1 WARDEN_GO_TTRPC_FIXTURE="$root/tests/fixtures/bin/ttrpc-interop"
+echo "== swift test (unit and interop)"
+# The deadline tests bound how late a timeout may fire; the integration suite's sandboxes
+# would load both cores under them, so it runs on its own afterwards.
+swift test --skip-build --skip ShimIntegrationTests
+echo "== swift test (shim integration: containerd + ctr + Warden, real runsc and fake-runsc)"
+swift test --skip-build --filter ShimIntegrationTests

@@ -240,6 +240,9 @@ int clinux_spawn_fds(const char *path, char *const argv[], char *const envp[], c
         posix_spawn_file_actions_adddup2(&actions, 1000 + i, i);
         posix_spawn_file_actions_addclose(&actions, 1000 + i);
     }
+    // Nothing else crosses over, even a descriptor the parent inherited without
+    // close-on-exec (a parent's pipe held by a long-lived child would never see EOF).
+    posix_spawn_file_actions_addclosefrom_np(&actions, count);
     sigset_t empty, all;
     sigemptyset(&empty);
     sigfillset(&all);

@@ -1,0 +1,133 @@
+import ContainerdAPI
+import Foundation
+import SwiftProtobuf
+import TTRPC
+import Testing
+import WardenTestSupport
+
+/// The `start` and `delete` subcommands run the way containerd runs them (shim-contract §1.2,
+/// §1.3): combined output read to EOF, cwd = bundle, options Any on stdin.
+@Suite(.serialized)
+struct StartDeleteTests {
+    struct Run {
+        var status: Int32
+        var stdout: Data
+        var stderr: String
+        var elapsed: Duration
+    }
+
+    /// Runs the shim with separate stdout/stderr pipes, read to EOF as containerd does: if the
+    /// server child held them, this would not return until the server exits.
+    static func shim(_ arguments: [String], cwd: String, stdin: Data = Data(), environment: [String: String] = [:]) async throws -> Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ShimHarness.buildDirectory + "/containerd-shim-warden-v2")
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: cwd)
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        let started = ContinuousClock.now
+        try process.run()
+        input.fileHandleForWriting.write(stdin)
+        try input.fileHandleForWriting.close()
+        return try await withTimeout(.seconds(10), "shim \(arguments.last ?? "")") {
+            let stdout = await Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+            let stderr = await Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+            process.waitUntilExit()
+            return Run(
+                status: process.terminationStatus, stdout: stdout, stderr: String(decoding: stderr, as: UTF8.self),
+                elapsed: ContinuousClock.now - started)
+        }
+    }
+
+    static func bundle(in dir: TempDir, id: String, annotations: [String: String]) throws -> String {
+        let bundle = dir.file("state/io.containerd.runtime.v2.task/ns1/\(id)")
+        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
+        let spec = try JSONSerialization.data(withJSONObject: ["ociVersion": "1.0.2", "process": ["args": ["sh"]], "annotations": annotations])
+        try spec.write(to: URL(fileURLWithPath: bundle + "/config.json"))
+        return bundle
+    }
+
+    static func options(configPath: String) throws -> Data {
+        var options = Runtimeoptions_V1_Options()
+        options.configPath = configPath
+        var any = Google_Protobuf_Any()
+        any.typeURL = "runtimeoptions.v1.Options"
+        any.value = try options.serializedData()
+        return try any.serializedData()
+    }
+
+    @Test func startPrintsOnlyTheAddressGroupsAPodAndDeleteCleansUp() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        let dir = try TempDir("wds")
+        defer { dir.remove() }
+        try "runsc = \"\(ShimHarness.buildDirectory)/fake-runsc\"\nroot = \"\(dir.file("runsc"))\"\n"
+            .write(toFile: dir.file("warden.toml"), atomically: true, encoding: .utf8)
+        let stdin = try Self.options(configPath: dir.file("warden.toml"))
+        let flags = ["-namespace", "ns1", "-address", dir.file("c.sock"), "-publish-binary", "/usr/bin/containerd"]
+        let pod = ["io.kubernetes.cri.sandbox-id": "podA"]
+        let first = try Self.bundle(in: dir, id: "c1", annotations: pod)
+        let second = try Self.bundle(in: dir, id: "c2", annotations: pod)
+
+        let started = try await Self.shim(flags + ["-id", "c1", "start"], cwd: first, stdin: stdin)
+        #expect(started.status == 0, "start: \(started.stderr)")
+        #expect(started.stderr.isEmpty, "start wrote to stderr: \(started.stderr)")
+        #expect(started.elapsed < .seconds(3), "start's pipes held open: \(started.elapsed)")
+        let address = String(decoding: started.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(address.hasPrefix("unix://\(dir.file("state/s"))/"), "address: \(address)")
+        #expect(try String(contentsOfFile: first + "/address", encoding: .utf8) == address)
+        let serverPid = Int32(try String(contentsOfFile: first + "/shim.pid", encoding: .utf8)) ?? 0
+        #expect(serverPid > 0 && processExists(serverPid))
+        defer { if processExists(serverPid) { kill(serverPid, SIGKILL) } }
+
+        // The second container of the pod gets the same shim.
+        let joined = try await Self.shim(flags + ["-id", "c2", "start"], cwd: second, stdin: stdin)
+        #expect(joined.status == 0 && joined.stderr.isEmpty)
+        #expect(String(decoding: joined.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == address)
+        #expect(livingProcesses(mentioning: dir.file("c.sock")).count == 1, "one server for the pod")
+
+        // It serves the task API; Shutdown with no container makes it exit and remove its socket.
+        let socketPath = String(address.dropFirst("unix://".count))
+        let client = try TTRPCClient.connect(path: socketPath)
+        let connected: Containerd_Task_V2_ConnectResponse = try await client.call(
+            service: "containerd.task.v3.Task", method: "Connect", request: Containerd_Task_V2_ConnectRequest(), timeout: .seconds(5))
+        #expect(connected.shimPid == UInt32(serverPid))
+        var unknown = Containerd_Task_V2_StateRequest()
+        unknown.id = "nope"
+        await #expect(throws: TTRPCStatus.self) {
+            let _: Containerd_Task_V2_StateResponse = try await client.call(
+                service: "containerd.task.v2.Task", method: "State", request: unknown, timeout: .seconds(5))
+        }
+        let _: Google_Protobuf_Empty = try await client.call(
+            service: "containerd.task.v2.Task", method: "Shutdown", request: Containerd_Task_V2_ShutdownRequest(), timeout: .seconds(5))
+        client.close()
+        try await withTimeout(.seconds(5), "shim exit after Shutdown") {
+            while processExists(serverPid) && !isZombie(serverPid) { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(!FileManager.default.fileExists(atPath: socketPath), "socket removed at exit")
+
+        // delete: bounded, DeleteResponse with 137 on stdout.
+        let deleted = try await Self.shim(flags + ["-id", "c1", "-bundle", first, "delete"], cwd: first)
+        #expect(deleted.status == 0, "delete: \(deleted.stderr)")
+        let response = try Containerd_Task_V2_DeleteResponse(serializedBytes: [UInt8](deleted.stdout))
+        #expect(response.exitStatus == 137 && response.hasExitedAt)
+        #expect(livingProcesses(mentioning: dir.path).isEmpty)
+    }
+
+    @Test func startRefusesABadConfigNamingTheKey() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        let dir = try TempDir("wds")
+        defer { dir.remove() }
+        try "runsc = \"/usr/bin/runsc\"\n[deadlines]\nkill_grace = \"soon\"\n".write(toFile: dir.file("bad.toml"), atomically: true, encoding: .utf8)
+        let bundle = try Self.bundle(in: dir, id: "c1", annotations: [:])
+        let run = try await Self.shim(
+            ["-namespace", "ns1", "-address", dir.file("c.sock"), "-id", "c1", "start"], cwd: bundle,
+            stdin: try Self.options(configPath: dir.file("bad.toml")))
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("bad.toml") && run.stderr.contains("kill_grace"), "error names file and key: \(run.stderr)")
+        #expect(run.stdout.isEmpty)
+        #expect(livingProcesses(mentioning: dir.path).isEmpty, "no server started")
+    }
+}
