@@ -5,12 +5,22 @@
 # TTRPC target alone) in three link modes, one process and ten side by side (PSS is what
 # ten pods' shims cost the node), idle and after the Go interop client's workload
 # (64 concurrent calls, 1 MiB payloads).
-# The side-by-side shim comparison with containerd-shim-runc-v2 driving runsc arrives with
-# the task service.
+# Section 2: Warden beside containerd-shim-runc-v2 driving the same runsc
+# (scripts/bench-shims.sh): `ctr run --rm` latency and shim memory per pod.
+#
+# `scripts/bench.sh shims` refreshes section 2 only and keeps section 1 as written.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 out=docs/benchmarks.md
+
+if [ "${1:-all}" = shims ]; then
+  shims=$(scripts/bench-shims.sh)
+  section1=$(awk '/^## Warden beside/ {exit} {print}' "$out")
+  printf '%s\n%s\n' "$section1" "$shims" > "$out"
+  cat "$out"
+  exit 0
+fi
 
 command -v go >/dev/null && [ -d /usr/share/gocode/src/github.com/containerd/ttrpc ] || {
   apt-get update -qq
@@ -90,5 +100,7 @@ done
   echo "| link mode | binary MB | idle RSS | idle PSS | after load RSS | after load PSS | PSS of 10 (each) | threads |"
   echo "|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
+  echo
+  scripts/bench-shims.sh
 } > "$out"
 cat "$out"
