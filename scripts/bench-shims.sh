@@ -7,7 +7,7 @@
 #     10 containers (grouped by io.kubernetes.cri.sandbox-id; runsc subcontainers).
 # The runc shim gets runsc through a wrapper adding --network=none (sandbox networking fails
 # on these kernels), which Warden gets from [runsc_config].
-set -uo pipefail
+set -uo pipefail  # not -e: a timed-out ctr call is a result
 cd "$(dirname "$0")/.."
 runs=${BENCH_RUNS:-10}
 
