@@ -129,17 +129,8 @@ public enum FakeRunsc {
         let globalArgs = globals.sorted { $0.key < $1.key }.map { "--\($0.key)=\($0.value)" }
         // The sandbox and gofer get create's own stdio, as runsc's do; with a console socket
         // the sandbox gets a new terminal whose master goes to the socket.
-        var stdio: [Int32] = [0, 1, 2]
-        var slave: Int32?
-        if let consoleSocket = options.values["console-socket"] {
-            let pty = try Terminal.openPair()
-            let connection = try UnixSocket.connect(path: consoleSocket)
-            try UnixSocket.sendDescriptor(connection, pty.master)
-            UnixSocket.close(connection)
-            FileDescriptor.close(pty.master)
-            stdio = [pty.slave, pty.slave, pty.slave]
-            slave = pty.slave
-        }
+        let slave = try (options.values["console-socket"]).map(sendTerminal)
+        let stdio: [Int32] = slave.map { [$0, $0, $0] } ?? [0, 1, 2]
         let sandbox = try Spawn.spawn(
             path: executable, arguments: globalArgs + ["sandbox-main", id], environment: environment(),
             descriptors: stdio, newSession: true)
@@ -168,17 +159,8 @@ public enum FakeRunsc {
         try save(state, root: root)  // the sandbox polls its state for this
         if let sandboxID = state.sandboxID, sandboxID != id {
             // A subcontainer's process gets start's stdio (or a new terminal), as in runsc.
-            var stdio: [Int32] = [0, 1, 2]
-            var slave: Int32?
-            if let consoleSocket = state.consoleSocket {
-                let pty = try Terminal.openPair()
-                let connection = try UnixSocket.connect(path: consoleSocket)
-                try UnixSocket.sendDescriptor(connection, pty.master)
-                UnixSocket.close(connection)
-                FileDescriptor.close(pty.master)
-                stdio = [pty.slave, pty.slave, pty.slave]
-                slave = pty.slave
-            }
+            let slave = try (state.consoleSocket).map(sendTerminal)
+            let stdio: [Int32] = slave.map { [$0, $0, $0] } ?? [0, 1, 2]
             _ = try Spawn.spawn(
                 path: ProcessIdentity.executablePath ?? "fake-runsc", arguments: ["--root=\(root)", "container-main", id],
                 environment: environment(), descriptors: stdio, newSession: true)
@@ -289,7 +271,7 @@ public enum FakeRunsc {
         guard var state = try? load(id, root: root),
               let specBytes = FileDescriptor.readAll("\(state.bundle)/config.json"),
               let spec = try? JSONDecoder().decode(Spec.self, from: Data(specBytes)),
-              let program = spec.process.args.first
+              !spec.process.args.isEmpty
         else { return 1 }
         var (path, args) = commandLine(spec.process.args, bundle: state.bundle, spec: spec)
         if faults.contains("ignore-sigterm") {
@@ -319,6 +301,17 @@ public enum FakeRunsc {
         final.exitStatus = Int32(status.code)
         try? save(final, root: root)
         return Int32(status.code)
+    }
+
+    /// As runsc does for a terminal: a new pty whose master goes to the console socket; the
+    /// returned slave becomes the process's stdio.
+    static func sendTerminal(to consoleSocket: String) throws -> Int32 {
+        let pty = try Terminal.openPair()
+        defer { FileDescriptor.close(pty.master) }
+        let connection = try UnixSocket.connect(path: consoleSocket)
+        defer { UnixSocket.close(connection) }
+        try UnixSocket.sendDescriptor(connection, pty.master)
+        return pty.slave
     }
 
     /// Runs `args` inside the bundle's rootfs (chroot), as a container would see it; a bundle
@@ -385,17 +378,8 @@ public enum FakeRunsc {
         guard let processFile = options.values["process"], let pidFile = options.values["pid-file"] else {
             throw Failure("exec: --process and --pid-file are required")
         }
-        var stdio: [Int32] = [0, 1, 2]
-        var slave: Int32?
-        if let consoleSocket = options.values["console-socket"] {
-            let pty = try Terminal.openPair()
-            let connection = try UnixSocket.connect(path: consoleSocket)
-            try UnixSocket.sendDescriptor(connection, pty.master)
-            UnixSocket.close(connection)
-            FileDescriptor.close(pty.master)
-            stdio = [pty.slave, pty.slave, pty.slave]
-            slave = pty.slave
-        }
+        let slave = try (options.values["console-socket"]).map(sendTerminal)
+        let stdio: [Int32] = slave.map { [$0, $0, $0] } ?? [0, 1, 2]
         FileDescriptor.remove(pidFile)
         _ = try Spawn.spawn(
             path: executable,

@@ -10,24 +10,6 @@ extension FileDescriptor {
         return (fds[0], fds[1])
     }
 
-    /// Opens a fifo without blocking on its peer, then makes the descriptor blocking.
-    /// Opening for reading succeeds at once; for writing it fails with ENXIO while no reader has it open.
-    public static func openFifo(_ path: String, forWriting: Bool) throws(Errno) -> Int32 {
-        let flags = O_CLOEXEC | O_NONBLOCK | (forWriting ? O_WRONLY : O_RDONLY)
-        let fd = try retryingEINTR("open(\(path))") { Glibc.open(path, flags) }
-        if clinux_set_blocking(fd) != 0 {
-            let error = Errno.current("fcntl(\(path))")
-            Glibc.close(fd)
-            throw error
-        }
-        return fd
-    }
-
-    /// Opens `path` read-write (a fifo opened this way never blocks and never sees EOF).
-    public static func openReadWrite(_ path: String) throws(Errno) -> Int32 {
-        try retryingEINTR("open(\(path))") { Glibc.open(path, O_CLOEXEC | O_RDWR) }
-    }
-
     /// Opens (creating, appending) a regular file for writing, as `file://` stdio needs.
     public static func openForAppend(_ path: String) throws(Errno) -> Int32 {
         try retryingEINTR("open(\(path))") { Glibc.open(path, O_CLOEXEC | O_WRONLY | O_CREAT | O_APPEND, 0o644) }
@@ -36,15 +18,6 @@ extension FileDescriptor {
     /// One read into `buffer`; 0 at end of file.
     public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int {
         try retryingEINTR("read") { Glibc.read(fd, buffer.baseAddress, buffer.count) }
-    }
-
-    /// Writes all of `buffer`.
-    public static func write(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) throws(Errno) {
-        var offset = 0
-        while offset < buffer.count {
-            let written = try retryingEINTR("write") { Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset) }
-            offset += written
-        }
     }
 
     /// /dev/null, opened read-write.
@@ -118,15 +91,8 @@ public enum Signals {
     public static func ignoreBrokenPipe() { clinux_ignore_sigpipe() }
 }
 
-extension ProcessIdentity {
-    public static var parentPid: Int32 { getppid() }
-}
-
 extension Errno {
     public static let EADDRINUSE = Glibc.EADDRINUSE
-    public static let ENXIO = Glibc.ENXIO
-    public static let EEXIST = Glibc.EEXIST
-    public static let EPIPE = Glibc.EPIPE
 }
 
 /// Wall-clock time, for timestamps containerd shows (exited_at, log lines).
@@ -142,8 +108,6 @@ public enum WallClock {
 public enum Poll {
     public static let readable: Int16 = Int16(POLLIN)
     public static let writable: Int16 = Int16(POLLOUT)
-    public static let hangUp: Int16 = Int16(POLLHUP)
-    public static let error: Int16 = Int16(POLLERR)
 
     /// The returned events, or 0 on timeout.
     public static func wait(_ fd: Int32, events: Int16, timeoutMilliseconds: Int32) -> Int16 {
@@ -155,7 +119,6 @@ public enum Poll {
 
 extension Errno {
     public static let EAGAIN = Glibc.EAGAIN
-    public static let EIO = Glibc.EIO
 }
 
 extension FileDescriptor {
@@ -246,6 +209,11 @@ extension FileDescriptor {
     }
 
     public static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
+
+    /// A small file as text; nil if it cannot be read.
+    public static func readText(_ path: String) -> String? {
+        readAll(path).map { String(decoding: $0, as: UTF8.self) }
+    }
 }
 
 extension Terminal {

@@ -157,15 +157,7 @@ public enum FileDescriptor {
     public static func readAll(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
         guard let fd = try? open(path) else { return nil }
         defer { close(fd) }
-        var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while result.count < limit {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
-            result += chunk[0..<count]
-        }
-        return result
+        return readToEnd(fd, limit: limit)
     }
 }
 

@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import LinuxSys
 
 /// The parts of a bundle's OCI `config.json` the shim reads. Everything else is runsc's.
 struct OCISpec: Decodable {
@@ -10,16 +11,8 @@ struct OCISpec: Decodable {
         var terminal: Bool?
         var args: [String]?
     }
-    struct Namespace: Decodable {
-        var type: String
-        var path: String?
-    }
-    struct Linux: Decodable {
-        var namespaces: [Namespace]?
-    }
     var process: Process?
     var annotations: [String: String]?
-    var linux: Linux?
 
     static let sandboxIDAnnotation = "io.kubernetes.cri.sandbox-id"
     static let containerTypeAnnotation = "io.kubernetes.cri.container-type"
@@ -34,7 +27,7 @@ struct OCISpec: Decodable {
 
     static func load(bundle: String) throws(ShimError) -> OCISpec {
         let path = bundle + "/config.json"
-        guard let bytes = FileBytes.read(path, limit: 16 << 20) else {
+        guard let bytes = FileDescriptor.readAll(path, limit: 16 << 20) else {
             throw ShimError(.invalidArgument, "\(path): cannot read the OCI spec")
         }
         return try decode(bytes, path: path)
@@ -50,9 +43,5 @@ struct OCISpec: Decodable {
     var joinsSandbox: String? {
         guard annotations?[Self.containerTypeAnnotation] == "container" else { return nil }
         return annotations?[Self.sandboxIDAnnotation]
-    }
-
-    var networkNamespacePath: String? {
-        linux?.namespaces?.first { $0.type == "network" }?.path
     }
 }

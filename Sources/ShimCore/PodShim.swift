@@ -39,8 +39,6 @@ public actor PodShim {
         var exitStatus: UInt32 = 0
         var exitedAt: Google_Protobuf_Timestamp?
         var waiters: [CheckedContinuation<Void, Never>] = []
-        /// An exec's `runsc-exec` process, whose exit status is the exec's.
-        var child: Child?
         /// An exec's pid inside the sandbox (for `runsc kill --pid`).
         var sandboxPid: Int32?
         var starting = false
@@ -81,7 +79,6 @@ public actor PodShim {
     private let supervisor: Supervisor
     private let events: EventPublisher
     private let log: ShimLog
-    private let config: WardenConfig
     private let namespace: String
     private let scratchDirectory: String
     private var containers: [String: Container] = [:]
@@ -92,14 +89,12 @@ public actor PodShim {
     private let onEmptyShutdown: @Sendable () -> Void
 
     public init(
-        runsc: Runsc, supervisor: Supervisor, events: EventPublisher, log: ShimLog, config: WardenConfig,
-        namespace: String, scratchDirectory: String, onEmptyShutdown: @escaping @Sendable () -> Void
+        runsc: Runsc, supervisor: Supervisor, events: EventPublisher, log: ShimLog, namespace: String, scratchDirectory: String, onEmptyShutdown: @escaping @Sendable () -> Void
     ) {
         self.runsc = runsc
         self.supervisor = supervisor
         self.events = events
         self.log = log
-        self.config = config
         self.namespace = namespace
         self.scratchDirectory = scratchDirectory
         self.onEmptyShutdown = onEmptyShutdown
@@ -172,7 +167,7 @@ public actor PodShim {
                 throw error
             }
         }
-        let pid = FileBytes.text(pidFile).flatMap { Int32($0.trimmingWhitespace) }
+        let pid = FileDescriptor.readText(pidFile).flatMap { Int32($0.trimmingWhitespace) }
         FileDescriptor.remove(pidFile)
         guard let pid, pid > 0 else {
             await destroyAfterFailedCreate(id: id, io: io, pidFile: pidFile, bundle: request.bundle, isRoot: isRoot)
@@ -217,7 +212,7 @@ public actor PodShim {
 
     /// A sandbox whose create failed half-way must not outlive it.
     private func reapSandboxAfterFailedCreate(pidFile: String, isRoot: Bool) async {
-        guard isRoot, let pid = FileBytes.text(pidFile).flatMap({ Int32($0.trimmingWhitespace) }), pid > 0,
+        guard isRoot, let pid = FileDescriptor.readText(pidFile).flatMap({ Int32($0.trimmingWhitespace) }), pid > 0,
             let child = try? supervisor.adopt(pid: pid)
         else { return }
         _ = try? supervisor.signal(child, 9)
@@ -297,10 +292,10 @@ public actor PodShim {
         }
         process.io.handedOver()
         if process.io.consoleSocketPath != nil { try process.io.attachConsole(timeout: .seconds(30)) }
-        guard let pid = FileBytes.text(pidFile).flatMap({ Int32($0.trimmingWhitespace) }), pid > 0 else {
+        guard let pid = FileDescriptor.readText(pidFile).flatMap({ Int32($0.trimmingWhitespace) }), pid > 0 else {
             throw ShimError(.internal, "runsc exec \(process.execID) wrote no pid to \(pidFile)")
         }
-        process.sandboxPid = FileBytes.text(internalPidFile).flatMap { Int32($0.trimmingWhitespace) }
+        process.sandboxPid = FileDescriptor.readText(internalPidFile).flatMap { Int32($0.trimmingWhitespace) }
         process.pid = UInt32(pid)
         process.status = .running
         var event = Containerd_Events_TaskExecStarted()
@@ -310,7 +305,6 @@ public actor PodShim {
         events.publish("/tasks/exec-started", event)
         do throws(Errno) {
             let child = try supervisor.adopt(pid: pid)
-            process.child = child
             let supervisor = self.supervisor
             let (containerID, execID) = (container.id, process.execID)
             Task { [weak self] in
@@ -388,7 +382,6 @@ public actor PodShim {
 
     private func execExited(_ id: String, _ execID: String, _ status: UInt32) {
         guard let exec = containers[id]?.execs[execID] else { return }
-        exec.child = nil
         markExited(exec, status: status)
     }
 

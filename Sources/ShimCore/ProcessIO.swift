@@ -24,7 +24,6 @@ final class ProcessIO: Sendable {
         var stdinFifo: String
         var stdoutFifo: String
         var logger: Child?
-        var closed = false
         /// A size set before the terminal exists (ctr resizes an exec before starting it).
         var pendingSize: (width: UInt32, height: UInt32)?
     }
@@ -228,7 +227,6 @@ final class ProcessIO: Sendable {
     func close(grace: Duration) async {
         let (pumps, stdinPump, console, logger, processSide) = state.withLock { state in
             defer {
-                state.closed = true
                 state.console = nil
                 state.processSide = []
                 state.logger = nil

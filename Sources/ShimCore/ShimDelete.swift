@@ -15,7 +15,7 @@ enum ShimDelete {
             Console.error("delete: cannot determine the bundle directory")
             return 1
         }
-        let recordedConfig = FileBytes.text(bundle + "/" + ShimCommand.bundleConfigFile)?.trimmingWhitespace
+        let recordedConfig = FileDescriptor.readText(bundle + "/" + ShimCommand.bundleConfigFile)?.trimmingWhitespace
         let config: WardenConfig
         do throws(ConfigError) {
             (config, _) = try ShimCommand.loadConfig(path: recordedConfig)
@@ -33,13 +33,8 @@ enum ShimDelete {
                 FileDescriptor.removeDirectory(config.root + "/shim")  // only if no live shim uses it
             }
             let runsc = Runsc(
-                configuration: RunscConfiguration(
-                    binary: config.runsc, root: config.root,
-                    flags: config.runscFlags.map { (key: $0.key, value: $0.value) },
-                    environment: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-                        + ProcessEnvironment.all.filter { $0.hasPrefix("WARDEN_FAKE_RUNSC") },
-                    scratchDirectory: scratch, callTimeout: config.deadlines.deleteDeadline,
-                    createTimeout: config.deadlines.createTimeout),
+                configuration: ShimServer.runscConfiguration(
+                    config, scratchDirectory: scratch, callTimeout: config.deadlines.deleteDeadline),
                 supervisor: supervisor)
             do throws(RunscError) {
                 try await runsc.delete(flags.id, force: true)
@@ -52,7 +47,7 @@ enum ShimDelete {
         }
         Rootfs.unmount(bundle: bundle)
         // The dead shim's socket (a live one is left alone: other containers of the pod use it).
-        if let address = FileBytes.text(bundle + "/address")?.trimmingWhitespace, address.hasPrefix("unix://") {
+        if let address = FileDescriptor.readText(bundle + "/address")?.trimmingWhitespace, address.hasPrefix("unix://") {
             let path = String(address.dropFirst("unix://".count))
             if let fd = try? UnixSocket.connect(path: path) {
                 UnixSocket.close(fd)

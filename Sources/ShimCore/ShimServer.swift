@@ -27,19 +27,12 @@ enum ShimServer {
             let scratch = scratchDirectory(config: config, flags: flags)
             try Directories.make(scratch)
             let runsc = Runsc(
-                configuration: RunscConfiguration(
-                    binary: config.runsc, root: config.root,
-                    flags: config.runscFlags.map { (key: $0.key, value: $0.value) },
-                    environment: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
-                        + ProcessEnvironment.all.filter { $0.hasPrefix("WARDEN_FAKE_RUNSC") },
-                    scratchDirectory: scratch, callTimeout: config.deadlines.runscCallTimeout,
-                    createTimeout: config.deadlines.createTimeout),
-                supervisor: supervisor)
+                configuration: runscConfiguration(config, scratchDirectory: scratch), supervisor: supervisor)
             let ttrpcAddress = ProcessEnvironment.value("TTRPC_ADDRESS") ?? (flags.address + ".ttrpc")
             let events = EventPublisher(address: ttrpcAddress, namespace: flags.namespace, log: log)
             let (shutdownRequests, shutdownContinuation) = AsyncStream<Void>.makeStream()
             let shim = PodShim(
-                runsc: runsc, supervisor: supervisor, events: events, log: log, config: config,
+                runsc: runsc, supervisor: supervisor, events: events, log: log,
                 namespace: flags.namespace, scratchDirectory: scratch,
                 onEmptyShutdown: { shutdownContinuation.yield() })
             var registry = ServiceRegistry()
@@ -67,6 +60,21 @@ enum ShimServer {
             log.error("cannot serve: \(error)")
             return 1
         }
+    }
+
+    /// How this shim invokes runsc, from warden.toml. `callTimeout` defaults to
+    /// `runsc_call_timeout`; the `delete` command bounds its calls by `delete_deadline`.
+    static func runscConfiguration(
+        _ config: WardenConfig, scratchDirectory: String, callTimeout: Duration? = nil
+    ) -> RunscConfiguration {
+        RunscConfiguration(
+            binary: config.runsc, root: config.root,
+            flags: config.runscFlags.map { (key: $0.key, value: $0.value) },
+            // A fixed PATH; fake-runsc's fault variables pass through for the tests.
+            environment: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+                + ProcessEnvironment.all.filter { $0.hasPrefix("WARDEN_FAKE_RUNSC") },
+            scratchDirectory: scratchDirectory, callTimeout: callTimeout ?? config.deadlines.runscCallTimeout,
+            createTimeout: config.deadlines.createTimeout)
     }
 
     /// Per-shim directory for runsc call output, pid files, exec specs and console sockets.

@@ -116,6 +116,32 @@ struct StartDeleteTests {
         #expect(livingProcesses(mentioning: dir.path).isEmpty)
     }
 
+    /// containerd's cleanup after a shim died: `delete` removes the dead shim's socket.
+    @Test func deleteRemovesADeadShimsSocket() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        let dir = try TempDir("wds")
+        defer { dir.remove() }
+        try "runsc = \"\(ShimHarness.buildDirectory)/fake-runsc\"\nroot = \"\(dir.file("runsc"))\"\n"
+            .write(toFile: dir.file("warden.toml"), atomically: true, encoding: .utf8)
+        let flags = ["-namespace", "ns1", "-address", dir.file("c.sock"), "-id", "c1"]
+        let bundle = try Self.bundle(in: dir, id: "c1", annotations: [:])
+        let started = try await Self.shim(flags + ["start"], cwd: bundle, stdin: try Self.options(configPath: dir.file("warden.toml")))
+        #expect(started.status == 0)
+        let socketPath = String(String(decoding: started.stdout, as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines).dropFirst("unix://".count))
+        let serverPid = Int32(try String(contentsOfFile: bundle + "/shim.pid", encoding: .utf8)) ?? 0
+        #expect(serverPid > 0)
+        kill(serverPid, SIGKILL)
+        try await withTimeout(.seconds(5), "server death") {
+            while processExists(serverPid) && !isZombie(serverPid) { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(FileManager.default.fileExists(atPath: socketPath), "a SIGKILLed server leaves its socket")
+        let deleted = try await Self.shim(flags + ["-bundle", bundle, "delete"], cwd: bundle)
+        #expect(deleted.status == 0, "delete: \(deleted.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: socketPath), "delete removed the dead shim's socket")
+        #expect(livingProcesses(mentioning: dir.path).isEmpty)
+    }
+
     @Test func startRefusesABadConfigNamingTheKey() async throws {
         guard ShimHarness.available(.fake) else { return }
         let dir = try TempDir("wds")

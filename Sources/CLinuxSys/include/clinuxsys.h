@@ -46,13 +46,9 @@ int clinux_reap_pid(pid_t pid, int *code, int *status);
 /// prctl(PR_SET_CHILD_SUBREAPER, 1).
 int clinux_set_child_subreaper(void);
 
-/// posix_spawn of `path` with `argv`/`envp`, stdio from the given descriptors, default signal
-/// dispositions and an empty signal mask, optionally in a new session.
-int clinux_spawn(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd,
-                 int stderr_fd, int new_session, pid_t *pid);
-
-/// As clinux_spawn, with `fds[i]` becoming descriptor i in the child for i < count (count >= 3),
-/// so a listener can be handed over as fd 3.
+/// posix_spawn of `path` with `argv`/`envp`, default signal dispositions and an empty signal
+/// mask, optionally in a new session; `fds[i]` becomes descriptor i in the child for i < count
+/// (count >= 3: stdio, then e.g. a listener as fd 3) and nothing else is inherited.
 int clinux_spawn_fds(const char *path, char *const argv[], char *const envp[], const int *fds, int count,
                      int new_session, pid_t *pid);
 
