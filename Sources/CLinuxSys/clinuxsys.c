@@ -19,6 +19,9 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sched.h>
+#include <stdio.h>
+#include <linux/netlink.h>
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -338,4 +341,75 @@ int clinux_open_pty(int *master, int *slave) {
     *master = m;
     *slave = s;
     return 0;
+}
+
+struct netns_socket_request {
+    const char *path;
+    int result;
+    int error;
+};
+
+static void *netns_socket_thread(void *argument) {
+    struct netns_socket_request *request = argument;
+    request->result = -1;
+    int ns = open(request->path, O_RDONLY | O_CLOEXEC);
+    if (ns < 0) {
+        request->error = errno;
+        return NULL;
+    }
+    // This thread alone enters the namespace and ends right after: nothing else runs in it.
+    if (setns(ns, CLONE_NEWNET) != 0) {
+        request->error = errno;
+        close(ns);
+        return NULL;
+    }
+    close(ns);
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (fd < 0) {
+        request->error = errno;
+        return NULL;
+    }
+    struct sockaddr_nl local = {.nl_family = AF_NETLINK};
+    if (bind(fd, (struct sockaddr *)&local, sizeof(local)) != 0) {
+        request->error = errno;
+        close(fd);
+        return NULL;
+    }
+    request->result = fd;
+    return NULL;
+}
+
+int clinux_netlink_route_socket_in_netns(const char *netns_path) {
+    struct netns_socket_request request = {.path = netns_path, .result = -1, .error = 0};
+    pthread_t thread;
+    int rc = pthread_create(&thread, NULL, netns_socket_thread, &request);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    pthread_join(thread, NULL);
+    if (request.result < 0) errno = request.error;
+    return request.result;
+}
+
+unsigned long long clinux_process_start_time(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buffer[1024];
+    ssize_t n = read(fd, buffer, sizeof(buffer) - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buffer[n] = 0;
+    // comm may hold spaces and parentheses: fields are counted after the last ')'.
+    char *cursor = strrchr(buffer, ')');
+    if (!cursor) return 0;
+    cursor++;
+    // After ')': field 3 (state) … field 22 (starttime) is the 20th token.
+    for (int field = 3; field < 22; field++) {
+        cursor = strchr(cursor + 1, ' ');
+        if (!cursor) return 0;
+    }
+    return strtoull(cursor + 1, NULL, 10);
 }

@@ -79,10 +79,7 @@ final class ShimHarness: Sendable {
         init(_ description: String) { self.description = description }
     }
 
-    struct Result: Sendable {
-        var status: Int32
-        var output: String
-    }
+    typealias Result = CommandResult
 
     var runtimeFlags: [String] {
         ["--runtime", "io.containerd.warden.v2", "--runtime-config-path", configPath]
@@ -90,45 +87,17 @@ final class ShimHarness: Sendable {
 
     /// Runs `ctr -a <socket> <arguments>`, optionally with stdin text, within `timeout`.
     func ctr(_ arguments: [String], stdin: String? = nil, timeout: Duration = .seconds(60)) async throws -> Result {
-        try await run("/usr/bin/ctr", ["-a", containerd.address] + arguments, stdin: stdin, timeout: timeout)
+        try await runCommand("/usr/bin/ctr", ["-a", containerd.address] + arguments, stdin: stdin, timeout: timeout)
     }
 
     /// `ctr` with a terminal on its side (`script` gives it a pty), for `-t`.
     func ctrWithTerminal(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Result {
         let command = (["/usr/bin/ctr", "-a", containerd.address] + arguments).map(Self.shellQuoted).joined(separator: " ")
-        return try await run("/usr/bin/script", ["-qec", command, "/dev/null"], stdin: nil, timeout: timeout)
+        return try await runCommand("/usr/bin/script", ["-qec", command, "/dev/null"], stdin: nil, timeout: timeout)
     }
 
     static func shellQuoted(_ word: String) -> String {
         "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
-    }
-
-    private func run(_ executable: String, _ arguments: [String], stdin: String?, timeout: Duration) async throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        let input = Pipe()
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
-        if let stdin {
-            input.fileHandleForWriting.write(Data(stdin.utf8))
-            try? input.fileHandleForWriting.close()
-        }
-        let reader = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            if ContinuousClock.now > deadline {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
-                throw TestTimedOut(limit: timeout, what: "\(executable) \(arguments.joined(separator: " "))")
-            }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        let data = await reader.value
-        return Result(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self))
     }
 
     /// Polls `ctr task ls` until `id` shows `status` (RUNNING, STOPPED, PAUSED).

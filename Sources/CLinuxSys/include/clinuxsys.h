@@ -90,4 +90,15 @@ int clinux_eventfd(void);
 int clinux_eventfd_signal(int fd);
 void clinux_eventfd_drain(int fd);
 
+/// A NETLINK_ROUTE socket bound inside the network namespace at `netns_path` (e.g.
+/// /var/run/netns/x or /proc/<pid>/ns/net). A short-lived thread enters the namespace, opens
+/// the socket and exits, so no thread of the caller ever changes namespace and no namespace
+/// descriptor outlives the call (the socket itself pins the namespace until it is closed).
+/// Close-on-exec. Returns -1 with errno set on failure.
+int clinux_netlink_route_socket_in_netns(const char *netns_path);
+
+/// The start time of process `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat),
+/// or 0 if it is gone. With the pid it identifies one process across pid reuse.
+unsigned long long clinux_process_start_time(pid_t pid);
+
 #endif
