@@ -36,6 +36,8 @@ public struct WardenConfig: Sendable, Equatable {
         public var deleteDeadline: Duration = .seconds(5)
         /// Shutdown → process exit (containerd allows 3 s).
         public var shutdownDeadline: Duration = .seconds(3)
+
+        public init() {}
     }
 
     public enum LogLevel: String, Sendable, CaseIterable { case trace, debug, info, warn, error }

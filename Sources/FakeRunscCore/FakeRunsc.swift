@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import LinuxSys
+import NetNS
 
 /// fake-runsc's implementation (the executable is a thin main). Plain blocking code: it is a
 /// short-lived CLI, except in its sandbox and gofer roles.
@@ -20,6 +21,8 @@ public enum FakeRunsc {
         var sandboxID: String?
         /// A subcontainer's console socket, used at start (as runsc does).
         var consoleSocket: String?
+        /// unkillable-until-netns-down: a kill waiting for the links to go down.
+        var pendingSignal: Int32?
     }
 
     struct Spec: Decodable {
@@ -32,8 +35,18 @@ public enum FakeRunsc {
             var path: String
         }
         var process: Process
+        struct Linux: Decodable {
+            struct Namespace: Decodable {
+                var type: String
+                var path: String?
+            }
+            var namespaces: [Namespace]?
+        }
         var root: Root?
         var annotations: [String: String]?
+        var linux: Linux?
+
+        var networkNamespacePath: String? { linux?.namespaces?.first { $0.type == "network" }?.path }
 
         /// The sandbox to join, as runsc reads CRI's annotations.
         var joinsSandbox: String? {
@@ -75,7 +88,7 @@ public enum FakeRunsc {
             case "create": try create(&arguments, root: root, executable: executable, globals: globals, faults: faults)
             case "start": try start(arguments, root: root, faults: faults)
             case "state": try printState(arguments, root: root)
-            case "kill": try kill(arguments, root: root)
+            case "kill": try kill(arguments, root: root, faults: faults)
             case "wait": try wait(arguments, root: root)
             case "delete": try delete(arguments, root: root)
             case "ps": try ps(arguments, root: root)
@@ -105,8 +118,7 @@ public enum FakeRunsc {
         let options = Options(arguments)
         guard let id = options.positional.first else { throw Failure("create: missing container id") }
         let bundle = options.values["bundle"] ?? "."
-        let dir = "\(root)/\(id)"
-        if FileDescriptor.readAll("\(dir)/state.json") != nil {
+        if statePath(id, root: root) != nil {
             throw Failure("creating container: container with id \(id) already exists")
         }
         guard let specBytes = FileDescriptor.readAll("\(bundle)/config.json") else {
@@ -118,14 +130,14 @@ public enum FakeRunsc {
             guard let sandbox = try? load(sandboxID, root: root), processAlive(sandbox.sandboxPid) else {
                 throw Failure("creating container: cannot load sandbox: sandbox \(sandboxID) does not exist")
             }
-            try Directories.make(dir)
+            try Directories.make(root)
             try save(
                 State(id: id, bundle: bundle, status: "created", sandboxPid: sandbox.sandboxPid, goferPid: 0,
                     sandboxID: sandboxID, consoleSocket: options.values["console-socket"]), root: root)
             if let pidFile = options.values["pid-file"] { try Files.write(pidFile, "\(sandbox.sandboxPid)") }
             return
         }
-        try Directories.make(dir)
+        try Directories.make(root)
         let globalArgs = globals.sorted { $0.key < $1.key }.map { "--\($0.key)=\($0.value)" }
         // The sandbox and gofer get create's own stdio, as runsc's do; with a console socket
         // the sandbox gets a new terminal whose master goes to the socket.
@@ -182,11 +194,24 @@ public enum FakeRunsc {
             "{\"ociVersion\":\"1.0.0\",\"id\":\"\(id)\",\"pid\":\(state.sandboxPid),\"status\":\"\(status)\",\"bundle\":\"\(state.bundle)\"}")
     }
 
-    static func kill(_ arguments: [String], root: String) throws {
+    static func kill(_ arguments: [String], root: String, faults: Faults) throws {
         let options = Options(arguments)
         guard options.positional.count >= 1 else { throw Failure("kill: missing container id") }
         let state = try load(options.positional[0], root: root)
         let signal = options.positional.count > 1 ? Int32(options.positional[1]) ?? 15 : 15
+        if faults.contains("unkillable-until-netns-down"), options.values["pid"] == nil {
+            // The wedge seen in the field: while the pod's links are up the sentry does not
+            // stop. The kill is recorded (with what the links were) and takes effect only once
+            // they are down; the sandbox applies it then.
+            let linksUp = networkLinksUp(state)
+            record(root: root, "kill \(signal) links=\(linksUp ? "up" : "down")")
+            if linksUp {
+                var pending = state
+                pending.pendingSignal = signal
+                try save(pending, root: root)
+                return
+            }
+        }
         if let target = options.values["pid"].flatMap({ Int32($0) }) {
             guard processAlive(target) else { throw Failure("cannot signal process \(target): no such process") }
             ChildProcesses.signalUnreaped(target, signal)
@@ -228,8 +253,7 @@ public enum FakeRunsc {
         for pid in [state.sandboxPid, state.goferPid] where !isSubcontainer && pid > 0 && processAlive(pid) {
             ChildProcesses.signalUnreaped(pid, 9)
         }
-        Files.remove("\(root)/\(id)/state.json")
-        FileDescriptor.removeDirectory("\(root)/\(id)")
+        if let path = statePath(id, root: root) { Files.remove(path) }
     }
 
     static func ps(_ arguments: [String], root: String) throws {
@@ -273,13 +297,12 @@ public enum FakeRunsc {
               let spec = try? JSONDecoder().decode(Spec.self, from: Data(specBytes)),
               !spec.process.args.isEmpty
         else { return 1 }
-        var (path, args) = commandLine(spec.process.args, bundle: state.bundle, spec: spec)
+        var command = spec.process.args
         if faults.contains("ignore-sigterm") {
             // An ignored disposition survives exec: the process never sees SIGTERM.
-            args = ["-c", "trap '' TERM; exec \"$0\" \"$@\"", path] + args
-            path = "/bin/sh"
-            (path, args) = commandLine([path] + args, bundle: state.bundle, spec: spec)
+            command = ["/bin/sh", "-c", "trap '' TERM; exec \"$0\" \"$@\""] + command
         }
+        let (path, args) = commandLine(command, bundle: state.bundle, spec: spec)
         // Its own session and process group, so the whole container can be killed at once; the
         // marker lets tests find any process the container leaves behind.
         let env = (spec.process.env ?? environment()) + ["WARDEN_FAKE_RUNSC_CONTAINER=\(root)/\(id)"]
@@ -293,6 +316,7 @@ public enum FakeRunsc {
         }
         state.containerPid = pid
         try? save(state, root: root)
+        if faults.contains("unkillable-until-netns-down") { holdUntilNetworkDown(id, root: root, container: pid) }
         let status = ChildProcesses.waitBlocking(pid)
         // As in gVisor, the container's other processes do not outlive its init.
         ChildProcesses.signalGroup(pid, 9)
@@ -301,6 +325,44 @@ public enum FakeRunsc {
         final.exitStatus = Int32(status.code)
         try? save(final, root: root)
         return Int32(status.code)
+    }
+
+    /// unkillable-until-netns-down, the sandbox side: watches the pod's links; when they are all
+    /// down, records it and delivers a kill that was held back. Returns when the container exited.
+    static func holdUntilNetworkDown(_ id: String, root: String, container: Int32) {
+        var recordedDown = false
+        while processAlive(container) {
+            guard let state = try? load(id, root: root) else { return }
+            if !recordedDown, !networkLinksUp(state) {
+                recordedDown = true
+                record(root: root, "links-down")
+            }
+            if recordedDown, let signal = state.pendingSignal {
+                ChildProcesses.signalGroup(container, signal)
+                var cleared = state
+                cleared.pendingSignal = nil
+                try? save(cleared, root: root)
+            }
+            Sleep.milliseconds(20)
+        }
+    }
+
+    /// Whether any non-loopback link of the container's network namespace is up (false when
+    /// it has no namespace of its own, or it cannot be read).
+    static func networkLinksUp(_ state: State) -> Bool {
+        guard let bytes = FileDescriptor.readAll("\(state.bundle)/config.json"),
+            let spec = try? JSONDecoder().decode(Spec.self, from: Data(bytes)),
+            let path = spec.networkNamespacePath,
+            let links = try? NetworkNamespace(path: path).links()
+        else { return false }
+        return links.contains { !$0.isLoopback && $0.isUp }
+    }
+
+    /// Appends a line to `<root>/fault-log` (what a fault saw, in order, for the tests).
+    static func record(root: String, _ line: String) {
+        guard let fd = try? FileDescriptor.openForAppend("\(root)/fault-log") else { return }
+        defer { FileDescriptor.close(fd) }
+        try? FileDescriptor.writeAll(fd, Array("\(line)\n".utf8))
     }
 
     /// As runsc does for a terminal: a new pty whose master goes to the console socket; the
@@ -445,8 +507,13 @@ public enum FakeRunsc {
         return id
     }
 
+    /// runsc's own layout: `<root>/<container>_sandbox:<sandbox>.state`.
+    static func statePath(_ id: String, root: String) -> String? {
+        Directories.entries(root).first { $0.hasPrefix("\(id)_sandbox:") && $0.hasSuffix(".state") }.map { "\(root)/\($0)" }
+    }
+
     static func load(_ id: String, root: String) throws -> State {
-        guard let bytes = FileDescriptor.readAll("\(root)/\(id)/state.json") else {
+        guard let bytes = statePath(id, root: root).flatMap({ FileDescriptor.readAll($0) }) else {
             throw Failure("loading container: container \"\(id)\" does not exist")
         }
         return try JSONDecoder().decode(State.self, from: Data(bytes))
@@ -454,7 +521,7 @@ public enum FakeRunsc {
 
     static func save(_ state: State, root: String) throws {
         let data = try JSONEncoder().encode(state)
-        try Files.write("\(root)/\(state.id)/state.json", String(decoding: data, as: UTF8.self))
+        try Files.write("\(root)/\(state.id)_sandbox:\(state.sandboxID ?? state.id).state", String(decoding: data, as: UTF8.self))
     }
 
     /// Alive and not a zombie.

@@ -39,13 +39,8 @@ public enum ProcessTable {
 
     /// Direct children of `pid` (from every thread's `children` list).
     public static func children(of pid: Int32) -> [Int32] {
-        guard let directory = opendir("/proc/\(pid)/task") else { return [] }
-        defer { closedir(directory) }
         var result: [Int32] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+        for name in Directories.entries("/proc/\(pid)/task") {
             guard let tid = Int32(name) else { continue }
             let text = FileDescriptor.readText("/proc/\(pid)/task/\(tid)/children") ?? ""
             result += text.split(separator: " ").compactMap { Int32($0.filter { $0 != "\n" }) }

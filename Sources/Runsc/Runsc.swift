@@ -146,15 +146,18 @@ public struct Runsc: Sendable {
     }
 
     /// `runsc kill`: the container's init, every process (`all`), or one process by its pid
-    /// inside the sandbox (`pid`, for execs).
-    public func kill(_ id: String, signal: Int32, all: Bool = false, pid: Int32? = nil) async throws(RunscError) {
+    /// inside the sandbox (`pid`, for execs). Bounded by `timeout` (default `runsc_call_timeout`).
+    public func kill(
+        _ id: String, signal: Int32, all: Bool = false, pid: Int32? = nil, timeout: Duration? = nil
+    ) async throws(RunscError) {
         var arguments = all ? ["--all"] : []
         if let pid { arguments.append("--pid=\(pid)") }
-        _ = try await run("kill", arguments + [id, String(signal)], timeout: configuration.callTimeout)
+        _ = try await run("kill", arguments + [id, String(signal)], timeout: timeout ?? configuration.callTimeout)
     }
 
-    public func delete(_ id: String, force: Bool = false) async throws(RunscError) {
-        _ = try await run("delete", (force ? ["--force"] : []) + [id], timeout: configuration.callTimeout)
+    /// `runsc delete`, bounded by `timeout` (default `runsc_call_timeout`).
+    public func delete(_ id: String, force: Bool = false, timeout: Duration? = nil) async throws(RunscError) {
+        _ = try await run("delete", (force ? ["--force"] : []) + [id], timeout: timeout ?? configuration.callTimeout)
     }
 
     /// `runsc create`: the sandbox (and gofer) are daemonized; the sandbox pid is written to
@@ -222,6 +225,19 @@ public struct Runsc: Sendable {
         } catch {
             throw .invalidOutput(verb: "ps", detail: "\(error): \(output.prefix(200))")
         }
+    }
+
+    /// Removes what `runsc delete` would have for container `id` when runsc itself cannot
+    /// (it hung or failed): its state and lock files, `<root>/<id>_sandbox:<sandbox>.state|.lock`.
+    /// Returns the paths removed.
+    @discardableResult
+    public func removeState(_ id: String) -> [String] {
+        let prefix = "\(id)_sandbox:"
+        let paths = Directories.entries(configuration.root)
+            .filter { $0.hasPrefix(prefix) && ($0.hasSuffix(".state") || $0.hasSuffix(".lock")) }
+            .map { "\(configuration.root)/\($0)" }
+        paths.forEach { FileDescriptor.remove($0) }
+        return paths
     }
 
     /// Runs `runsc <global flags> <verb> <arguments>` and returns its stdout.

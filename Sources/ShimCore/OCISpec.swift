@@ -11,8 +11,21 @@ struct OCISpec: Decodable {
         var terminal: Bool?
         var args: [String]?
     }
+    struct Linux: Decodable {
+        struct Namespace: Decodable {
+            var type: String
+            var path: String?
+        }
+        var namespaces: [Namespace]?
+    }
     var process: Process?
     var annotations: [String: String]?
+    var linux: Linux?
+
+    /// The pod's network namespace when the spec joins an existing one (CRI, `ctr --with-ns`).
+    var networkNamespacePath: String? {
+        linux?.namespaces?.first { $0.type == "network" }?.path.flatMap { $0.isEmpty ? nil : $0 }
+    }
 
     static let sandboxIDAnnotation = "io.kubernetes.cri.sandbox-id"
     static let containerTypeAnnotation = "io.kubernetes.cri.container-type"

@@ -13,18 +13,20 @@ import SwiftProtobuf
 
 /// Everything one shim process serves: the containers of one pod (a runsc sandbox plus the
 /// containers that join it), each with its init process and execs, and their state machines
-/// (`created → running ⇄ paused → stopped`). An actor: no runsc call or wait is made while
+/// (`created → running ⇄ paused → stopped`, or `failed` when create or start failed: what it
+/// left is torn down at once, and Kill and Delete of it always succeed). An actor: no runsc call or wait is made while
 /// holding its turn (every `await` on runsc releases it), and state is re-checked after each.
 public actor PodShim {
     enum Status: Equatable {
-        case created, running, paused, stopped
+        case created, running, paused, stopped, failed
 
         var containerd: Containerd_V1_Types_Status {
             switch self {
             case .created: .created
             case .running: .running
             case .paused: .paused
-            case .stopped: .stopped
+            // containerd has no failed state: a failed task is stopped (exit status 255).
+            case .stopped, .failed: .stopped
             }
         }
     }
@@ -66,6 +68,8 @@ public actor PodShim {
         var execs: [String: Process] = [:]
         var rootfsMounted = false
         var watcher: Task<Void, Never>?
+        /// The teardown of a failed create or start; Kill and Delete join it.
+        var teardown: Task<Void, Never>?
 
         init(id: String, bundle: String, sandboxID: String, initProcess: Process) {
             self.id = id
@@ -75,23 +79,34 @@ public actor PodShim {
         }
     }
 
-    private let runsc: Runsc
-    private let supervisor: Supervisor
+    let runsc: Runsc
+    let supervisor: Supervisor
     private let events: EventPublisher
-    private let log: ShimLog
+    let log: ShimLog
+    let deadlines: WardenConfig.Deadlines
+    let netnsRelease: WardenConfig.NetnsRelease
+    var counters = EscalationCounters()
+    /// Signals to one process in flight (`runsc kill`), joined by identical Kills so that a
+    /// wedged runsc never gets one call per request.
+    private var killsInFlight: [String: Task<RunscError?, Never>] = [:]
     private let namespace: String
     private let scratchDirectory: String
     private var containers: [String: Container] = [:]
     private var reserved: Set<String> = []
-    /// runsc sandbox id → the sandbox process (adopted from runsc create's pid file).
-    private var sandboxes: [String: Child] = [:]
+    /// runsc sandbox id → its processes (adopted from runsc create's pid file, and the
+    /// children it left).
+    private var sandboxes: [String: Sandbox] = [:]
     private var shutdownRequested = false
     private let onEmptyShutdown: @Sendable () -> Void
 
     public init(
-        runsc: Runsc, supervisor: Supervisor, events: EventPublisher, log: ShimLog, namespace: String, scratchDirectory: String, onEmptyShutdown: @escaping @Sendable () -> Void
+        runsc: Runsc, supervisor: Supervisor, events: EventPublisher, log: ShimLog, namespace: String,
+        scratchDirectory: String, deadlines: WardenConfig.Deadlines = .init(), netnsRelease: WardenConfig.NetnsRelease = .down,
+        onEmptyShutdown: @escaping @Sendable () -> Void
     ) {
         self.runsc = runsc
+        self.deadlines = deadlines
+        self.netnsRelease = netnsRelease
         self.supervisor = supervisor
         self.events = events
         self.log = log
@@ -144,48 +159,37 @@ public actor PodShim {
         }
         let pidFile = "\(scratchDirectory)/\(id).pid"
         let isRoot = sandboxID == id
-        do throws(RunscError) {
-            // A subcontainer's stdio is handed over by `runsc start`; the root's by create.
-            try await runsc.create(
-                id, bundle: request.bundle, pidFile: pidFile, consoleSocket: io.consoleSocketPath,
-                stdio: isRoot ? io.processStdio : nil)
-        } catch {
-            log.error("create \(id): \(error)")
-            await io.close(grace: .zero)
-            _ = try? await runsc.delete(id, force: true)
-            await reapSandboxAfterFailedCreate(pidFile: pidFile, isRoot: isRoot)
-            Rootfs.unmount(bundle: request.bundle)
-            FileDescriptor.remove(pidFile)
-            throw ShimError(.internal, "runsc create \(id): \(error)")
-        }
-        if isRoot { io.handedOver() }
-        if io.consoleSocketPath != nil && isRoot {
-            do throws(ShimError) {
-                try io.attachConsole(timeout: .seconds(30))
-            } catch {
-                await destroyAfterFailedCreate(id: id, io: io, pidFile: pidFile, bundle: request.bundle, isRoot: isRoot)
-                throw error
-            }
-        }
-        let pid = FileDescriptor.readText(pidFile).flatMap { Int32($0.trimmingWhitespace) }
-        FileDescriptor.remove(pidFile)
-        guard let pid, pid > 0 else {
-            await destroyAfterFailedCreate(id: id, io: io, pidFile: pidFile, bundle: request.bundle, isRoot: isRoot)
-            throw ShimError(.internal, "runsc create \(id) wrote no sandbox pid to \(pidFile)")
-        }
         let initProcess = Process(containerID: id, execID: "", paths: paths, io: io)
-        initProcess.pid = UInt32(pid)
         let container = Container(id: id, bundle: request.bundle, sandboxID: sandboxID, initProcess: initProcess)
         container.rootfsMounted = !request.rootfs.isEmpty
+        do throws(ShimError) {
+            do throws(RunscError) {
+                // A subcontainer's stdio is handed over by `runsc start`; the root's by create.
+                try await runsc.create(
+                    id, bundle: request.bundle, pidFile: pidFile, consoleSocket: io.consoleSocketPath,
+                    stdio: isRoot ? io.processStdio : nil)
+            } catch {
+                throw ShimError(.internal, "runsc create \(id): \(error)")
+            }
+            if isRoot { io.handedOver() }
+            if io.consoleSocketPath != nil && isRoot { try io.attachConsole(timeout: .seconds(30)) }
+            guard let pid = FileDescriptor.readText(pidFile).flatMap({ Int32($0.trimmingWhitespace) }), pid > 0 else {
+                throw ShimError(.internal, "runsc create \(id) wrote no sandbox pid to \(pidFile)")
+            }
+            initProcess.pid = UInt32(pid)
+        } catch {
+            // A failed create leaves a `failed` task: what runsc left is torn down now, and the
+            // Delete containerd sends next (or a Kill) finds it and succeeds.
+            log.error("create \(id): \(error)")
+            containers[id] = container
+            adoptSandbox(container, pidFile: pidFile, networkNamespacePath: isRoot ? spec.networkNamespacePath : nil)
+            markFailed(container)
+            throw error
+        }
+        FileDescriptor.remove(pidFile)
         containers[id] = container
         if isRoot {
-            do throws(Errno) {
-                let sandbox = try supervisor.adopt(pid: pid)
-                sandboxes[id] = sandbox
-                watchSandbox(id, sandbox)
-            } catch {
-                log.warn("cannot watch sandbox \(id) (pid \(pid)): \(error)")
-            }
+            adoptSandbox(container, pidFile: nil, networkNamespacePath: spec.networkNamespacePath)
         }
         var event = Containerd_Events_TaskCreate()
         event.containerID = id
@@ -196,30 +200,86 @@ public actor PodShim {
         event.io.stderr = request.stderr
         event.io.terminal = request.terminal
         event.checkpoint = request.checkpoint
-        event.pid = UInt32(pid)
+        event.pid = initProcess.pid
         events.publish("/tasks/create", event)
-        log.info("created \(id) in sandbox \(sandboxID) (pid \(pid), terminal \(request.terminal))")
-        return UInt32(pid)
+        log.info("created \(id) in sandbox \(sandboxID) (pid \(initProcess.pid), terminal \(request.terminal))")
+        return initProcess.pid
     }
 
-    private func destroyAfterFailedCreate(id: String, io: ProcessIO, pidFile: String, bundle: String, isRoot: Bool) async {
-        await io.close(grace: .zero)
-        _ = try? await runsc.delete(id, force: true)
-        await reapSandboxAfterFailedCreate(pidFile: pidFile, isRoot: isRoot)
-        Rootfs.unmount(bundle: bundle)
-        FileDescriptor.remove(pidFile)
-    }
-
-    /// A sandbox whose create failed half-way must not outlive it.
-    private func reapSandboxAfterFailedCreate(pidFile: String, isRoot: Bool) async {
-        guard isRoot, let pid = FileDescriptor.readText(pidFile).flatMap({ Int32($0.trimmingWhitespace) }), pid > 0,
-            let child = try? supervisor.adopt(pid: pid)
-        else { return }
-        _ = try? supervisor.signal(child, 9)
-        _ = try? await withDeadline(.now + .seconds(2), onTimeout: { CancellationError() }) { [supervisor] in
-            await supervisor.wait(child)
+    /// Takes the sandbox `runsc create` left under supervision: runsc-sandbox by its pid (from
+    /// the pid file after a failed create), the gofer and any other child it daemonized, all
+    /// as pidfds, and their records in the bundle for the `delete` command should the shim die.
+    private func adoptSandbox(_ container: Container, pidFile: String?, networkNamespacePath: String?) {
+        guard container.isSandboxRoot else { return }
+        var pid = Int32(container.initProcess.pid)
+        if let pidFile {
+            pid = FileDescriptor.readText(pidFile).flatMap { Int32($0.trimmingWhitespace) } ?? 0
+            FileDescriptor.remove(pidFile)
         }
-        supervisor.release(child)
+        let companions = supervisor.adoptUntrackedChildren().filter { $0.pid != pid }
+        let process: Child
+        do throws(Errno) {
+            guard pid > 0 else { throw Errno(code: Errno.ESRCH, call: "no sandbox pid") }
+            process = try supervisor.adopt(pid: pid)
+        } catch {
+            log.warn("cannot watch sandbox \(container.id) (pid \(pid)): \(error)")
+            // Nothing to watch the exit through; its companions still must not outlive the pod.
+            companions.forEach { _ = try? supervisor.signal($0, 9) }
+            return
+        }
+        let sandbox = Sandbox(
+            id: container.id, process: process, companions: companions, networkNamespacePath: networkNamespacePath)
+        sandboxes[container.id] = sandbox
+        let records = sandbox.all.compactMap { ProcessRecord.of($0.pid) }
+        do throws(Errno) {
+            try Files.write(container.bundle + "/" + PodShim.processRecordFile, RecordedProcesses.encode(records))
+        } catch {
+            log.warn("cannot record the sandbox's processes in \(container.bundle): \(error)")
+        }
+        watchSandbox(sandbox)
+    }
+
+    /// Where the pod's processes are recorded for `delete` (in the bundle, which outlives the shim).
+    static let processRecordFile = "warden-processes"
+
+    /// A create or start that failed: the task becomes `failed` (containerd sees it stopped,
+    /// exit status 255) and everything it left is torn down in the background, bounded.
+    private func markFailed(_ container: Container) {
+        let process = container.initProcess
+        process.status = .failed
+        process.exitStatus = 255
+        let (seconds, nanos) = WallClock.now()
+        process.exitedAt = Google_Protobuf_Timestamp(seconds: seconds, nanos: nanos)
+        let waiters = process.waiters
+        process.waiters = []
+        waiters.forEach { $0.resume() }
+        container.teardown = Task { await self.tearDown(container, reason: "failed") }
+    }
+
+    /// Ends whatever a container left: the sandbox through the ladder (a root), or runsc's
+    /// state of a subcontainer; its stdio closed.
+    private func tearDown(_ container: Container, reason: String) async {
+        await container.initProcess.io.close(grace: .zero)
+        if container.isSandboxRoot, let sandbox = sandboxes[container.id] {
+            await joinTermination(sandbox, signal: 9, reason: reason).value
+        } else if !container.isSandboxRoot {
+            do throws(RunscError) {
+                try await runsc.delete(container.id, force: true)
+            } catch {
+                if case .notFound = error {} else { log.warn("delete --force \(container.id): \(error)") }
+            }
+        }
+    }
+
+    /// The termination of `sandbox` in flight, or a new one: concurrent Kills share one ladder.
+    func joinTermination(_ sandbox: Sandbox, signal: Int32, reason: String) -> Task<Void, Never> {
+        if let running = sandbox.termination {
+            counters.count(.joined)
+            return running
+        }
+        let task = Task { await self.terminate(sandbox, signal: signal, reason: reason) }
+        sandbox.termination = task
+        return task
     }
 
     public func start(id: String, execID: String) async throws(ShimError) -> UInt32 {
@@ -237,6 +297,10 @@ public actor PodShim {
             }
         } catch {
             process.starting = false
+            if execID.isEmpty {
+                // Nothing can start it again, and runsc may have left a sandbox behind.
+                markFailed(container)
+            }
             throw error
         }
         process.starting = false
@@ -320,11 +384,12 @@ public actor PodShim {
 
     // MARK: exits
 
-    private func watchSandbox(_ sandboxID: String, _ sandbox: Child) {
+    private func watchSandbox(_ sandbox: Sandbox) {
         let supervisor = self.supervisor
+        let (id, process) = (sandbox.id, sandbox.process)
         Task { [weak self] in
-            let outcome = await supervisor.wait(sandbox)
-            await self?.sandboxExited(sandboxID, outcome.exitCode)
+            let outcome = await supervisor.wait(process)
+            await self?.sandboxExited(id, outcome.exitCode)
         }
     }
 
@@ -352,12 +417,16 @@ public actor PodShim {
 
     private func isWaitable(_ id: String) -> Bool {
         guard let container = containers[id] else { return false }
-        return container.initProcess.status != .stopped && sandboxes[container.sandboxID] != nil
+        return container.initProcess.status != .stopped && sandboxes[container.sandboxID]?.exited == false
     }
 
-    private func sandboxExited(_ sandboxID: String, _ status: UInt32) {
-        if let sandbox = sandboxes.removeValue(forKey: sandboxID) { supervisor.release(sandbox) }
+    func sandboxExited(_ sandboxID: String, _ status: UInt32) {
+        guard let sandbox = sandboxes[sandboxID], !sandbox.exited else { return }
+        sandbox.exited = true
         log.info("sandbox \(sandboxID) exited with status \(status)")
+        // Nothing of the pod outlives its sandbox: a gofer that stays (or anything else) is
+        // killed after kill_grace.
+        Task { await self.reapCompanions(sandbox) }
         // Every process in the sandbox is gone with it: execs first, then subcontainers, then
         // the root, whose status is the sandbox's (runsc-sandbox exits with it).
         for container in containers.values where container.sandboxID == sandboxID {
@@ -370,6 +439,19 @@ public actor PodShim {
             }
         }
         if let root = containers[sandboxID] { markExited(root.initProcess, status: status) }
+    }
+
+    private func reapCompanions(_ sandbox: Sandbox) async {
+        var lingering: [Child] = []
+        for companion in sandbox.companions where !(await waitForExit(companion, within: deadlines.killGrace)) {
+            lingering.append(companion)
+        }
+        let orphans = supervisor.adoptUntrackedChildren()
+        guard !lingering.isEmpty || !orphans.isEmpty else { return }
+        counters.count(.leftoversKilled, lingering.count + orphans.count)
+        log.warn("sandbox \(sandbox.id) exited; killing what it left: \((lingering + orphans).map(\.description).joined(separator: ", "))")
+        sandbox.companions += orphans
+        _ = killPodProcesses(sandbox)
     }
 
     private func subcontainerExited(_ id: String, _ status: UInt32) {
@@ -387,7 +469,7 @@ public actor PodShim {
 
     /// Records an exit once: status, time, waiters released, TaskExit published.
     private func markExited(_ process: Process, status: UInt32) {
-        guard process.status != .stopped else { return }
+        guard process.status != .stopped, process.status != .failed else { return }
         if process.starting {
             process.pendingExit = status
             return
@@ -510,16 +592,17 @@ public actor PodShim {
     public func kill(id: String, execID: String, signal: UInt32, all: Bool) async throws(ShimError) {
         let container = try container(id)
         let process = try process(id, execID)
+        if process.status == .failed {
+            // What the failed create or start left is being torn down: this Kill joins it.
+            await joinBounded(container.teardown)
+            return
+        }
         if process.status == .stopped { throw ShimError(.notFound, "\(describe(process)): process already finished") }
         if !execID.isEmpty {
             guard process.status == .running, let sandboxPid = process.sandboxPid else {
                 throw ShimError(.failedPrecondition, "\(describe(process)) is not running")
             }
-            do throws(RunscError) {
-                try await runsc.kill(id, signal: Int32(signal), pid: sandboxPid)
-            } catch {
-                if case .alreadyStopped = error { return }
-                if case .notFound = error { return }
+            if let error = await signalOnce(id, signal: Int32(signal), all: false, pid: sandboxPid) {
                 throw ShimError(from: error, "kill \(describe(process))")
             }
             return
@@ -529,41 +612,76 @@ public actor PodShim {
             await forceStop(container)
             return
         }
-        do throws(RunscError) {
-            try await runsc.kill(id, signal: Int32(signal), all: all)
-        } catch {
-            switch error {
-            case .alreadyStopped, .notFound:
-                return
-            default:
-                // runsc could not deliver a kill: for SIGKILL of a sandbox root, the sandbox
-                // process itself is killed through its pidfd, which ends every container in it.
-                if signal == 9, container.isSandboxRoot, let sandbox = sandboxes[container.sandboxID] {
-                    log.warn("kill \(id): \(error); SIGKILL to the sandbox (pid \(sandbox.pid))")
-                    _ = try? supervisor.signal(sandbox, 9)
-                    return
-                }
-                throw ShimError(from: error, "kill \(id)")
-            }
+        if signal == 9, container.isSandboxRoot, let sandbox = sandboxes[container.sandboxID] {
+            // The pod's sandbox: the escalation ladder, which guarantees the exits within
+            // stop_deadline. Kill itself returns once runsc took the signal, or after
+            // runsc_call_timeout while the ladder goes on.
+            await joinBounded(joinTermination(sandbox, signal: 9, reason: "kill"))
+            return
+        }
+        if let error = await signalOnce(id, signal: Int32(signal), all: all, pid: nil) {
+            throw ShimError(from: error, "kill \(id)")
         }
     }
 
-    /// Tears down a container that never ran: runsc state, sandbox process, exit recorded.
-    private func forceStop(_ container: Container) async {
-        do throws(RunscError) {
-            try await runsc.delete(container.id, force: true)
-        } catch {
-            log.warn("delete --force \(container.id): \(error)")
+    /// Waits for `task` at most runsc_call_timeout (how long a Kill may take).
+    private func joinBounded(_ task: Task<Void, Never>?) async {
+        guard let task else { return }
+        _ = try? await withDeadline(.now + deadlines.runscCallTimeout, onTimeout: { CancellationError() }) {
+            await task.value
         }
+    }
+
+    /// `runsc kill` for one target, shared by identical concurrent Kills. nil when delivered
+    /// (or the target is already gone).
+    private func signalOnce(_ id: String, signal: Int32, all: Bool, pid: Int32?) async -> RunscError? {
+        let key = "\(id)/\(pid ?? 0)/\(signal)/\(all)"
+        if let inFlight = killsInFlight[key] {
+            counters.count(.joined)
+            return await inFlight.value
+        }
+        let runsc = self.runsc
+        let task = Task<RunscError?, Never> {
+            do throws(RunscError) {
+                try await runsc.kill(id, signal: signal, all: all, pid: pid)
+                return nil
+            } catch {
+                switch error {
+                case .alreadyStopped, .notFound: return nil
+                default: return error
+                }
+            }
+        }
+        killsInFlight[key] = task
+        let result = await task.value
+        killsInFlight[key] = nil
+        return result
+    }
+
+    /// Tears down a container that never ran: its sandbox through the ladder (a root), or its
+    /// runsc state (a subcontainer); the exit recorded as 137.
+    private func forceStop(_ container: Container) async {
         if container.isSandboxRoot, let sandbox = sandboxes[container.sandboxID] {
-            _ = try? supervisor.signal(sandbox, 9)
+            await joinTermination(sandbox, signal: 9, reason: "kill of a created task").value
+        } else {
+            do throws(RunscError) {
+                try await runsc.delete(container.id, force: true)
+            } catch {
+                if case .notFound = error {} else { log.warn("delete --force \(container.id): \(error)") }
+            }
         }
         markExited(container.initProcess, status: 137)
     }
 
     // MARK: Delete
 
+    /// Bounded by delete_deadline: stdio closed, `runsc delete --force` (its state removed by
+    /// hand if runsc hangs or fails), anything of the pod still alive SIGKILLed and reaped,
+    /// rootfs unmounted, TaskDelete published.
     public func delete(id: String, execID: String) async throws(ShimError) -> Containerd_Task_V2_DeleteResponse {
+        let clock = ContinuousClock()
+        let deleteBy = clock.now + deadlines.deleteDeadline
+        func remaining(atMost bound: Duration) -> Duration { max(.zero, min(bound, deleteBy - clock.now)) }
         let container = try container(id)
         let process = try process(id, execID)
         if !execID.isEmpty {
@@ -571,27 +689,44 @@ public actor PodShim {
                 throw ShimError(.failedPrecondition, "cannot delete \(describe(process)): it is \(process.status)")
             }
             container.execs[execID] = nil
-            await process.io.close(grace: .seconds(2))
+            await process.io.close(grace: remaining(atMost: .seconds(2)))
             if let processFile = process.processFile { FileDescriptor.remove(processFile) }
             return deleteResponse(process)
         }
-        guard process.status == .stopped || process.status == .created else {
+        guard process.status == .stopped || process.status == .created || process.status == .failed else {
             throw ShimError(.failedPrecondition, "cannot delete container \(id): it is \(process.status)")
         }
         if process.status == .created { await forceStop(container) }
+        if let teardown = container.teardown {
+            _ = try? await withDeadline(.now + remaining(atMost: deadlines.deleteDeadline), onTimeout: { CancellationError() }) {
+                await teardown.value
+            }
+        }
         for exec in container.execs.values {
             await exec.io.close(grace: .zero)
             if let processFile = exec.processFile { FileDescriptor.remove(processFile) }
         }
-        await process.io.close(grace: .seconds(2))
+        await process.io.close(grace: remaining(atMost: .seconds(2)))
         do throws(RunscError) {
-            try await runsc.delete(id, force: true)
+            // Half the time left at most, so that a hung runsc leaves time for the rest.
+            try await runsc.delete(id, force: true, timeout: remaining(atMost: deadlines.runscCallTimeout) / 2)
         } catch {
-            if case .notFound = error {} else { log.warn("runsc delete \(id): \(error)") }
+            if case .notFound = error {} else {
+                counters.count(.runscDeleteFailed)
+                let removed = runsc.removeState(id)
+                if !removed.isEmpty { counters.count(.stateRemoved) }
+                log.warn("runsc delete \(id): \(error); removed its state: \(removed.joined(separator: " "))")
+            }
         }
         if container.isSandboxRoot, let sandbox = sandboxes[id] {
-            // runsc delete should have ended it; the pidfd makes sure, without a pid race.
-            _ = try? supervisor.signal(sandbox, 9)
+            // runsc delete should have ended it; the pidfds make sure, without a pid race.
+            if killPodProcesses(sandbox) > 0 {
+                for child in sandbox.all { _ = await waitForExit(child, within: remaining(atMost: deadlines.deleteDeadline)) }
+            }
+            sandboxExited(id, 137)
+            sandbox.all.forEach { supervisor.release($0) }
+            sandboxes[id] = nil
+            FileDescriptor.remove(container.bundle + "/" + PodShim.processRecordFile)
         }
         if container.rootfsMounted { Rootfs.unmount(bundle: container.bundle) }
         containers[id] = nil
@@ -602,7 +737,7 @@ public actor PodShim {
         event.exitStatus = process.exitStatus
         if let exitedAt = process.exitedAt { event.exitedAt = exitedAt }
         events.publish("/tasks/delete", event)
-        log.info("deleted \(id)")
+        log.info("deleted \(id) in \(milliseconds(clock.now - (deleteBy - deadlines.deleteDeadline)))ms")
         if shutdownRequested && containers.isEmpty { onEmptyShutdown() }
         return deleteResponse(process)
     }

@@ -7,8 +7,10 @@ import Supervisor
 import SwiftProtobuf
 
 /// `delete`: containerd's cleanup after a shim died (or after a normal teardown). Bounded by
-/// `delete_deadline`: `runsc delete --force`, unmount `<bundle>/rootfs`, remove the dead
-/// shim's socket, then print a DeleteResponse (exit status 137) on stdout.
+/// `delete_deadline`: the pod's recorded processes (and their descendants) SIGKILLed by pidfd
+/// when they are still the processes recorded, `runsc delete --force` (its state files
+/// removed by hand if runsc hangs), unmount `<bundle>/rootfs`, remove the dead shim's socket,
+/// then print a DeleteResponse (exit status 137) on stdout.
 enum ShimDelete {
     static func run(_ flags: ShimFlags) async -> Int32 {
         guard let bundle = flags.bundle.isEmpty ? ProcessEnvironment.workingDirectory : flags.bundle else {
@@ -24,6 +26,15 @@ enum ShimDelete {
             config = WardenConfig()
         }
         var warnings: [String] = []
+        let clock = ContinuousClock()
+        let deleteBy = clock.now + config.deadlines.deleteDeadline
+        let recordPath = bundle + "/" + PodShim.processRecordFile
+        let records = RecordedProcesses.decode(FileDescriptor.readText(recordPath) ?? "")
+        if !records.isEmpty {
+            // A third of the time: SIGKILL is not refused, only a process stuck in the kernel waits.
+            let report = await RecordedProcesses.kill(records, within: config.deadlines.deleteDeadline / 3)
+            if !report.survivors.isEmpty { warnings.append("still alive after SIGKILL: \(report.survivors)") }
+        }
         do throws(Errno) {
             let supervisor = try Supervisor()
             let scratch = ShimServer.scratchDirectory(config: config, flags: flags) + "-delete"
@@ -33,19 +44,23 @@ enum ShimDelete {
                 FileDescriptor.removeDirectory(config.root + "/shim")  // only if no live shim uses it
             }
             let runsc = Runsc(
-                configuration: ShimServer.runscConfiguration(
-                    config, scratchDirectory: scratch, callTimeout: config.deadlines.deleteDeadline),
+                configuration: ShimServer.runscConfiguration(config, scratchDirectory: scratch),
                 supervisor: supervisor)
             do throws(RunscError) {
-                try await runsc.delete(flags.id, force: true)
+                // Most of what is left, keeping time to remove the state by hand if runsc hangs.
+                try await runsc.delete(flags.id, force: true, timeout: max(.zero, deleteBy - clock.now) * 0.8)
             } catch {
-                if case .notFound = error {} else { warnings.append("runsc delete --force \(flags.id): \(error)") }
+                if case .notFound = error {} else {
+                    let removed = runsc.removeState(flags.id)
+                    warnings.append("runsc delete --force \(flags.id): \(error); removed \(removed.joined(separator: " "))")
+                }
             }
             supervisor.shutdown()
         } catch {
             warnings.append("\(error)")
         }
         Rootfs.unmount(bundle: bundle)
+        FileDescriptor.remove(recordPath)
         // The dead shim's socket (a live one is left alone: other containers of the pod use it).
         if let address = FileDescriptor.readText(bundle + "/address")?.trimmingWhitespace, address.hasPrefix("unix://") {
             let path = String(address.dropFirst("unix://".count))

@@ -33,8 +33,8 @@ enum ShimServer {
             let (shutdownRequests, shutdownContinuation) = AsyncStream<Void>.makeStream()
             let shim = PodShim(
                 runsc: runsc, supervisor: supervisor, events: events, log: log,
-                namespace: flags.namespace, scratchDirectory: scratch,
-                onEmptyShutdown: { shutdownContinuation.yield() })
+                namespace: flags.namespace, scratchDirectory: scratch, deadlines: config.deadlines,
+                netnsRelease: config.netnsRelease, onEmptyShutdown: { shutdownContinuation.yield() })
             var registry = ServiceRegistry()
             TaskService.register(shim, into: &registry)
             var options = ServerOptions()

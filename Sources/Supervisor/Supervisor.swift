@@ -123,6 +123,20 @@ public final class Supervisor: Sendable {
         }
     }
 
+    /// Adopts every live child of this process that is not tracked yet: after `runsc create`,
+    /// the runsc-sandbox and runsc-gofer it daemonized, re-parented here as subreaper. Runsc
+    /// calls in flight are tracked already, so what is left belongs to the pod.
+    public func adoptUntrackedChildren() -> [Child] {
+        registration.withLock { _ in
+            ProcessTable.children(of: ProcessIdentity.pid).compactMap { pid -> Child? in
+                guard state.withLock({ $0.idOfPid[pid] }) == nil, !ProcessTable.isGoneOrZombie(pid),
+                    let pidfd = try? PidFD.open(pid)
+                else { return nil }
+                return try? register(pid: pid, pidfd: pidfd)
+            }
+        }
+    }
+
     private func register(pid: Int32, pidfd: Int32) throws(Errno) -> Child {
         let id = state.withLock { state -> UInt64 in
             state.nextID += 1

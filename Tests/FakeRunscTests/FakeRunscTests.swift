@@ -38,7 +38,7 @@ struct FakeRunscHarness {
     /// own bookkeeping; the shim will find real gofers as re-parented children).
     func adoptSandboxAndGofer(_ id: String) throws -> (sandbox: Child, gofer: Child) {
         let sandboxPid = try #require(Int32(try String(contentsOfFile: dir.file("pid"), encoding: .utf8)))
-        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("root/\(id)/state.json")))) as? [String: Any]
+        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("root/\(id)_sandbox:\(id).state")))) as? [String: Any]
         let goferPid = try #require((state?["goferPid"] as? NSNumber)?.int32Value)
         return (try supervisor.adopt(pid: sandboxPid), try supervisor.adopt(pid: goferPid))
     }

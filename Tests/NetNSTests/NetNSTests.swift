@@ -58,8 +58,7 @@ import WardenTestSupport
     @Test func downSetsEveryNonLoopbackLinkDownAndFlushesAddresses() async throws {
         guard Self.available else { return }
         try await withTimeout(.seconds(30), "netns down") {
-            let ns = try await TestNetworkNamespace.create()
-            defer { Task { await ns.remove() } }
+            try await withTestNetworkNamespace { ns in
             try await ns.ip(["link", "add", "wa0", "type", "veth", "peer", "name", "wb0"])
             try await ns.ip(["link", "set", "lo", "up"])
             for link in ["wa0", "wb0"] { try await ns.ip(["link", "set", link, "up"]) }
@@ -77,14 +76,14 @@ import WardenTestSupport
             #expect(!addresses.contains("10.99.0.1") && !addresses.contains("fd00:99::1"), "\(addresses)")
             // Idempotent: a second release finds nothing to do.
             #expect(try namespace.release(.down) == NetworkNamespace.Report())
-            await ns.remove()
+            }
         }
     }
 
     @Test func deleteRemovesVeths() async throws {
         guard Self.available else { return }
         try await withTimeout(.seconds(30), "netns delete") {
-            let ns = try await TestNetworkNamespace.create()
+            try await withTestNetworkNamespace { ns in
             try await ns.ip(["link", "add", "wa1", "type", "veth", "peer", "name", "wb1"])
             try await ns.ip(["link", "add", "wd1", "type", "bridge"])
             try await ns.ip(["link", "set", "wd1", "up"])
@@ -94,7 +93,7 @@ import WardenTestSupport
             #expect(report.linksDown == ["wd1"])
             let links = try await ns.ip(["-o", "link"])
             #expect(!links.contains("wa1") && !links.contains("wb1") && links.contains("wd1"), "\(links)")
-            await ns.remove()
+            }
         }
     }
 

@@ -100,6 +100,16 @@ final class ShimHarness: Sendable {
         "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
+    /// The task's pid as `ctr task ls` shows it (the runsc-sandbox pid for a sandbox root).
+    func taskPid(_ id: String) async throws -> Int32? {
+        let listed = try await ctr(["task", "ls"])
+        for line in listed.output.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.count >= 2 && fields[0] == id { return Int32(fields[1]) }
+        }
+        return nil
+    }
+
     /// Polls `ctr task ls` until `id` shows `status` (RUNNING, STOPPED, PAUSED).
     func waitForTask(_ id: String, status: String, timeout: Duration = .seconds(10)) async throws {
         let deadline = ContinuousClock.now + timeout

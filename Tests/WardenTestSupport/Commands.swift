@@ -9,11 +9,15 @@ public struct CommandResult: Sendable {
 /// Runs a command to its end, bounded by `timeout` (then it is SIGKILLed by its pid and the
 /// test fails with TestTimedOut).
 public func runCommand(
-    _ executable: String, _ arguments: [String], stdin: String? = nil, timeout: Duration = .seconds(30)
+    _ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:],
+    timeout: Duration = .seconds(30)
 ) async throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let output = Pipe()
     process.standardOutput = output
     process.standardError = output
@@ -67,4 +71,17 @@ public struct TestNetworkNamespace: Sendable {
 
 public struct CommandFailed: Error, CustomStringConvertible {
     public var description: String
+}
+
+/// Runs `body` with a fresh test network namespace, removed afterwards whatever happens.
+public func withTestNetworkNamespace<T>(_ body: (TestNetworkNamespace) async throws -> T) async throws -> T {
+    let namespace = try await TestNetworkNamespace.create()
+    do {
+        let result = try await body(namespace)
+        await namespace.remove()
+        return result
+    } catch {
+        await namespace.remove()
+        throw error
+    }
 }

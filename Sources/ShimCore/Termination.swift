@@ -1,0 +1,194 @@
+import Config
+import Deadlines
+import LinuxSys
+import NetNS
+import Runsc
+import Supervisor
+
+/// One runsc sandbox as the shim holds it: pidfds for runsc-sandbox and for every other
+/// process `runsc create` left (the gofer), the pod's network namespace, and the termination
+/// in flight, which a second Kill joins.
+final class Sandbox {
+    let id: String
+    let process: Child
+    var companions: [Child]
+    let networkNamespacePath: String?
+    var networkReleased = false
+    var exited = false
+    var termination: Task<Void, Never>?
+
+    init(id: String, process: Child, companions: [Child], networkNamespacePath: String?) {
+        self.id = id
+        self.process = process
+        self.companions = companions
+        self.networkNamespacePath = networkNamespacePath
+    }
+
+    var all: [Child] { [process] + companions }
+}
+
+/// What one termination did, step by step, logged once when it ends (design.md §3).
+struct TerminationRecord: CustomStringConvertible {
+    struct Step {
+        let name: String
+        let duration: Duration
+        let detail: String
+    }
+
+    let sandboxID: String
+    let reason: String
+    var steps: [Step] = []
+    var total: Duration = .zero
+    var outcome = ""
+
+    var description: String {
+        let steps = steps.map { "\($0.name)=\(milliseconds($0.duration))ms(\($0.detail))" }.joined(separator: " ")
+        return "termination sandbox=\(sandboxID) reason=\(reason) total=\(milliseconds(total))ms \(steps) outcome=\"\(outcome)\""
+    }
+}
+
+func milliseconds(_ duration: Duration) -> Int64 {
+    duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+}
+
+/// Counters of the escalation steps, per shim, reported with each termination record.
+struct EscalationCounters: CustomStringConvertible {
+    enum Step: String, CaseIterable {
+        case terminations, joined, netnsReleased = "netns_released", netnsFailed = "netns_failed"
+        case runscKillFailed = "runsc_kill_failed", graceExpired = "grace_expired", sigkill
+        case reapTimedOut = "reap_timed_out", runscDeleteFailed = "runsc_delete_failed", stateRemoved = "state_removed"
+        case leftoversKilled = "leftovers_killed"
+    }
+    private(set) var values: [Step: Int] = [:]
+
+    mutating func count(_ step: Step, _ amount: Int = 1) { values[step, default: 0] += amount }
+    subscript(_ step: Step) -> Int { values[step] ?? 0 }
+
+    var description: String {
+        Step.allCases.map { "\($0.rawValue)=\(self[$0])" }.joined(separator: " ")
+    }
+}
+
+extension PodShim {
+    /// The escalation ladder for a killed pod sandbox (design.md §3), each step bounded and
+    /// skipped the moment the sandbox is seen dead; the whole ladder fits in `stop_deadline`:
+    /// network pre-release → runsc kill → kill_grace → SIGKILL by pidfd (sandbox, gofer, their
+    /// descendants) → reap → every exit published. runsc state is removed by Delete.
+    func terminate(_ sandbox: Sandbox, signal: Int32, reason: String) async {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let stopBy = started + deadlines.stopDeadline
+        var record = TerminationRecord(sandboxID: sandbox.id, reason: reason)
+        counters.count(.terminations)
+        func remaining(atMost bound: Duration) -> Duration { max(.zero, min(bound, stopBy - clock.now)) }
+        func step(_ name: String, since: ContinuousClock.Instant, _ detail: String) {
+            record.steps.append(.init(name: name, duration: clock.now - since, detail: detail))
+        }
+
+        // 1. The network first, so the sentry's endpoints stop and CNI DEL later finds nothing busy.
+        if netnsRelease != .off, let path = sandbox.networkNamespacePath, !sandbox.networkReleased, !sandbox.exited {
+            sandbox.networkReleased = true
+            let since = clock.now
+            let mode: NetworkNamespace.Release = netnsRelease == .delete ? .delete : .down
+            do {
+                let report = try await onOwnThread(within: remaining(atMost: deadlines.runscCallTimeout)) {
+                    try NetworkNamespace(path: path).release(mode)
+                }
+                counters.count(.netnsReleased)
+                step("netns", since: since, "\(mode) \(report)")
+            } catch {
+                counters.count(.netnsFailed)
+                step("netns", since: since, "failed: \(error)")
+            }
+        }
+
+        // 2. runsc kill, bounded by runsc_call_timeout.
+        if !sandbox.exited {
+            let since = clock.now
+            do throws(RunscError) {
+                try await runsc.kill(sandbox.id, signal: signal, all: true, timeout: remaining(atMost: deadlines.runscCallTimeout))
+                step("runsc_kill", since: since, "signal \(signal) delivered")
+            } catch {
+                if !sandbox.exited { counters.count(.runscKillFailed) }
+                step("runsc_kill", since: since, "\(error)")
+            }
+        }
+
+        // 3. kill_grace for the sandbox to exit on its own.
+        if !sandbox.exited {
+            let since = clock.now
+            let exited = await waitForExit(sandbox.process, within: remaining(atMost: deadlines.killGrace))
+            if !exited { counters.count(.graceExpired) }
+            step("grace", since: since, exited ? "sandbox exited" : "sandbox still running")
+        }
+
+        // 4. SIGKILL through pidfds: the sandbox, the gofer, and whatever descends from them.
+        if !sandbox.exited {
+            let since = clock.now
+            let signalled = killPodProcesses(sandbox)
+            counters.count(.sigkill)
+            step("sigkill", since: since, "\(signalled) processes")
+        }
+
+        // 5. Reap.
+        let since = clock.now
+        let reaped = await waitForExit(sandbox.process, within: remaining(atMost: deadlines.stopDeadline))
+        for companion in sandbox.companions {
+            _ = await waitForExit(companion, within: remaining(atMost: deadlines.stopDeadline))
+        }
+        step("reap", since: since, reaped ? "sandbox reaped" : "sandbox not reaped")
+
+        // 6. Every exit published, every Wait released, even for a sandbox that would not die.
+        if !sandbox.exited {
+            counters.count(.reapTimedOut)
+            sandboxExited(sandbox.id, 137)
+        }
+        record.total = clock.now - started
+        record.outcome = reaped ? "stopped" : "sandbox pid \(sandbox.process.pid) survived SIGKILL; exits published as 137"
+        if reaped { log.info("\(record) counters: \(counters)") } else { log.error("\(record) counters: \(counters)") }
+    }
+
+    /// SIGKILL to every process of the sandbox, by pidfd. Descendants are adopted first, so
+    /// that none escapes by being re-parented in between. Returns how many were signalled.
+    func killPodProcesses(_ sandbox: Sandbox) -> Int {
+        var targets = sandbox.all
+        for process in sandbox.all {
+            for pid in ProcessTable.descendants(of: process.pid) {
+                if let child = try? supervisor.adopt(pid: pid), !targets.contains(child) { targets.append(child) }
+            }
+        }
+        // Orphans of the pod re-parented here (the shim serves one pod; runsc calls are tracked).
+        targets += supervisor.adoptUntrackedChildren()
+        sandbox.companions = Array(Set(targets).subtracting([sandbox.process]))
+        return targets.filter { (try? supervisor.signal($0, 9)) == true }.count
+    }
+
+    /// Whether `child` exited within `duration` (at once if it already has).
+    func waitForExit(_ child: Child, within duration: Duration) async -> Bool {
+        if supervisor.outcome(child) != nil { return true }
+        guard duration > .zero else { return false }
+        let supervisor = self.supervisor
+        do {
+            _ = try await withDeadline(.now + duration, onTimeout: { CancellationError() }) {
+                await supervisor.wait(child)
+            }
+            return true
+        } catch {
+            return false
+        }
+    }
+}
+
+/// Runs blocking work (netlink) on a thread of its own, never on the cooperative pool, and
+/// stops waiting for it after `within`.
+func onOwnThread<T: Sendable>(within: Duration, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withDeadline(.now + within, onTimeout: { ShimError(.deadlineExceeded, "no answer within \(within)") }) {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            do throws(Errno) {
+                try DetachedThread.spawn(name: "netns") { continuation.resume(with: Result { try body() }) }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+}
