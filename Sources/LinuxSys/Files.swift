@@ -34,6 +34,20 @@ public enum Directories {
         }
     }
 
+    /// Removes `path` and everything under it, without following symlinks or crossing mounts
+    /// (a mount point inside is left, and so is the directory holding it).
+    public static func removeTree(_ path: String) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            if Mounts.isMountPoint(path) { return }
+            for name in entries(path) { removeTree(path + "/" + name) }
+            _ = rmdir(path)
+        } else {
+            _ = unlink(path)
+        }
+    }
+
     /// Names in a directory (without . and ..); empty if it cannot be read.
     public static func entries(_ path: String) -> [String] {
         guard let directory = opendir(path) else { return [] }

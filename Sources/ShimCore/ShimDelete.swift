@@ -68,6 +68,9 @@ enum ShimDelete {
                 UnixSocket.close(fd)
             } else {
                 UnixSocket.remove(path: path)
+                // The dead shim's scratch directory (runsc call files, pid files, console sockets).
+                Directories.removeTree(ShimServer.scratchDirectory(config: config, flags: flags))
+                FileDescriptor.removeDirectory(config.root + "/shim")
             }
         }
         warnings.forEach { Console.error($0) }

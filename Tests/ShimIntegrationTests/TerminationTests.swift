@@ -137,3 +137,116 @@ struct TerminationTests {
         }
     }
 }
+
+/// Network pre-release (netns_release = "down") against a pod network made by Debian's CNI
+/// `bridge` plugin, inside namespaces of the test's own: one stands in for the node, one is
+/// the pod's. fake-runsc's `unkillable-until-netns-down` only lets a kill through once the
+/// pod's links are down, and logs what each kill saw.
+@Suite(.serialized)
+struct NetworkReleaseTests {
+    static let cniPath = "/usr/lib/cni"
+
+    @Test func linksAreDownBeforeTheKillAndCniDelStillSucceeds() async throws {
+        guard ShimHarness.available(.fake), FileManager.default.fileExists(atPath: Self.cniPath + "/bridge") else { return }
+        try await withTimeout(.seconds(90), "netns release") {
+            try await withTestNetworkNamespace { node in
+                try await withTestNetworkNamespace { pod in
+                    let h = try await ShimHarness.start(.fake, deadlines: TerminationTests.deadlines)
+                    do {
+                        let cniConfig = """
+                            {"cniVersion": "0.4.0", "name": "wdtnet", "type": "bridge", "bridge": "wdbr0",
+                             "isGateway": true, "ipMasq": false,
+                             "ipam": {"type": "host-local", "subnet": "10.88.77.0/24", "dataDir": "\(h.containerd.dir.file("cni"))"}}
+                            """
+                        let add = try await Self.cni("ADD", config: cniConfig, node: node, pod: pod)
+                        #expect(add.status == 0 && add.output.contains("10.88.77."), "CNI ADD: \(add.output)")
+                        #expect(try await pod.ip(["-o", "link", "show", "eth0"]).contains(",UP"))
+
+                        try FileManager.default.createDirectory(atPath: h.runscRoot, withIntermediateDirectories: true)
+                        try "unkillable-until-netns-down\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
+                        _ = try await h.ctr(["run", "-d"] + h.runtimeFlags + ["--with-ns", "network:\(pod.path)", ShimHarness.image, "netpod", "sleep", "1000"])
+                        try await h.waitForTask("netpod", status: "RUNNING")
+
+                        let started = ContinuousClock.now
+                        #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "netpod"]).status == 0)
+                        try await h.waitForTask("netpod", status: "STOPPED", timeout: TerminationTests.stopDeadline + .milliseconds(500))
+                        #expect(ContinuousClock.now - started < TerminationTests.stopDeadline + .milliseconds(500))
+
+                        let seen = (try? String(contentsOfFile: h.runscRoot + "/fault-log", encoding: .utf8)) ?? ""
+                        #expect(seen.contains("kill 9 links=down"), "fault log: \(seen)")
+                        #expect(!seen.contains("links=up"), "a kill reached the sandbox while its links were up: \(seen)")
+                        let output = h.containerd.process.outputText
+                        #expect(output.contains("netns=") && output.contains("down=[eth0]"), "the record names the release")
+                        #expect(output.contains("grace_expired=0 sigkill=0"), "no SIGKILL escalation was needed once the network was down")
+                        let eth0 = try await pod.ip(["-o", "addr", "show", "dev", "eth0"])
+                        #expect(!eth0.contains("inet "), "addresses flushed: \(eth0)")
+
+                        let del = try await Self.cni("DEL", config: cniConfig, node: node, pod: pod)
+                        #expect(del.status == 0, "CNI DEL after the release: \(del.output)")
+
+                        #expect(try await h.ctr(["task", "rm", "netpod"]).status == 0)
+                        #expect(try await h.ctr(["container", "rm", "netpod"]).status == 0)
+                        for file in ["faults", "fault-log"] { try? FileManager.default.removeItem(atPath: h.runscRoot + "/" + file) }
+                        try await h.finish()
+                    } catch {
+                        await h.abandon()
+                        throw error
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs the bridge plugin inside the stand-in node namespace (its bridge and host-side veth
+    /// live there, never on the host).
+    static func cni(_ command: String, config: String, node: TestNetworkNamespace, pod: TestNetworkNamespace) async throws -> CommandResult {
+        try await runCommand(
+            "/usr/sbin/ip", ["netns", "exec", node.name, cniPath + "/bridge"], stdin: config,
+            environment: [
+                "CNI_COMMAND": command, "CNI_CONTAINERID": "netpod", "CNI_NETNS": pod.path, "CNI_IFNAME": "eth0",
+                "CNI_PATH": cniPath,
+            ], timeout: .seconds(20))
+    }
+}
+
+/// The shim SIGKILLed while its pod runs: containerd runs `containerd-shim-warden-v2 delete`,
+/// which must leave nothing (the sandbox and gofer were the dead shim's children).
+@Suite(.serialized)
+struct DeadShimTests {
+    /// With `hang-delete`, runsc cannot help: only the processes the shim recorded in the
+    /// bundle (pid and start time) lead `delete` to them.
+    @Test(arguments: [(RuntimeKind.real, ""), (.fake, ""), (.fake, "hang-delete")])
+    func containerdsCleanupAfterAKilledShimLeavesNothing(_ runtime: RuntimeKind, _ fault: String) async throws {
+        guard ShimHarness.available(runtime) else { return }
+        try await withTimeout(.seconds(90), "dead shim") {
+            let h = try await ShimHarness.start(runtime, deadlines: TerminationTests.deadlines)
+            do {
+                _ = try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "orphaned", "sleep", "1000"])
+                try await h.waitForTask("orphaned", status: "RUNNING")
+                let sandboxPid = try #require(try await h.taskPid("orphaned"))
+                let shims = h.shimProcesses()
+                #expect(shims.count == 1, "\(shims)")
+                let shimPid = try #require(shims.first.flatMap { Int32($0.split(separator: ":")[0]) })
+                if !fault.isEmpty { try "\(fault)\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8) }
+                #expect(kill(shimPid, SIGKILL) == 0)
+                let killed = ContinuousClock.now
+                // containerd notices the connection drop and runs `delete`; the task goes away.
+                let deadline = killed + TerminationTests.deleteDeadline + .seconds(2)
+                while try await h.ctr(["task", "ls"]).output.contains("orphaned"), ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(!(try await h.ctr(["task", "ls"]).output.contains("orphaned")), "containerd dropped the task")
+                while processExists(sandboxPid) && !isZombie(sandboxPid) && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(!processExists(sandboxPid) || isZombie(sandboxPid), "the sandbox died with its pod")
+                #expect(try await h.ctr(["container", "rm", "orphaned"]).status == 0)
+                try? FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
+                try await h.finish()
+            } catch {
+                await h.abandon()
+                throw error
+            }
+        }
+    }
+}
