@@ -1,6 +1,9 @@
 import LinuxSys
 
-/// A process named for good: its pid and its start time (a recycled pid starts later).
+/// A process named for good: its pid and its start time (a recycled pid starts later). Start
+/// times have clock-tick resolution (10 ms): a pid recycled within the tick its recorded
+/// process started in would match, which needs the recorded process to have lived less than a
+/// tick; the sandbox and gofer recorded live far longer.
 public struct ProcessRecord: Equatable, Sendable, CustomStringConvertible {
     public let pid: Int32
     public let startTime: UInt64
