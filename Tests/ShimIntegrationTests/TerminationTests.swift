@@ -1,4 +1,7 @@
+import ContainerdAPI
 import Foundation
+import SwiftProtobuf
+import TTRPC
 import Testing
 import WardenTestSupport
 
@@ -242,6 +245,114 @@ struct DeadShimTests {
                 #expect(!processExists(sandboxPid) || isZombie(sandboxPid), "the sandbox died with its pod")
                 #expect(try await h.ctr(["container", "rm", "orphaned"]).status == 0)
                 try? FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
+                try await h.finish()
+            } catch {
+                await h.abandon()
+                throw error
+            }
+        }
+    }
+}
+
+/// 500 concurrent Kill and State calls while `runsc kill` hangs: identical kills share one
+/// runsc call, State never waits on runsc, every call returns within its bound, and the shim's
+/// threads, memory and runsc processes stay bounded.
+@Suite(.serialized)
+struct KillStormTests {
+    static func status(_ pid: Int32, _ field: String) -> Int {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = text.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
+        return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") ?? 0
+    }
+
+    @Test func fiveHundredKillsAndStatesAgainstAHungRunscKill() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        try await withTimeout(.seconds(120), "kill storm") {
+            let h = try await ShimHarness.start(.fake, deadlines: TerminationTests.deadlines)
+            do {
+                _ = try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "storm", "sleep", "1000"])
+                try await h.waitForTask("storm", status: "RUNNING")
+                let shimPid = try #require(h.shimProcesses().first.flatMap { Int32($0.split(separator: ":")[0]) })
+                let address = try String(
+                    contentsOfFile: h.containerd.dir.file("state/io.containerd.runtime.v2.task/default/storm/address"),
+                    encoding: .utf8
+                ).trimmingCharacters(in: .whitespacesAndNewlines)
+                try "hang-kill\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
+                let threadsBefore = Self.status(shimPid, "Threads")
+                let rssBefore = Self.status(shimPid, "VmRSS")
+
+                // Sampled while the storm runs: the shim's threads and its live runsc kill calls.
+                let sampling = Task.detached { () -> (threads: Int, runscKills: Int) in
+                    var peak = (threads: 0, runscKills: 0)
+                    while !Task.isCancelled {
+                        peak.threads = max(peak.threads, Self.status(shimPid, "Threads"))
+                        let kills = livingProcesses(mentioning: h.runscRoot).filter { $0.contains(" kill ") }.count
+                        peak.runscKills = max(peak.runscKills, kills)
+                        try? await Task.sleep(for: .milliseconds(20))
+                    }
+                    return peak
+                }
+                let socket = String(address.dropFirst("unix://".count))
+                let clients = try (0..<10).map { _ in try TTRPCClient.connect(path: socket) }
+                let metadata = [("containerd-namespace-ttrpc", "default")]
+                let bound = TerminationTests.callTimeout + .seconds(1)
+                let started = ContinuousClock.now
+                let results = await withTaskGroup(of: (String, Duration, String?).self) { group in
+                    for index in 0..<500 {
+                        let client = clients[index % clients.count]
+                        group.addTask {
+                            let callStarted = ContinuousClock.now
+                            let kind = ["state", "sigterm", "sigkill"][index % 3]
+                            do {
+                                if kind == "state" {
+                                    var request = Containerd_Task_V2_StateRequest()
+                                    request.id = "storm"
+                                    let _: Containerd_Task_V2_StateResponse = try await client.call(
+                                        service: "containerd.task.v2.Task", method: "State", request: request, timeout: bound, metadata: metadata)
+                                } else {
+                                    var request = Containerd_Task_V2_KillRequest()
+                                    request.id = "storm"
+                                    request.signal = kind == "sigterm" ? 15 : 9
+                                    let _: Google_Protobuf_Empty = try await client.call(
+                                        service: "containerd.task.v2.Task", method: "Kill", request: request, timeout: bound, metadata: metadata)
+                                }
+                                return (kind, ContinuousClock.now - callStarted, nil)
+                            } catch {
+                                return (kind, ContinuousClock.now - callStarted, "\(error)")
+                            }
+                        }
+                    }
+                    var all: [(String, Duration, String?)] = []
+                    for await result in group { all.append(result) }
+                    return all
+                }
+                let stormTook = ContinuousClock.now - started
+                sampling.cancel()
+                let peak = await sampling.value
+                clients.forEach { $0.close() }
+
+                #expect(results.count == 500)
+                for (kind, took, error) in results {
+                    #expect(took < bound, "\(kind) took \(took)")
+                    switch kind {
+                    case "state": #expect(error == nil, "State failed: \(error ?? "")")
+                    // The shared runsc kill timed out: deadline exceeded, not a hang.
+                    case "sigterm": #expect(error == nil || error!.contains("DeadlineExceeded") || error!.contains("already finished"), "SIGTERM: \(error ?? "")")
+                    // SIGKILL runs the ladder, which goes on past the hung runsc kill.
+                    default: #expect(error == nil || error!.contains("already finished"), "SIGKILL: \(error ?? "")")
+                    }
+                }
+                #expect(peak.runscKills <= 2, "runsc kill processes at once: \(peak.runscKills) (one per distinct signal)")
+                // The ttrpc server has a reader and a writer thread per connection; none per request.
+                #expect(peak.threads <= threadsBefore + 2 * clients.count + 4, "shim threads \(threadsBefore) → peak \(peak.threads)")
+                let rssAfter = Self.status(shimPid, "VmRSS")
+                #expect(rssAfter < rssBefore + 20_000, "shim RSS \(rssBefore) kB → \(rssAfter) kB")
+                print("kill storm: 500 calls in \(stormTook); shim threads \(threadsBefore) → peak \(peak.threads); RSS \(rssBefore) → \(rssAfter) kB; runsc kill processes at once ≤ \(peak.runscKills)")
+
+                try await h.waitForTask("storm", status: "STOPPED", timeout: TerminationTests.stopDeadline)
+                try FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
+                #expect(try await h.ctr(["task", "rm", "storm"]).status == 0)
+                #expect(try await h.ctr(["container", "rm", "storm"]).status == 0)
                 try await h.finish()
             } catch {
                 await h.abandon()
