@@ -2,7 +2,9 @@
 # Warden demo: on a fresh Debian 12 machine, installs what it needs, builds the shim, starts a
 # private containerd (its own root, state, socket and config under a temp dir) with Warden on
 # its PATH, and runs gVisor containers through it with ctr: output and exit code, an exec, a
-# SIGKILL'd container's exit, and a pod of two containers sharing one shim. Everything it
+# SIGKILL'd container's exit, a pod of two containers sharing one shim, and a wedged sandbox
+# (runsc-sandbox SIGSTOPped, so runsc kill hangs) stopped within its deadline, with the steps
+# of the termination ladder and their timings. Everything it
 # started is stopped by PID at the end, and the temp dir removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +57,10 @@ cat > "$dir/warden.toml" <<TOML
 runsc = "/usr/bin/runsc"
 root = "$dir/runsc"
 [deadlines]
+runsc_call_timeout = "2s"
+kill_grace = "1s"
 stop_deadline = "5s"
+delete_deadline = "5s"
 [runsc_config]
 network = "none"   # --network=sandbox fails on these kernels
 TOML
@@ -105,5 +110,40 @@ $ctr task rm demo-long 2>&1 | sed 's/^/   /'; $ctr containers rm demo-long
 sleep 0.5
 left=$(pgrep -f -- "$dir" | grep -v "^$containerd_pid$" || true)
 echo "   processes left (shim, runsc-sandbox, runsc-gofer): ${left:-none}"
+
+echo
+echo "== a wedged sandbox: runsc-sandbox SIGSTOPped, so runsc kill cannot reach the sentry"
+echo "   deadlines: runsc_call_timeout 2s, kill_grace 1s, stop_deadline 5s, delete_deadline 5s"
+$ctr run -d "${runtime[@]}" $image demo-wedged sleep 1000
+for _ in $(seq 100); do $ctr task ls | grep -q "demo-wedged.*RUNNING" && break; sleep 0.05; done
+sandbox_pid=$($ctr task ls | awk '$1 == "demo-wedged" {print $2}')
+kill -STOP "$sandbox_pid"
+echo "   runsc-sandbox (pid $sandbox_pid): $(awk '{print "state " $3}' "/proc/$sandbox_pid/stat")"
+start=$(date +%s%N)
+$ctr task kill -s SIGKILL demo-wedged
+echo "   Kill returned after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+for _ in $(seq 200); do $ctr task ls | grep -q "demo-wedged.*STOPPED" && break; sleep 0.05; done
+echo "   STOPPED after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+start=$(date +%s%N)
+$ctr task rm demo-wedged 2>&1 | sed 's/^/   /'
+echo "   Delete took $(( ($(date +%s%N) - start) / 1000000 )) ms"
+$ctr containers rm demo-wedged
+sleep 0.5
+python3 - "$dir/containerd.log" <<'PY'
+import re, sys
+lines = [l for l in open(sys.argv[1]) if "termination sandbox=demo-wedged" in l]
+if not lines:
+    sys.exit("   no termination record logged")
+record = lines[-1].split('msg="', 1)[1]
+print("   the shim's termination record, step by step:")
+for name, ms, detail in re.findall(r'(\w+)=(\d+)ms\(([^)]*)\)', record):
+    print(f"     {name:<11} {ms:>6} ms  {detail}")
+total = re.search(r'total=(\d+)ms', record).group(1)
+outcome = re.search(r'outcome=\\"([^\\]*)', record).group(1)
+print(f"     {'total':<11} {total:>6} ms  {outcome}")
+PY
+left=$(pgrep -f -- "$dir" | grep -v "^$containerd_pid$" || true)
+echo "   processes left: ${left:-none}; runsc state left: $(ls "$dir/runsc" 2>/dev/null | grep -v '^shim$' | wc -l) files"
+
 echo
 echo "== done; stopping containerd (pid $containerd_pid) and removing $dir"
