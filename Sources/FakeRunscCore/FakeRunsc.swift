@@ -68,10 +68,20 @@ public enum FakeRunsc {
         let executable = ProcessIdentity.executablePath ?? argv.first ?? "fake-runsc"
         var globals: [String: String] = [:]
         var rest = Array(argv.dropFirst())
+        // Global flags as runsc takes them: `--key=value`, or `--key value` for those that take
+        // a value (how go-runc, and so containerd's runc shim, passes --root and --log).
+        let valueFlags: Set<String> = ["root", "log", "log-format", "network", "platform", "debug-log", "criu"]
         while let first = rest.first, first.hasPrefix("--") {
             rest.removeFirst()
             let pair = first.dropFirst(2).split(separator: "=", maxSplits: 1).map(String.init)
-            globals[pair[0]] = pair.count == 2 ? pair[1] : "true"
+            if pair.count == 2 {
+                globals[pair[0]] = pair[1]
+            } else if valueFlags.contains(pair[0]), let value = rest.first {
+                rest.removeFirst()
+                globals[pair[0]] = value
+            } else {
+                globals[pair[0]] = "true"
+            }
         }
         guard let verb = rest.first else {
             Console.error("fake-runsc: missing subcommand")

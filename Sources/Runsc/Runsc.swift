@@ -232,12 +232,19 @@ public struct Runsc: Sendable {
     /// Returns the paths removed.
     @discardableResult
     public func removeState(_ id: String) -> [String] {
-        let prefix = "\(id)_sandbox:"
-        let paths = Directories.entries(configuration.root)
-            .filter { $0.hasPrefix(prefix) && ($0.hasSuffix(".state") || $0.hasSuffix(".lock")) }
-            .map { "\(configuration.root)/\($0)" }
+        let paths = stateFiles(id)
         paths.forEach { FileDescriptor.remove($0) }
         return paths
+    }
+
+    /// Whether runsc keeps any state for container `id` (nothing to delete otherwise).
+    public func hasState(_ id: String) -> Bool { !stateFiles(id).isEmpty }
+
+    private func stateFiles(_ id: String) -> [String] {
+        let prefix = "\(id)_sandbox:"
+        return Directories.entries(configuration.root)
+            .filter { $0.hasPrefix(prefix) && ($0.hasSuffix(".state") || $0.hasSuffix(".lock")) }
+            .map { "\(configuration.root)/\($0)" }
     }
 
     /// Runs `runsc <global flags> <verb> <arguments>` and returns its stdout.

@@ -261,7 +261,7 @@ public actor PodShim {
     private func tearDown(_ container: Container, reason: String) async {
         await container.initProcess.io.close(grace: .zero)
         if container.isSandboxRoot, let sandbox = sandboxes[container.id] {
-            await joinTermination(sandbox, signal: 9, reason: reason).value
+            await joinTermination(sandbox, signal: 9, reason: reason, graceful: false).value
         } else if !container.isSandboxRoot {
             do throws(RunscError) {
                 try await runsc.delete(container.id, force: true)
@@ -272,12 +272,14 @@ public actor PodShim {
     }
 
     /// The termination of `sandbox` in flight, or a new one: concurrent Kills share one ladder.
-    func joinTermination(_ sandbox: Sandbox, signal: Int32, reason: String) -> Task<Void, Never> {
+    /// `graceful: false` (a task that never ran) goes straight to SIGKILL: nothing inside
+    /// could use the grace.
+    func joinTermination(_ sandbox: Sandbox, signal: Int32, reason: String, graceful: Bool = true) -> Task<Void, Never> {
         if let running = sandbox.termination {
             counters.count(.joined)
             return running
         }
-        let task = Task { await self.terminate(sandbox, signal: signal, reason: reason) }
+        let task = Task { await self.terminate(sandbox, signal: signal, reason: reason, graceful: graceful) }
         sandbox.termination = task
         return task
     }
@@ -562,7 +564,7 @@ public actor PodShim {
 
     public func wait(id: String, execID: String) async throws(ShimError) -> Containerd_Task_V2_WaitResponse {
         let process = try process(id, execID)
-        if process.status != .stopped {
+        if process.status != .stopped && process.status != .failed {
             await withCheckedContinuation { process.waiters.append($0) }
         }
         var response = Containerd_Task_V2_WaitResponse()
@@ -624,10 +626,11 @@ public actor PodShim {
         }
     }
 
-    /// Waits for `task` at most runsc_call_timeout (how long a Kill may take).
+    /// Waits for `task` for most of runsc_call_timeout, so that Kill answers within it while a
+    /// ladder stuck on runsc goes on in the background.
     private func joinBounded(_ task: Task<Void, Never>?) async {
         guard let task else { return }
-        _ = try? await withDeadline(.now + deadlines.runscCallTimeout, onTimeout: { CancellationError() }) {
+        _ = try? await withDeadline(.now + deadlines.runscCallTimeout * 0.9, onTimeout: { CancellationError() }) {
             await task.value
         }
     }
@@ -662,7 +665,7 @@ public actor PodShim {
     /// runsc state (a subcontainer); the exit recorded as 137.
     private func forceStop(_ container: Container) async {
         if container.isSandboxRoot, let sandbox = sandboxes[container.sandboxID] {
-            await joinTermination(sandbox, signal: 9, reason: "kill of a created task").value
+            await joinTermination(sandbox, signal: 9, reason: "kill of a created task", graceful: false).value
         } else {
             do throws(RunscError) {
                 try await runsc.delete(container.id, force: true)

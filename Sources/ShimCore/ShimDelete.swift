@@ -46,13 +46,17 @@ enum ShimDelete {
             let runsc = Runsc(
                 configuration: ShimServer.runscConfiguration(config, scratchDirectory: scratch),
                 supervisor: supervisor)
-            do throws(RunscError) {
-                // Most of what is left, keeping time to remove the state by hand if runsc hangs.
-                try await runsc.delete(flags.id, force: true, timeout: max(.zero, deleteBy - clock.now) * 0.8)
-            } catch {
-                if case .notFound = error {} else {
-                    let removed = runsc.removeState(flags.id)
-                    warnings.append("runsc delete --force \(flags.id): \(error); removed \(removed.joined(separator: " "))")
+            // After a normal teardown (containerd runs `delete` then too) runsc has nothing left:
+            // no call, so a wedged runsc costs nothing here.
+            if runsc.hasState(flags.id) {
+                do throws(RunscError) {
+                    // Most of what is left, keeping time to remove the state by hand if runsc hangs.
+                    try await runsc.delete(flags.id, force: true, timeout: max(.zero, deleteBy - clock.now) * 0.8)
+                } catch {
+                    if case .notFound = error {} else {
+                        let removed = runsc.removeState(flags.id)
+                        warnings.append("runsc delete --force \(flags.id): \(error); removed \(removed.joined(separator: " "))")
+                    }
                 }
             }
             supervisor.shutdown()

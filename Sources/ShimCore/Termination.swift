@@ -74,7 +74,7 @@ extension PodShim {
     /// skipped the moment the sandbox is seen dead; the whole ladder fits in `stop_deadline`:
     /// network pre-release → runsc kill → kill_grace → SIGKILL by pidfd (sandbox, gofer, their
     /// descendants) → reap → every exit published. runsc state is removed by Delete.
-    func terminate(_ sandbox: Sandbox, signal: Int32, reason: String) async {
+    func terminate(_ sandbox: Sandbox, signal: Int32, reason: String, graceful: Bool = true) async {
         let clock = ContinuousClock()
         let started = clock.now
         let stopBy = started + deadlines.stopDeadline
@@ -86,7 +86,7 @@ extension PodShim {
         }
 
         // 1. The network first, so the sentry's endpoints stop and CNI DEL later finds nothing busy.
-        if netnsRelease != .off, let path = sandbox.networkNamespacePath, !sandbox.networkReleased, !sandbox.exited {
+        if graceful, netnsRelease != .off, let path = sandbox.networkNamespacePath, !sandbox.networkReleased, !sandbox.exited {
             sandbox.networkReleased = true
             let since = clock.now
             let mode: NetworkNamespace.Release = netnsRelease == .delete ? .delete : .down
@@ -103,7 +103,7 @@ extension PodShim {
         }
 
         // 2. runsc kill, bounded by runsc_call_timeout.
-        if !sandbox.exited {
+        if graceful, !sandbox.exited {
             let since = clock.now
             do throws(RunscError) {
                 try await runsc.kill(sandbox.id, signal: signal, all: true, timeout: remaining(atMost: deadlines.runscCallTimeout))
@@ -115,7 +115,7 @@ extension PodShim {
         }
 
         // 3. kill_grace for the sandbox to exit on its own.
-        if !sandbox.exited {
+        if graceful, !sandbox.exited {
             let since = clock.now
             let exited = await waitForExit(sandbox.process, within: remaining(atMost: deadlines.killGrace))
             if !exited { counters.count(.graceExpired) }
@@ -130,13 +130,13 @@ extension PodShim {
             step("sigkill", since: since, "\(signalled) processes")
         }
 
-        // 5. Reap.
+        // 5. Reap the sandbox; what is left of the pod (a gofer that stays) is killed at once,
+        // since the pod is being killed, and reaped in the background.
         let since = clock.now
         let reaped = await waitForExit(sandbox.process, within: remaining(atMost: deadlines.stopDeadline))
-        for companion in sandbox.companions {
-            _ = await waitForExit(companion, within: remaining(atMost: deadlines.stopDeadline))
-        }
-        step("reap", since: since, reaped ? "sandbox reaped" : "sandbox not reaped")
+        let leftovers = killPodProcesses(sandbox)
+        if leftovers > 0 { counters.count(.leftoversKilled, leftovers) }
+        step("reap", since: since, (reaped ? "sandbox reaped" : "sandbox not reaped") + (leftovers > 0 ? ", \(leftovers) left killed" : ""))
 
         // 6. Every exit published, every Wait released, even for a sandbox that would not die.
         if !sandbox.exited {

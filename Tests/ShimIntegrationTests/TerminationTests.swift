@@ -128,7 +128,8 @@ struct TerminationTests {
                     try await h.waitForTask("broken", status: "STOPPED")
                     let killed = try await h.ctr(["task", "kill", "-s", "SIGKILL", "broken"])
                     #expect(killed.status == 0, "task kill: \(killed.output)")
-                    let removed = try await h.ctr(["task", "rm", "broken"])
+                    // rm -f waits for the exit (Wait) before deleting: a failed task has exited.
+                    let removed = try await h.ctr(["task", "rm", "-f", "broken"], timeout: .seconds(10))
                     #expect(removed.status == 0, "task rm: \(removed.output)")
                 }
                 #expect(try await h.ctr(["container", "rm", "broken"]).status == 0)

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The fault matrix: Warden beside containerd's runc shim (containerd-shim-runc-v2), both driving
+# the same runsc, one private containerd, one run. For each fault — real runsc with its sandbox
+# SIGSTOPped, and fake-runsc's injected faults — a container is run, SIGKILLed and removed
+# with ctr, every ctr call bounded by 30 s; recorded: how each step ended and took, how long
+# until the task was no longer running, and what was left (processes, runsc state files).
+# Both shims run with their defaults (Warden: shim-config/warden.toml's deadlines).
+# Prints a markdown section; scripts/bench.sh puts it into docs/benchmarks.md.
+set -uo pipefail  # not -e: a hung or failed call is a result
+cd "$(dirname "$0")/.."
+
+for p in containerd runsc busybox-static; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
+done
+swift build -c release --product containerd-shim-warden-v2 >/dev/null
+swift build -c release --product fake-runsc >/dev/null
+bin=$(swift build -c release --show-bin-path)
+scripts/build-test-image.sh >/dev/null
+
+tmp=$(mktemp -d /tmp/wbf-XXXXXX)
+containerd_pid=""
+ctr="timeout 30 ctr -a $tmp/c.sock"
+kill_ours() {  # every process whose command line names this run's directory, by PID
+  for d in /proc/[0-9]*; do
+    [ "${d#/proc/}" = "$containerd_pid" ] && continue
+    tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q "$tmp" && kill -9 -CONT "${d#/proc/}" 2>/dev/null && kill -9 "${d#/proc/}" 2>/dev/null
+  done
+}
+cleanup() {
+  set +e
+  if [ -n "$containerd_pid" ]; then
+    for id in $($ctr task ls -q 2>/dev/null); do $ctr task rm -f "$id" >/dev/null 2>&1; done
+    for id in $($ctr containers ls -q 2>/dev/null); do $ctr containers rm "$id" >/dev/null 2>&1; done
+    kill "$containerd_pid"; wait "$containerd_pid" 2>/dev/null
+  fi
+  containerd_pid=""
+  kill_ours
+  grep " $tmp" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  [ -n "${BENCH_LOG:-}" ] && cp "$tmp/containerd.log" "$BENCH_LOG"
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+cat > "$tmp/config.toml" <<TOML
+version = 2
+root = "$tmp/root"
+state = "$tmp/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "$tmp/c.sock"
+TOML
+for kind in real fake; do
+  binary=/usr/bin/runsc; [ $kind = fake ] && binary=$bin/fake-runsc
+  printf 'runsc = "%s"\nroot = "%s"\n[runsc_config]\nnetwork = "none"\n' "$binary" "$tmp/warden-$kind" > "$tmp/warden-$kind.toml"
+done
+printf '#!/bin/sh\nexec /usr/bin/runsc --network=none "$@"\n' > "$tmp/runsc-none"
+chmod +x "$tmp/runsc-none"
+PATH="$bin:$PATH" containerd --config "$tmp/config.toml" >"$tmp/containerd.log" 2>&1 &
+containerd_pid=$!
+for _ in $(seq 100); do grep -q "successfully booted" "$tmp/containerd.log" && break; sleep 0.1; done
+$ctr images import tests/fixtures/bin/busybox-image.tar >/dev/null
+image=warden.test/busybox:latest
+
+flags() {  # flags SHIM KIND
+  case $1-$2 in
+    warden-*) echo "--runtime io.containerd.warden.v2 --runtime-config-path $tmp/warden-$2.toml" ;;
+    runc-real) echo "--runtime io.containerd.runc.v2 --runc-binary $tmp/runsc-none --runc-root $tmp/runc-real" ;;
+    runc-fake) echo "--runtime io.containerd.runc.v2 --runc-binary $bin/fake-runsc --runc-root $tmp/runc-fake" ;;
+  esac
+}
+state_dir() {  # where runsc keeps state for SHIM KIND (the runc shim adds the namespace)
+  case $1 in warden) echo "$tmp/warden-$2" ;; runc) echo "$tmp/runc-$2/default" ;; esac
+}
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+step() {  # step LABEL ctr-args… -> "ok 12 ms" / "failed 40 ms" / "hung 30 s"
+  local start rc took
+  start=$(date +%s%N)
+  # shellcheck disable=SC2086
+  $ctr "${@:2}" >"$tmp/out" 2>&1; rc=$?
+  took=$(ms_since "$start")
+  if [ $rc = 124 ]; then echo "hung (ctr's 30 s)"; elif [ $rc = 0 ]; then echo "ok, $took ms"; else echo "failed, $took ms"; fi
+}
+leaks() {  # leaks SHIM KIND ID -> "none" or what is left
+  local procs files
+  procs=$(for d in /proc/[0-9]*; do
+    [ "${d#/proc/}" = "$containerd_pid" ] && continue
+    tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q "$tmp" && awk '{print $2}' "$d/stat" 2>/dev/null
+  done | sort | uniq -c | awk '{printf "%s%s×%s", sep, $2, $1; sep=", "}')
+  files=$(ls "$(state_dir "$1" "$2")" 2>/dev/null | grep -v -e '^faults$' -e '^shim$' | wc -l)
+  local out=""
+  [ -n "$procs" ] && out="processes: $procs"
+  [ "$files" -gt 0 ] && out="${out:+$out; }$files runsc state files"
+  echo "${out:-none}"
+}
+
+# BENCH_FAULTS="kind:fault …" picks scenarios (default: all).
+read -r -a scenarios <<< "${BENCH_FAULTS:-real:sigstop fake:hang-kill fake:hang-delete fake:hang-state fake:fail-start fake:crash-on-create fake:orphan-gofer}"
+rows=()
+for scenario in "${scenarios[@]}"; do
+  kind=${scenario%%:*}; fault=${scenario#*:}
+  for shim in warden runc; do
+    id=$shim-$fault
+    dir=$(state_dir $shim $kind); mkdir -p "$dir"
+    case $fault in fail-start|crash-on-create|orphan-gofer) echo "$fault" > "$dir/faults" ;; esac
+    # shellcheck disable=SC2046
+    run=$(step run run -d $(flags $shim $kind) $image "$id" sleep 1000)
+    for _ in $(seq 50); do $ctr task ls 2>/dev/null | grep -q "^$id .*RUNNING" && break; sleep 0.1; done
+    case $fault in
+      sigstop) pid=$($ctr task ls | awk -v id="$id" '$1 == id {print $2}'); [ -n "$pid" ] && kill -STOP "$pid" ;;
+      hang-kill|hang-delete|hang-state) echo "$fault" > "$dir/faults" ;;
+    esac
+    start=$(date +%s%N)
+    kill=$(step kill task kill -s SIGKILL "$id")
+    stopped="not within 30 s"
+    for _ in $(seq 300); do
+      if ! $ctr task ls 2>/dev/null | grep -q "^$id .*\(RUNNING\|PAUSED\|CREATED\)"; then stopped="$(ms_since "$start") ms"; break; fi
+      sleep 0.1
+    done
+    rm=$(step rm task rm -f "$id")
+    $ctr containers rm "$id" >/dev/null 2>&1
+    rm -f "$dir/faults"
+    sleep 3  # what is still there now was left behind
+    rows+=("| $fault ($kind runsc) | ${shim/runc/runc-v2} | $run | $kill | $stopped | $rm | $(leaks $shim $kind) |")
+    # Start the next scenario clean: what this one left is removed by PID.
+    for t in $($ctr task ls -q 2>/dev/null); do $ctr task rm -f "$t" >/dev/null 2>&1; done
+    kill_ours
+    sleep 0.5
+  done
+done
+
+echo "## Fault matrix: Warden beside containerd's runc shim on the same runsc"
+echo
+echo "Written by \`scripts/bench-faults.sh\` (via \`scripts/bench.sh\`) on $(date -u +%Y-%m-%d): one private containerd"
+echo "$(containerd --version | awk '{print $3}'), Debian runsc $(dpkg-query -W -f='${Version}' runsc) (\`network=none\`) or fake-runsc with the"
+echo "fault injected, release builds, both shims with default settings (Warden: runsc_call_timeout 5s, kill_grace 2s,"
+echo "stop_deadline 10s, delete_deadline 5s). Per row: \`ctr run -d\`, the fault, \`ctr task kill -s SIGKILL\`, time until"
+echo "the task is no longer RUNNING/CREATED, \`ctr task rm -f\`, then what is left 3 s later. Every ctr call is"
+echo "bounded at 30 s. The runc shim gets runsc or fake-runsc as its \`--runc-binary\`."
+echo
+echo "| fault | shim | run -d | kill SIGKILL | task not running after | task rm -f | left behind |"
+echo "|---|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
