@@ -8,19 +8,29 @@
 # Section 2: Warden beside containerd-shim-runc-v2 driving the same runsc
 # (scripts/bench-shims.sh): `ctr run --rm` latency and shim memory per pod.
 #
-# `scripts/bench.sh shims` refreshes section 2 only and keeps section 1 as written.
+# Section 3: the fault matrix (scripts/bench-faults.sh): each fault, Warden beside the runc
+# shim on the same runsc — how kill and delete end, time to exit, what is left behind.
+#
+# `scripts/bench.sh shims` or `scripts/bench.sh faults` refreshes that section only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 out=docs/benchmarks.md
 
-if [ "${1:-all}" = shims ]; then
-  shims=$(scripts/bench-shims.sh)
-  section1=$(awk '/^## Warden beside/ {exit} {print}' "$out")
-  printf '%s\n%s\n' "$section1" "$shims" > "$out"
-  cat "$out"
-  exit 0
-fi
+# Sections 2 and 3 can be refreshed alone; the others are kept as written.
+section() {  # the lines of $out from the header starting with "## $1" to the next "## "
+  awk -v h="## $1" 'index($0, "## ") == 1 {p = index($0, h) == 1} p' "$out"
+}
+case "${1:-all}" in
+  shims|faults)
+    first=$(awk '/^## Warden beside/ {exit} {print}' "$out")
+    if [ "$1" = shims ]; then shims=$(scripts/bench-shims.sh); else shims=$(section "Warden beside"); fi
+    if [ "$1" = faults ]; then faults=$(scripts/bench-faults.sh); else faults=$(section "Fault matrix"); fi
+    printf '%s\n%s\n\n%s\n' "$first" "$shims" "$faults" > "$out"
+    cat "$out"
+    exit 0
+    ;;
+esac
 
 command -v go >/dev/null && [ -d /usr/share/gocode/src/github.com/containerd/ttrpc ] || {
   apt-get update -qq
@@ -102,5 +112,7 @@ done
   printf '%s\n' "${rows[@]}"
   echo
   scripts/bench-shims.sh
+  echo
+  scripts/bench-faults.sh
 } > "$out"
 cat "$out"
