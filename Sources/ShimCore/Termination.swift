@@ -86,7 +86,7 @@ extension PodShim {
         }
 
         // 1. The network first, so the sentry's endpoints stop and CNI DEL later finds nothing busy.
-        if graceful, netnsRelease != .off, let path = sandbox.networkNamespacePath, !sandbox.networkReleased, !sandbox.exited {
+        if graceful, netnsRelease != .off, let path = sandbox.networkNamespacePath, !sandbox.networkReleased, !isDead(sandbox) {
             sandbox.networkReleased = true
             let since = clock.now
             let mode: NetworkNamespace.Release = netnsRelease == .delete ? .delete : .down
@@ -103,19 +103,19 @@ extension PodShim {
         }
 
         // 2. runsc kill, bounded by runsc_call_timeout.
-        if graceful, !sandbox.exited {
+        if graceful, !isDead(sandbox) {
             let since = clock.now
             do throws(RunscError) {
                 try await runsc.kill(sandbox.id, signal: signal, all: true, timeout: remaining(atMost: deadlines.runscCallTimeout))
                 step("runsc_kill", since: since, "signal \(signal) delivered")
             } catch {
-                if !sandbox.exited { counters.count(.runscKillFailed) }
+                if !isDead(sandbox) { counters.count(.runscKillFailed) }
                 step("runsc_kill", since: since, "\(error)")
             }
         }
 
         // 3. kill_grace for the sandbox to exit on its own.
-        if graceful, !sandbox.exited {
+        if graceful, !isDead(sandbox) {
             let since = clock.now
             let exited = await waitForExit(sandbox.process, within: remaining(atMost: deadlines.killGrace))
             if !exited { counters.count(.graceExpired) }
@@ -123,7 +123,7 @@ extension PodShim {
         }
 
         // 4. SIGKILL through pidfds: the sandbox, the gofer, and whatever descends from them.
-        if !sandbox.exited {
+        if !isDead(sandbox) {
             let since = clock.now
             let signalled = killPodProcesses(sandbox)
             counters.count(.sigkill)
@@ -139,13 +139,20 @@ extension PodShim {
         step("reap", since: since, (reaped ? "sandbox reaped" : "sandbox not reaped") + (leftovers > 0 ? ", \(leftovers) left killed" : ""))
 
         // 6. Every exit published, every Wait released, even for a sandbox that would not die.
-        if !sandbox.exited {
+        if let outcome = supervisor.outcome(sandbox.process) {
+            sandboxExited(sandbox.id, outcome.exitCode)  // a no-op if the watcher was first
+        } else {
             counters.count(.reapTimedOut)
             sandboxExited(sandbox.id, 137)
         }
         record.total = clock.now - started
         record.outcome = reaped ? "stopped" : "sandbox pid \(sandbox.process.pid) survived SIGKILL; exits published as 137"
         if reaped { log.info("\(record) counters: \(counters)") } else { log.error("\(record) counters: \(counters)") }
+    }
+
+    /// Dead as soon as its pidfd reported the exit, even before the watcher marked it.
+    func isDead(_ sandbox: Sandbox) -> Bool {
+        sandbox.exited || supervisor.outcome(sandbox.process) != nil
     }
 
     /// SIGKILL to every process of the sandbox, by pidfd. Descendants are adopted first, so
