@@ -9,10 +9,8 @@
 set -uo pipefail  # not -e: a hung or failed call is a result
 cd "$(dirname "$0")/.."
 
-for p in containerd runsc busybox-static; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-    { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
-done
+. scripts/lib.sh
+ensure_packages containerd runsc busybox-static
 swift build -c release --product containerd-shim-warden-v2 >/dev/null
 swift build -c release --product fake-runsc >/dev/null
 bin=$(swift build -c release --show-bin-path)
@@ -42,23 +40,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat > "$tmp/config.toml" <<TOML
-version = 2
-root = "$tmp/root"
-state = "$tmp/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$tmp/c.sock"
-TOML
 for kind in real fake; do
   binary=/usr/bin/runsc; [ $kind = fake ] && binary=$bin/fake-runsc
   printf 'runsc = "%s"\nroot = "%s"\n[runsc_config]\nnetwork = "none"\n' "$binary" "$tmp/warden-$kind" > "$tmp/warden-$kind.toml"
 done
 printf '#!/bin/sh\nexec /usr/bin/runsc --network=none "$@"\n' > "$tmp/runsc-none"
 chmod +x "$tmp/runsc-none"
-PATH="$bin:$PATH" containerd --config "$tmp/config.toml" >"$tmp/containerd.log" 2>&1 &
-containerd_pid=$!
-for _ in $(seq 100); do grep -q "successfully booted" "$tmp/containerd.log" && break; sleep 0.1; done
+start_private_containerd "$tmp" "$bin"
 $ctr images import tests/fixtures/bin/busybox-image.tar >/dev/null
 image=warden.test/busybox:latest
 

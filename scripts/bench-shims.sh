@@ -11,10 +11,8 @@ set -uo pipefail  # not -e: a timed-out ctr call is a result
 cd "$(dirname "$0")/.."
 runs=${BENCH_RUNS:-10}
 
-for p in containerd runsc busybox-static; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-    { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null; }
-done
+. scripts/lib.sh
+ensure_packages containerd runsc busybox-static
 swift build -c release --product containerd-shim-warden-v2 >/dev/null
 bin=$(swift build -c release --show-bin-path)
 scripts/build-test-image.sh >/dev/null
@@ -41,14 +39,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat > "$tmp/config.toml" <<TOML
-version = 2
-root = "$tmp/root"
-state = "$tmp/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$tmp/c.sock"
-TOML
 cat > "$tmp/warden.toml" <<TOML
 runsc = "/usr/bin/runsc"
 root = "$tmp/warden-runsc"
@@ -57,9 +47,7 @@ network = "none"
 TOML
 printf '#!/bin/sh\nexec /usr/bin/runsc --network=none "$@"\n' > "$tmp/runsc-none"
 chmod +x "$tmp/runsc-none"
-PATH="$bin:$PATH" containerd --config "$tmp/config.toml" >"$tmp/containerd.log" 2>&1 &
-containerd_pid=$!
-for _ in $(seq 100); do grep -q "successfully booted" "$tmp/containerd.log" && break; sleep 0.1; done
+start_private_containerd "$tmp" "$bin"
 $ctr images import tests/fixtures/bin/busybox-image.tar >/dev/null
 image=warden.test/busybox:latest
 

@@ -10,16 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-packages=(containerd runsc busybox-static python3 bsdutils)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+. scripts/lib.sh
+ensure_packages containerd runsc busybox-static python3 bsdutils
 
 echo "== building the shim"
 swift build -c release --product containerd-shim-warden-v2 2>&1 | tail -1
@@ -45,14 +37,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat > "$dir/config.toml" <<TOML
-version = 2
-root = "$dir/root"
-state = "$dir/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
-[grpc]
-  address = "$dir/c.sock"
-TOML
 cat > "$dir/warden.toml" <<TOML
 runsc = "/usr/bin/runsc"
 root = "$dir/runsc"
@@ -66,9 +50,7 @@ network = "none"   # --network=sandbox fails on these kernels
 TOML
 
 echo "== starting a private containerd in $dir"
-PATH="$bin:$PATH" containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
-containerd_pid=$!
-for _ in $(seq 100); do grep -q "containerd successfully booted" "$dir/containerd.log" && break; sleep 0.1; done
+start_private_containerd "$dir" "$bin"
 ctr="ctr -a $dir/c.sock"
 runtime=(--runtime io.containerd.warden.v2 --runtime-config-path "$dir/warden.toml")
 image=warden.test/busybox:latest

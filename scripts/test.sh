@@ -12,20 +12,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-packages=(
-  containerd runc runsc busybox-static bsdutils python3 protobuf-compiler
-  golang-go golang-github-containerd-ttrpc-dev
+. scripts/lib.sh
+# iproute2 and containernetworking-plugins: the network-release tests (test-made namespaces,
+# CNI bridge).
+ensure_packages containerd runc runsc busybox-static bsdutils python3 protobuf-compiler \
+  iproute2 containernetworking-plugins \
+  golang-go golang-github-containerd-ttrpc-dev \
   golang-github-containerd-containerd-dev golang-github-containerd-cgroups-dev
-)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing: ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
 
 echo "== test fixtures"
 scripts/build-fixtures.sh

@@ -34,6 +34,12 @@ public func withDeadline<T: Sendable>(
     }
 }
 
+/// Waits for `operation` at most `duration`: its result, or nil once the time is up (or the
+/// caller is cancelled). The operation is then cancelled and abandoned, as with `withDeadline`.
+public func waitAtMost<T: Sendable>(_ duration: Duration, _ operation: @escaping @Sendable () async -> T) async -> T? {
+    try? await withDeadline(.now + duration, onTimeout: { CancellationError() }, operation)
+}
+
 /// The first of {result, deadline, cancellation} wins; the losers are cancelled.
 private final class DeadlineRace<T: Sendable>: Sendable {
     private struct State {

@@ -312,20 +312,7 @@ public enum FakeRunsc {
             // An ignored disposition survives exec: the process never sees SIGTERM.
             command = ["/bin/sh", "-c", "trap '' TERM; exec \"$0\" \"$@\""] + command
         }
-        let (path, args) = commandLine(command, bundle: state.bundle, spec: spec)
-        // Its own session and process group, so the whole container can be killed at once; the
-        // marker lets tests find any process the container leaves behind.
-        let env = (spec.process.env ?? environment()) + ["WARDEN_FAKE_RUNSC_CONTAINER=\(root)/\(id)"]
-        guard let pid = try? Spawn.spawn(
-            path: path, arguments: args, environment: env, stdin: 0, stdout: 1, stderr: 2, newSession: true)
-        else {
-            state.status = "stopped"
-            state.exitStatus = 127
-            try? save(state, root: root)
-            return 127
-        }
-        state.containerPid = pid
-        try? save(state, root: root)
+        guard let pid = startContainerProcess(command, spec: spec, state: &state, root: root) else { return 127 }
         if faults.contains("unkillable-until-netns-down") { holdUntilNetworkDown(id, root: root, container: pid) }
         let status = ChildProcesses.waitBlocking(pid)
         // As in gVisor, the container's other processes do not outlive its init.
@@ -375,6 +362,25 @@ public enum FakeRunsc {
         try? FileDescriptor.writeAll(fd, Array("\(line)\n".utf8))
     }
 
+    /// Starts a container's process with this process's stdio, in its own session and process
+    /// group (so the whole container can be killed at once), marked so that tests find anything
+    /// it leaves behind; recorded in the state. nil (state stopped, 127) if it cannot start.
+    static func startContainerProcess(_ command: [String], spec: Spec, state: inout State, root: String) -> Int32? {
+        let (path, args) = commandLine(command, bundle: state.bundle, spec: spec)
+        let env = (spec.process.env ?? environment()) + ["WARDEN_FAKE_RUNSC_CONTAINER=\(root)/\(state.id)"]
+        guard let pid = try? Spawn.spawn(
+            path: path, arguments: args, environment: env, stdin: 0, stdout: 1, stderr: 2, newSession: true)
+        else {
+            state.status = "stopped"
+            state.exitStatus = 127
+            try? save(state, root: root)
+            return nil
+        }
+        state.containerPid = pid
+        try? save(state, root: root)
+        return pid
+    }
+
     /// As runsc does for a terminal: a new pty whose master goes to the console socket; the
     /// returned slave becomes the process's stdio.
     static func sendTerminal(to consoleSocket: String) throws -> Int32 {
@@ -406,17 +412,7 @@ public enum FakeRunsc {
             let specBytes = FileDescriptor.readAll("\(state.bundle)/config.json"),
             let spec = try? JSONDecoder().decode(Spec.self, from: Data(specBytes))
         else { return 1 }
-        let (path, args) = commandLine(spec.process.args, bundle: state.bundle, spec: spec)
-        let env = (spec.process.env ?? environment()) + ["WARDEN_FAKE_RUNSC_CONTAINER=\(root)/\(id)"]
-        guard let pid = try? Spawn.spawn(path: path, arguments: args, environment: env, stdin: 0, stdout: 1, stderr: 2, newSession: true)
-        else {
-            state.status = "stopped"
-            state.exitStatus = 127
-            try? save(state, root: root)
-            return 127
-        }
-        state.containerPid = pid
-        try? save(state, root: root)
+        guard let pid = startContainerProcess(spec.process.args, spec: spec, state: &state, root: root) else { return 127 }
         var status: Int32 = 137
         while true {
             if let exit = ChildProcesses.reap(pid) {

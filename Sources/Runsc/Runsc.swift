@@ -296,9 +296,7 @@ public struct Runsc: Sendable {
         } catch {
             // Deadline or cancellation: the call must not outlive its caller.
             _ = try? supervisor.signal(child, 9)
-            _ = try? await withDeadline(.now + .seconds(2), onTimeout: { CancellationError() }) {
-                await supervisor.wait(child)
-            }
+            _ = await waitAtMost(.seconds(2)) { await supervisor.wait(child) }
             supervisor.release(child)
             if let runscError = error as? RunscError { throw runscError }
             throw .cancelled(verb: verb)

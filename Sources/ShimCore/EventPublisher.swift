@@ -77,8 +77,6 @@ public final class EventPublisher: Sendable {
     public func close(within deadline: Duration) async {
         continuation.finish()
         let drained = self.drained
-        _ = try? await withDeadline(.now + deadline, onTimeout: { CancellationError() }) {
-            await drained.value
-        }
+        _ = await waitAtMost(deadline) { await drained.value }
     }
 }

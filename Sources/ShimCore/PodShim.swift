@@ -256,12 +256,12 @@ public actor PodShim {
         container.teardown = Task { await self.tearDown(container, reason: "failed") }
     }
 
-    /// Ends whatever a container left: the sandbox through the ladder (a root), or runsc's
-    /// state of a subcontainer; its stdio closed.
+    /// Ends whatever a container that never ran left: the sandbox straight to SIGKILL (a root),
+    /// or runsc's state of a subcontainer; its stdio closed.
     private func tearDown(_ container: Container, reason: String) async {
         await container.initProcess.io.close(grace: .zero)
         if container.isSandboxRoot, let sandbox = sandboxes[container.id] {
-            await joinTermination(sandbox, signal: 9, reason: reason, graceful: false).value
+            await joinTermination(sandbox, reason: reason, graceful: false).value
         } else if !container.isSandboxRoot {
             do throws(RunscError) {
                 try await runsc.delete(container.id, force: true)
@@ -274,12 +274,12 @@ public actor PodShim {
     /// The termination of `sandbox` in flight, or a new one: concurrent Kills share one ladder.
     /// `graceful: false` (a task that never ran) goes straight to SIGKILL: nothing inside
     /// could use the grace.
-    func joinTermination(_ sandbox: Sandbox, signal: Int32, reason: String, graceful: Bool = true) -> Task<Void, Never> {
+    func joinTermination(_ sandbox: Sandbox, reason: String, graceful: Bool = true) -> Task<Void, Never> {
         if let running = sandbox.termination {
             counters.count(.joined)
             return running
         }
-        let task = Task { await self.terminate(sandbox, signal: signal, reason: reason, graceful: graceful) }
+        let task = Task { await self.terminate(sandbox, reason: reason, graceful: graceful) }
         sandbox.termination = task
         return task
     }
@@ -618,7 +618,7 @@ public actor PodShim {
             // The pod's sandbox: the escalation ladder, which guarantees the exits within
             // stop_deadline. Kill itself returns once runsc took the signal, or after
             // runsc_call_timeout while the ladder goes on.
-            await joinBounded(joinTermination(sandbox, signal: 9, reason: "kill"))
+            await joinBounded(joinTermination(sandbox, reason: "kill"))
             return
         }
         if let error = await signalOnce(id, signal: Int32(signal), all: all, pid: nil) {
@@ -630,9 +630,7 @@ public actor PodShim {
     /// ladder stuck on runsc goes on in the background.
     private func joinBounded(_ task: Task<Void, Never>?) async {
         guard let task else { return }
-        _ = try? await withDeadline(.now + deadlines.runscCallTimeout * 0.9, onTimeout: { CancellationError() }) {
-            await task.value
-        }
+        _ = await waitAtMost(deadlines.runscCallTimeout * 0.9) { await task.value }
     }
 
     /// `runsc kill` for one target, shared by identical concurrent Kills. nil when delivered
@@ -664,15 +662,7 @@ public actor PodShim {
     /// Tears down a container that never ran: its sandbox through the ladder (a root), or its
     /// runsc state (a subcontainer); the exit recorded as 137.
     private func forceStop(_ container: Container) async {
-        if container.isSandboxRoot, let sandbox = sandboxes[container.sandboxID] {
-            await joinTermination(sandbox, signal: 9, reason: "kill of a created task", graceful: false).value
-        } else {
-            do throws(RunscError) {
-                try await runsc.delete(container.id, force: true)
-            } catch {
-                if case .notFound = error {} else { log.warn("delete --force \(container.id): \(error)") }
-            }
-        }
+        await tearDown(container, reason: "kill of a created task")
         markExited(container.initProcess, status: 137)
     }
 
@@ -701,9 +691,7 @@ public actor PodShim {
         }
         if process.status == .created { await forceStop(container) }
         if let teardown = container.teardown {
-            _ = try? await withDeadline(.now + remaining(atMost: deadlines.deleteDeadline), onTimeout: { CancellationError() }) {
-                await teardown.value
-            }
+            _ = await waitAtMost(remaining(atMost: deadlines.deleteDeadline)) { await teardown.value }
         }
         for exec in container.execs.values {
             await exec.io.close(grace: .zero)

@@ -241,9 +241,7 @@ final class ProcessIO: Sendable {
         if let console { FileDescriptor.close(console) }
         if let logger {
             let supervisor = self.supervisor
-            let exited = try? await withDeadline(.now + grace, onTimeout: { CancellationError() }) {
-                await supervisor.wait(logger)
-            }
+            let exited = await waitAtMost(grace) { await supervisor.wait(logger) }
             if exited == nil {
                 _ = try? supervisor.signal(logger, 9)
                 _ = await supervisor.wait(logger)

@@ -13,7 +13,6 @@ final class Sandbox {
     let process: Child
     var companions: [Child]
     let networkNamespacePath: String?
-    var networkReleased = false
     var exited = false
     var termination: Task<Void, Never>?
 
@@ -70,11 +69,11 @@ struct EscalationCounters: CustomStringConvertible {
 }
 
 extension PodShim {
-    /// The escalation ladder for a killed pod sandbox (design.md §3), each step bounded and
+    /// The escalation ladder for a pod sandbox killed with SIGKILL (design.md §3), each step bounded and
     /// skipped the moment the sandbox is seen dead; the whole ladder fits in `stop_deadline`:
     /// network pre-release → runsc kill → kill_grace → SIGKILL by pidfd (sandbox, gofer, their
     /// descendants) → reap → every exit published. runsc state is removed by Delete.
-    func terminate(_ sandbox: Sandbox, signal: Int32, reason: String, graceful: Bool = true) async {
+    func terminate(_ sandbox: Sandbox, reason: String, graceful: Bool = true) async {
         let clock = ContinuousClock()
         let started = clock.now
         let stopBy = started + deadlines.stopDeadline
@@ -86,8 +85,7 @@ extension PodShim {
         }
 
         // 1. The network first, so the sentry's endpoints stop and CNI DEL later finds nothing busy.
-        if graceful, netnsRelease != .off, let path = sandbox.networkNamespacePath, !sandbox.networkReleased, !isDead(sandbox) {
-            sandbox.networkReleased = true
+        if graceful, netnsRelease != .off, let path = sandbox.networkNamespacePath, !isDead(sandbox) {
             let since = clock.now
             let mode: NetworkNamespace.Release = netnsRelease == .delete ? .delete : .down
             do {
@@ -106,8 +104,8 @@ extension PodShim {
         if graceful, !isDead(sandbox) {
             let since = clock.now
             do throws(RunscError) {
-                try await runsc.kill(sandbox.id, signal: signal, all: true, timeout: remaining(atMost: deadlines.runscCallTimeout))
-                step("runsc_kill", since: since, "signal \(signal) delivered")
+                try await runsc.kill(sandbox.id, signal: 9, all: true, timeout: remaining(atMost: deadlines.runscCallTimeout))
+                step("runsc_kill", since: since, "SIGKILL delivered")
             } catch {
                 if !isDead(sandbox) { counters.count(.runscKillFailed) }
                 step("runsc_kill", since: since, "\(error)")
@@ -175,14 +173,7 @@ extension PodShim {
         if supervisor.outcome(child) != nil { return true }
         guard duration > .zero else { return false }
         let supervisor = self.supervisor
-        do {
-            _ = try await withDeadline(.now + duration, onTimeout: { CancellationError() }) {
-                await supervisor.wait(child)
-            }
-            return true
-        } catch {
-            return false
-        }
+        return await waitAtMost(duration) { await supervisor.wait(child) } != nil
     }
 }
 

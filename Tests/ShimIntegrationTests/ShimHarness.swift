@@ -28,8 +28,8 @@ final class ShimHarness: Sendable {
     }
 
     /// Whether the peers exist; under WARDEN_INTEROP=1 (scripts/test.sh) a missing one fails.
-    static func available(_ runtime: RuntimeKind) -> Bool {
-        var needed = ["/usr/bin/containerd", "/usr/bin/ctr", imageTar, buildDirectory + "/containerd-shim-warden-v2"]
+    static func available(_ runtime: RuntimeKind, also extra: [String] = []) -> Bool {
+        var needed = ["/usr/bin/containerd", "/usr/bin/ctr", imageTar, buildDirectory + "/containerd-shim-warden-v2"] + extra
         needed.append(runtime == .real ? "/usr/bin/runsc" : buildDirectory + "/fake-runsc")
         let missing = needed.filter { !FileManager.default.fileExists(atPath: $0) }
         if missing.isEmpty { return true }

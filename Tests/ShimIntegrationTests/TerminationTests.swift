@@ -106,6 +106,32 @@ struct TerminationTests {
         }
     }
 
+    /// A sandbox whose container exits on its own takes its gofer with it: one that stays
+    /// (`orphan-gofer`) is killed after kill_grace, before anyone deletes the task.
+    @Test func aLingeringGoferIsKilledAfterTheSandboxExits() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        try await withTimeout(.seconds(60), "lingering gofer") {
+            let h = try await ShimHarness.start(.fake, deadlines: Self.deadlines)
+            do {
+                try FileManager.default.createDirectory(atPath: h.runscRoot, withIntermediateDirectories: true)
+                try "orphan-gofer\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
+                _ = try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "brief", "sh", "-c", "sleep 0.2"])
+                try await h.waitForTask("brief", status: "STOPPED")
+                func gofers() -> [String] { livingProcesses(mentioning: h.runscRoot).filter { $0.contains("gofer-main") } }
+                let deadline = ContinuousClock.now + .milliseconds(500) + .seconds(1)  // kill_grace + slack
+                while !gofers().isEmpty && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+                #expect(gofers().isEmpty, "gofer outlived its sandbox: \(gofers())")
+                try FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
+                #expect(try await h.ctr(["task", "rm", "brief"]).status == 0)
+                #expect(try await h.ctr(["container", "rm", "brief"]).status == 0)
+                try await h.finish()
+            } catch {
+                await h.abandon()
+                throw error
+            }
+        }
+    }
+
     static func podAnnotations(_ type: String) -> [String] {
         ["--annotation", "io.kubernetes.cri.container-type=\(type)", "--annotation", "io.kubernetes.cri.sandbox-id=victim"]
     }
@@ -151,7 +177,7 @@ struct NetworkReleaseTests {
     static let cniPath = "/usr/lib/cni"
 
     @Test func linksAreDownBeforeTheKillAndCniDelStillSucceeds() async throws {
-        guard ShimHarness.available(.fake), FileManager.default.fileExists(atPath: Self.cniPath + "/bridge") else { return }
+        guard ShimHarness.available(.fake, also: [Self.cniPath + "/bridge", "/usr/sbin/ip"]) else { return }
         try await withTimeout(.seconds(90), "netns release") {
             try await withTestNetworkNamespace { node in
                 try await withTestNetworkNamespace { pod in
