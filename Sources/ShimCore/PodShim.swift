@@ -272,8 +272,8 @@ public actor PodShim {
     }
 
     /// The termination of `sandbox` in flight, or a new one: concurrent Kills share one ladder.
-    /// `graceful: false` (a task that never ran) goes straight to SIGKILL: nothing inside
-    /// could use the grace.
+    /// `graceful: false` (a task that never ran, a sandbox runsc cannot reach) goes straight
+    /// to SIGKILL after the network release.
     func joinTermination(_ sandbox: Sandbox, reason: String, graceful: Bool = true) -> Task<Void, Never> {
         if let running = sandbox.termination {
             counters.count(.joined)
@@ -621,9 +621,16 @@ public actor PodShim {
             await joinBounded(joinTermination(sandbox, reason: "kill"))
             return
         }
-        if let error = await signalOnce(id, signal: Int32(signal), all: all, pid: nil) {
-            throw ShimError(from: error, "kill \(id)")
+        let error = await signalOnce(id, signal: Int32(signal), all: all, pid: nil)
+        if signal == 9, case .timedOut? = error, let sandbox = sandboxes[container.sandboxID] {
+            // runsc cannot reach the sentry, so no container of this pod can be signalled any
+            // more: the pod is wedged. The ladder SIGKILLs the sandbox and publishes every exit
+            // of the pod, this container's too (what CRI's StopPodSandbox waits for).
+            log.warn("runsc kill -9 of \(id) timed out; the sandbox \(sandbox.id) is wedged: terminating the pod")
+            await joinBounded(joinTermination(sandbox, reason: "runsc kill of \(id) hung", graceful: false))
+            return
         }
+        if let error { throw ShimError(from: error, "kill \(id)") }
     }
 
     /// Waits for `task` for most of runsc_call_timeout, so that Kill answers within it while a

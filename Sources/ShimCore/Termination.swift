@@ -73,6 +73,8 @@ extension PodShim {
     /// skipped the moment the sandbox is seen dead; the whole ladder fits in `stop_deadline`:
     /// network pre-release → runsc kill → kill_grace → SIGKILL by pidfd (sandbox, gofer, their
     /// descendants) → reap → every exit published. runsc state is removed by Delete.
+    /// `graceful: false` skips runsc kill and the grace (nothing inside could use them, or runsc
+    /// already failed to reach the sandbox): network release, then SIGKILL.
     func terminate(_ sandbox: Sandbox, reason: String, graceful: Bool = true) async {
         let clock = ContinuousClock()
         let started = clock.now
@@ -85,7 +87,7 @@ extension PodShim {
         }
 
         // 1. The network first, so the sentry's endpoints stop and CNI DEL later finds nothing busy.
-        if graceful, netnsRelease != .off, let path = sandbox.networkNamespacePath, !isDead(sandbox) {
+        if netnsRelease != .off, let path = sandbox.networkNamespacePath, !isDead(sandbox) {
             let since = clock.now
             let mode: NetworkNamespace.Release = netnsRelease == .delete ? .delete : .down
             do {

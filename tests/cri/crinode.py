@@ -1,0 +1,355 @@
+"""A private Kubernetes node for Warden's CRI tests: containerd 1.6 with its CRI plugin, under a
+temp dir of its own, running in a network namespace the test made (the CNI bridge and veths
+live there, never among the host's interfaces), with these runtime handlers:
+
+  warden       Warden driving Debian's runsc            (--network=none)
+  warden-fake  Warden driving fake-runsc                (faults: file `faults` in its root)
+  runc-runsc   containerd's runc shim driving runsc     (what the field runs)
+  runc-fake    containerd's runc shim driving fake-runsc
+
+CNI: Debian's bridge + host-local, through wrappers that log every ADD/DEL to `cni.log`.
+Images: warden.test/pause:1 (the sandbox image) and warden.test/busybox:latest, imported with
+`ctr -n k8s.io images import` (scripts/build-test-image.sh builds them).
+
+Processes are stopped by PID only (containerd's, and those whose command line names the temp
+dir); `leaks()` is the audit every test ends with.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools", "cri"))
+
+from warden_cri import CRIClient, CRIError, container_config, pod_config  # noqa: E402
+
+FIXTURES = os.path.join(ROOT, "tests", "fixtures", "bin")
+PAUSE_IMAGE = "warden.test/pause:1"
+BUSYBOX_IMAGE = "warden.test/busybox:latest"
+CNI_PLUGINS = "/usr/lib/cni"
+K8S_NAMESPACE = "k8s.io"
+
+
+def build_directory():
+    """Where `swift build` put containerd-shim-warden-v2 and fake-runsc (WARDEN_BIN overrides)."""
+    if os.environ.get("WARDEN_BIN"):
+        return os.environ["WARDEN_BIN"]
+    output = subprocess.run(["swift", "build", "--show-bin-path"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120, check=True)
+    return output.stdout.strip()
+
+
+def run(command, timeout=30, check=True, **kwargs):
+    """A command bounded by `timeout`; its output in the error when it fails."""
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, **kwargs)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {result.returncode}: {result.stdout}{result.stderr}")
+    return result
+
+
+def rss_kib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def command_line(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def process_name(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().split("(", 1)[1].rsplit(")", 1)[0]
+    except OSError:
+        return ""
+
+
+class CRINode:
+    def __init__(self, deadlines=None, containerd_config=None):
+        """`deadlines`: Warden's [deadlines] (key -> "2s"); `containerd_config`: a containerd
+        config text to run with instead of the generated one (install.sh's test)."""
+        self.bin = build_directory()
+        self.dir = tempfile.mkdtemp(prefix="wcri-")
+        self.socket = os.path.join(self.dir, "c.sock")
+        self.netns = "wcri-" + uuid.uuid4().hex[:8]
+        self.containerd = None
+        self.client = None
+        self.pod_netns_paths = set()
+        self.deadlines = {"runsc_call_timeout": "2s", "kill_grace": "1s", "stop_deadline": "5s",
+                          "delete_deadline": "5s", **(deadlines or {})}
+        run(["ip", "netns", "add", self.netns])
+        run(["ip", "-n", self.netns, "link", "set", "lo", "up"])
+        self._write_cni()
+        self._write_runtimes()
+        self.config_path = os.path.join(self.dir, "config.toml")
+        with open(self.config_path, "w") as file:
+            file.write(containerd_config or self.containerd_config())
+
+    # Set-up
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def _write_cni(self):
+        os.makedirs(self.path("cni-bin"))
+        os.makedirs(self.path("cni-conf"))
+        for plugin in ["bridge", "host-local", "loopback", "portmap"]:
+            wrapper = self.path("cni-bin", plugin)
+            with open(wrapper, "w") as file:
+                file.write(f'#!/bin/sh\necho "$CNI_COMMAND {plugin} $CNI_CONTAINERID $CNI_NETNS" >> {self.path("cni.log")}\n'
+                           f'exec {CNI_PLUGINS}/{plugin}\n')
+            os.chmod(wrapper, 0o755)
+        network = {
+            "cniVersion": "0.4.0", "name": "warden-test",
+            "plugins": [{
+                "type": "bridge", "bridge": "wcri0", "isGateway": True, "ipMasq": False,
+                "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.99.0.0/24"}]],
+                         "dataDir": self.path("ipam")},
+            }],
+        }
+        with open(self.path("cni-conf", "10-warden-test.conflist"), "w") as file:
+            json.dump(network, file)
+
+    def _write_runtimes(self):
+        for name, runsc in [("warden", "/usr/bin/runsc"), ("warden-fake", os.path.join(self.bin, "fake-runsc"))]:
+            deadlines = "".join(f'{key} = "{value}"\n' for key, value in self.deadlines.items())
+            with open(self.path(f"{name}.toml"), "w") as file:
+                file.write(f'runsc = "{runsc}"\nroot = "{self.path(name)}"\n[deadlines]\n{deadlines}'
+                           '[runsc_config]\nnetwork = "none"\n')
+            os.makedirs(self.path(name))
+        with open(self.path("runsc-none"), "w") as file:
+            file.write('#!/bin/sh\nexec /usr/bin/runsc --network=none "$@"\n')
+        os.chmod(self.path("runsc-none"), 0o755)
+
+    def containerd_config(self):
+        cri = 'plugins."io.containerd.grpc.v1.cri"'
+        runtimes = f"{cri}.containerd.runtimes"
+        text = f'''version = 2
+root = "{self.path("root")}"
+state = "{self.path("state")}"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "{self.socket}"
+[{cri}]
+  sandbox_image = "{PAUSE_IMAGE}"
+  # The test machines lack CAP_SYS_RESOURCE: runsc could not set the sandbox's -998.
+  restrict_oom_score_adj = true
+[{cri}.cni]
+  bin_dir = "{self.path("cni-bin")}"
+  conf_dir = "{self.path("cni-conf")}"
+[{cri}.containerd]
+  snapshotter = "overlayfs"
+  default_runtime_name = "warden"
+'''
+        for name in ["warden", "warden-fake"]:
+            text += f'''[{runtimes}.{name}]
+  runtime_type = "io.containerd.warden.v2"
+[{runtimes}.{name}.options]
+  ConfigPath = "{self.path(name + ".toml")}"
+'''
+        for name, binary in [("runc-runsc", self.path("runsc-none")), ("runc-fake", os.path.join(self.bin, "fake-runsc"))]:
+            text += f'''[{runtimes}.{name}]
+  runtime_type = "io.containerd.runc.v2"
+[{runtimes}.{name}.options]
+  BinaryName = "{binary}"
+  Root = "{self.path(name)}"
+'''
+        return text
+
+    # containerd
+
+    def start(self, import_images=True, timeout=30):
+        log = open(self.path("containerd.log"), "a")
+        environment = dict(os.environ, PATH=f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        self.containerd = subprocess.Popen(
+            ["nsenter", f"--net=/var/run/netns/{self.netns}", "containerd", "--config", self.config_path],
+            stdout=log, stderr=subprocess.STDOUT, env=environment)
+        log.close()
+        self.client = CRIClient(self.socket, timeout=30)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.containerd.poll() is not None:
+                    raise RuntimeError(f"containerd exited {self.containerd.returncode}: {self.log_tail()}")
+                self.client.version()
+                break
+            except CRIError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"containerd's CRI did not answer within {timeout}s: {self.log_tail()}")
+                time.sleep(0.1)
+        if import_images:
+            for image in ["pause-image.tar", "busybox-image.tar"]:
+                self.ctr("images", "import", os.path.join(FIXTURES, image), timeout=60)
+        return self
+
+    def stop_containerd(self, timeout=15):
+        if self.containerd is None:
+            return
+        self.containerd.send_signal(signal.SIGTERM)
+        try:
+            self.containerd.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.containerd.kill()
+            self.containerd.wait(5)
+        self.containerd = None
+        if self.client:
+            self.client.close()
+            self.client = None
+
+    def restart_containerd(self):
+        self.stop_containerd()
+        self.start(import_images=False)
+
+    def ctr(self, *arguments, timeout=30, check=True):
+        return run(["ctr", "-a", self.socket, "-n", K8S_NAMESPACE, *arguments], timeout=timeout, check=check)
+
+    def log_tail(self, lines=30):
+        try:
+            with open(self.path("containerd.log")) as file:
+                return "".join(file.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def log_text(self):
+        with open(self.path("containerd.log")) as file:
+            return file.read()
+
+    # Pods
+
+    def run_pod(self, name, handler, containers=(), timeout=60):
+        """RunPodSandbox, then CreateContainer + StartContainer for each (name, command)."""
+        config = pod_config(name, uid=f"{name}-{uuid.uuid4().hex[:6]}")
+        pod_id = self.client.run_pod(config, handler, timeout=timeout)
+        self.record_netns(pod_id)
+        ids = []
+        for container_name, command in containers:
+            container_id = self.client.create_container(pod_id, container_config(container_name, BUSYBOX_IMAGE, command),
+                                                        config, timeout=timeout)
+            self.client.start_container(container_id, timeout=timeout)
+            ids.append(container_id)
+        return pod_id, ids
+
+    def record_netns(self, pod_id):
+        """The pod's netns path (from the runtime spec CRI wrote), for the leak audit."""
+        info = self.client.pod_status(pod_id, verbose=True).info.get("info", "{}")
+        for namespace in json.loads(info).get("runtimeSpec", {}).get("linux", {}).get("namespaces", []):
+            if namespace.get("type") == "network" and namespace.get("path"):
+                self.pod_netns_paths.add(namespace["path"])
+
+    def pid_of(self, container_id):
+        """The host pid containerd reports for a task (runsc-sandbox's for the pod sandbox)."""
+        output = self.ctr("tasks", "ls").stdout.splitlines()[1:]
+        for line in output:
+            fields = line.split()
+            if fields and fields[0] == container_id:
+                return int(fields[1])
+        raise RuntimeError(f"no task {container_id} in ctr tasks ls: {output}")
+
+    def cni_log(self):
+        try:
+            with open(self.path("cni.log")) as file:
+                return file.read().splitlines()
+        except OSError:
+            return []
+
+    def set_fault(self, handler, fault):
+        """fake-runsc's fault for every runsc call under this handler from now on ('' clears)."""
+        root = self.path(handler) if handler.startswith("warden") else self.path(handler, K8S_NAMESPACE)
+        os.makedirs(root, exist_ok=True)
+        if fault:
+            with open(os.path.join(root, "faults"), "w") as file:
+                file.write(fault + "\n")
+        elif os.path.exists(os.path.join(root, "faults")):
+            os.remove(os.path.join(root, "faults"))
+
+    # What this node runs, and what it left
+
+    def our_processes(self):
+        """(pid, name, command line) of every process naming the temp dir, containerd aside."""
+        found = []
+        containerd_pid = self.containerd.pid if self.containerd else None
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or int(entry) in (os.getpid(), containerd_pid):
+                continue
+            line = command_line(entry)
+            if self.dir in line:
+                found.append((int(entry), process_name(entry), line))
+        return found
+
+    def shim_pids(self):
+        return [pid for pid, name, _ in self.our_processes() if name.startswith("containerd-shim")]
+
+    def our_mounts(self):
+        with open("/proc/self/mountinfo") as file:
+            mounts = [line.split()[4] for line in file]
+        return [m for m in mounts if m.startswith(self.dir) or m in self.pod_netns_paths]
+
+    def leaks(self, wait=5.0):
+        """What the node left (containerd still running is not a leak): processes, mounts, pod
+        netns, shim sockets, runsc state and CNI IP allocations. Waits up to `wait` seconds for
+        shims that are on their way out."""
+        deadline = time.monotonic() + wait
+        while True:
+            found = []
+            found += [f"process {pid} {name}: {line[:160]}" for pid, name, line in self.our_processes()]
+            found += [f"mount {mount}" for mount in self.our_mounts()]
+            found += [f"pod netns {path}" for path in sorted(self.pod_netns_paths) if os.path.exists(path)]
+            for handler in ["warden", "warden-fake", "runc-runsc", "runc-fake"]:
+                for root, _, files in os.walk(self.path(handler)):
+                    found += [f"runsc state {os.path.join(root, f)}" for f in files
+                              if f not in ("faults", "fault-log", "shim")]
+            ipam = self.path("ipam", "warden-test")
+            if os.path.isdir(ipam):
+                found += [f"CNI address {a}" for a in os.listdir(ipam) if a[0].isdigit()]
+            if not found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+
+    def cleanup(self):
+        """Everything this node started goes, by PID; then its mounts, netns and directory."""
+        if self.containerd is not None and self.client is not None:
+            try:
+                for pod in self.client.pods(timeout=10):
+                    try:
+                        self.client.stop_pod(pod.id, timeout=15)
+                        self.client.remove_pod(pod.id, timeout=15)
+                    except CRIError:
+                        pass
+            except CRIError:
+                pass
+        self.stop_containerd()
+        for pid, _, _ in self.our_processes():
+            for sig in (signal.SIGCONT, signal.SIGKILL):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+        time.sleep(0.2)
+        for mount in sorted(self.our_mounts(), key=len, reverse=True):
+            subprocess.run(["umount", "-l", mount], capture_output=True, timeout=10)
+        for path in self.pod_netns_paths:
+            if os.path.exists(path):
+                subprocess.run(["umount", "-l", path], capture_output=True, timeout=10)
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
+        subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True, timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
