@@ -237,6 +237,16 @@ public struct Runsc: Sendable {
         return paths
     }
 
+    /// Removes the state and lock files of every container of sandbox `sandboxID`; returns them.
+    public func removeSandboxState(_ sandboxID: String) -> [String] {
+        let suffixes = [".state", ".lock"].map { "_sandbox:\(sandboxID)\($0)" }
+        let paths = Directories.entries(configuration.root)
+            .filter { name in suffixes.contains { name.hasSuffix($0) } }
+            .map { "\(configuration.root)/\($0)" }
+        paths.forEach { FileDescriptor.remove($0) }
+        return paths
+    }
+
     /// Whether runsc keeps any state for container `id` (nothing to delete otherwise).
     public func hasState(_ id: String) -> Bool { !stateFiles(id).isEmpty }
 

@@ -622,15 +622,38 @@ public actor PodShim {
             return
         }
         let error = await signalOnce(id, signal: Int32(signal), all: all, pid: nil)
-        if signal == 9, case .timedOut? = error, let sandbox = sandboxes[container.sandboxID] {
-            // runsc cannot reach the sentry, so no container of this pod can be signalled any
-            // more: the pod is wedged. The ladder SIGKILLs the sandbox and publishes every exit
-            // of the pod, this container's too (what CRI's StopPodSandbox waits for).
-            log.warn("runsc kill -9 of \(id) timed out; the sandbox \(sandbox.id) is wedged: terminating the pod")
-            await joinBounded(joinTermination(sandbox, reason: "runsc kill of \(id) hung", graceful: false))
-            return
+        if signal == 9, let sandbox = sandboxes[container.sandboxID] {
+            // A container of the pod (CRI's StopPodSandbox SIGKILLs each before the sandbox).
+            if case .timedOut? = error {
+                // runsc cannot reach the sentry, so no container of this pod can be signalled
+                // any more: the pod is wedged. The ladder SIGKILLs the sandbox and publishes
+                // every exit of the pod, this container's too.
+                log.warn("runsc kill -9 of \(id) timed out; sandbox \(sandbox.id) is wedged: terminating the pod")
+                await joinBounded(joinTermination(sandbox, reason: "runsc kill of \(id) hung", graceful: false))
+                return
+            }
+            if error == nil { watchKilledContainer(container, in: sandbox) }
         }
         if let error { throw ShimError(from: error, "kill \(id)") }
+    }
+
+    /// A SIGKILLed container's exit must be seen within kill_grace (through `runsc wait`); if
+    /// it is not, runsc is not reporting it (the sandbox is wedged or runsc lies) and the pod
+    /// is terminated, which publishes the exit.
+    private func watchKilledContainer(_ container: Container, in sandbox: Sandbox) {
+        let (grace, id, sandboxID) = (deadlines.killGrace, container.id, sandbox.id)
+        Task { [weak self] in
+            try? await Task.sleep(for: grace)
+            await self?.terminateUnlessExited(id, sandboxID: sandboxID, after: grace)
+        }
+    }
+
+    private func terminateUnlessExited(_ id: String, sandboxID: String, after grace: Duration) {
+        guard let container = containers[id], let sandbox = sandboxes[sandboxID], !sandbox.exited else { return }
+        let status = container.initProcess.status
+        guard status == .running || status == .paused else { return }
+        log.warn("\(id) did not exit within \(grace) of SIGKILL; terminating sandbox \(sandboxID)")
+        _ = joinTermination(sandbox, reason: "\(id) not reported exited \(grace) after SIGKILL", graceful: false)
     }
 
     /// Waits for `task` for most of runsc_call_timeout, so that Kill answers within it while a
@@ -725,6 +748,11 @@ public actor PodShim {
             sandbox.all.forEach { supervisor.release($0) }
             sandboxes[id] = nil
             FileDescriptor.remove(container.bundle + "/" + PodShim.processRecordFile)
+            // A runsc call that loaded a container after its state was destroyed (one that was
+            // timed out while the sandbox was wedged) re-creates the lock file; with the pod's
+            // processes gone, what is left under the sandbox's name is stale.
+            let stale = runsc.removeSandboxState(id)
+            if !stale.isEmpty { log.info("removed stale runsc state of sandbox \(id): \(stale.joined(separator: " "))") }
         }
         if container.rootfsMounted { Rootfs.unmount(bundle: container.bundle) }
         containers[id] = nil

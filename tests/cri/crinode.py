@@ -296,6 +296,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     def shim_pids(self):
         return [pid for pid, name, _ in self.our_processes() if name.startswith("containerd-shim")]
 
+    def shim_pids_of(self, pod_id):
+        return [pid for pid, name, line in self.our_processes() if name.startswith("containerd-shim") and pod_id in line]
+
     def our_mounts(self):
         with open("/proc/self/mountinfo") as file:
             mounts = [line.split()[4] for line in file]
@@ -321,6 +324,21 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             if not found or time.monotonic() > deadline:
                 return found
             time.sleep(0.2)
+
+    def kill_processes_of(self, pod_id):
+        """SIGKILL (after SIGCONT) every process of ours whose command line names the pod."""
+        for pid, _, line in self.our_processes():
+            if pod_id in line:
+                for sig in (signal.SIGCONT, signal.SIGKILL):
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
+
+    def clear_runsc_state(self, handler):
+        """Removes the state a runtime left under its runsc root (faults file included)."""
+        shutil.rmtree(self.path(handler), ignore_errors=True)
+        os.makedirs(self.path(handler))
 
     def cleanup(self):
         """Everything this node started goes, by PID; then its mounts, netns and directory."""
