@@ -85,6 +85,7 @@ class CRINode:
         """`deadlines`: Warden's [deadlines] (key -> "2s"); `containerd_config`: a containerd
         config text to run with instead of the generated one (install.sh's test)."""
         self.bin = build_directory()
+        self.shim_dir = self.bin  # first on containerd's PATH: where it finds the shim
         self.dir = tempfile.mkdtemp(prefix="wcri-")
         self.socket = os.path.join(self.dir, "c.sock")
         self.netns = "wcri-" + uuid.uuid4().hex[:8]
@@ -177,7 +178,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     def start(self, import_images=True, timeout=30):
         log = open(self.path("containerd.log"), "a")
-        environment = dict(os.environ, PATH=f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        environment = dict(os.environ, PATH=f"{self.shim_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
         self.containerd = subprocess.Popen(
             ["nsenter", f"--net=/var/run/netns/{self.netns}", "containerd", "--config", self.config_path],
             stdout=log, stderr=subprocess.STDOUT, env=environment)

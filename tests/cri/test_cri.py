@@ -7,6 +7,7 @@ Run by scripts/test.sh: /usr/bin/python3 -m unittest discover -s tests/cri -v
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -284,3 +285,119 @@ class PodLoopTests(CRITestCase):
 
     def test_2_twenty_pods_four_at_a_time(self):
         self.loop("four at a time", rounds=5, width=4)
+
+
+class InstallTests(unittest.TestCase):
+    """scripts/install.sh on a copy of containerd's default config (`containerd config default`,
+    made private: its root, state, socket, CNI dirs and /opt path under the node's temp dir),
+    then containerd runs a pod through the installed handler; --uninstall restores the bytes."""
+
+    PRIVATE = [  # (default line, what the private node uses instead)
+        ('root = "/var/lib/containerd"', 'root = "{dir}/root"'),
+        ('state = "/run/containerd"', 'state = "{dir}/state"'),
+        ('address = "/run/containerd/containerd.sock"', 'address = "{dir}/c.sock"'),
+        ('sandbox_image = "registry.k8s.io/pause:3.6"', 'sandbox_image = "warden.test/pause:1"'),
+        ('bin_dir = "/opt/cni/bin"', 'bin_dir = "{dir}/cni-bin"'),
+        ('conf_dir = "/etc/cni/net.d"', 'conf_dir = "{dir}/cni-conf"'),
+        ('path = "/opt/containerd"', 'path = "{dir}/opt"'),
+        # The test machines lack CAP_SYS_RESOURCE (see crinode.py).
+        ('restrict_oom_score_adj = false', 'restrict_oom_score_adj = true'),
+    ]
+
+    def setUp(self):
+        self.node = CRINode()
+        self.addCleanup(self.node.cleanup)
+
+    def install(self, *arguments, check=True):
+        node = self.node
+        command = [os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "install.sh"),
+                   "--from", node.bin, "--containerd-config", node.path("etc", "config.toml"),
+                   "--bin-dir", node.path("bin"), "--warden-config", node.path("etc", "warden.toml"), *arguments]
+        result = run_command(command)
+        if check:
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        return result
+
+    def test_install_runs_a_pod_and_uninstall_restores_the_config(self):
+        node = self.node
+        default = subprocess_output(["containerd", "config", "default"])
+        for line, private in self.PRIVATE:
+            self.assertIn(line, default, "containerd's default config changed: adapt the test")
+            default = default.replace(line, private.format(dir=node.dir), 1)
+        os.makedirs(node.path("etc"))
+        config = node.path("etc", "config.toml")
+        with open(config, "w") as file:
+            file.write(default)
+        original = read_bytes(config)
+        # The operator's own Warden config (install.sh keeps an existing one).
+        with open(node.path("etc", "warden.toml"), "w") as file:
+            file.write(f'runsc = "/usr/bin/runsc"\nroot = "{node.path("warden")}"\n[runsc_config]\nnetwork = "none"\n')
+
+        dry = self.install("--dry-run")
+        self.assertIn('+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.warden]', dry.stdout)
+        self.assertEqual(read_bytes(config), original, "--dry-run changed the config")
+        self.assertFalse(os.path.exists(node.path("bin")))
+
+        self.install()
+        installed = read_bytes(config)
+        self.assertTrue(installed.startswith(original))
+        self.assertEqual(read_bytes(config + ".warden-backup"), original)
+        self.assertIn("nothing to do", self.install().stdout)
+        self.assertEqual(read_bytes(config), installed, "a second install changed the config")
+
+        # containerd with the installed config finds the installed shim (not the build's).
+        node.config_path = config
+        node.shim_dir = node.path("bin")
+        node.start()
+        pod_id, containers = node.run_pod("installed", "warden", [("app", SLEEPER)])
+        self.assertEqual(node.client.exec_sync(containers[0], ["echo", "via install.sh"]).stdout, b"via install.sh\n")
+        shim = node.shim_pids_of(pod_id)
+        self.assertEqual(len(shim), 1)
+        self.assertEqual(os.readlink(f"/proc/{shim[0]}/exe"), node.path("bin", "containerd-shim-warden-v2"))
+        node.client.stop_pod(pod_id, timeout=30)
+        node.client.remove_pod(pod_id, timeout=30)
+        self.assertEqual(node.leaks(), [])
+        node.stop_containerd()
+
+        self.install("--uninstall")
+        self.assertEqual(read_bytes(config), original, "--uninstall did not restore the original bytes")
+        self.assertFalse(os.path.exists(config + ".warden-backup"))
+        self.assertFalse(os.path.exists(node.path("bin", "containerd-shim-warden-v2")))
+        self.assertTrue(os.path.exists(node.path("etc", "warden.toml")), "the operator's warden.toml was removed")
+        self.assertIn("nothing to do", self.install("--uninstall").stdout)
+
+    def test_a_config_that_does_not_parse_is_refused_and_left_alone(self):
+        node = self.node
+        os.makedirs(node.path("etc"))
+        config = node.path("etc", "config.toml")
+        for text, complaint in [
+            (b'version = 2\n[plugins."io.containerd.grpc.v1.cri"\n', b"is not valid TOML"),
+            (b'root = "/var/lib/containerd"\n', b"config version 1"),
+            (b'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.warden]\n  runtime_type = "io.containerd.runc.v2"\n',
+             b"already has a runtime handler 'warden'"),
+            # Appending tables would redefine this inline table: refused, not written.
+            (b'version = 2\n[plugins."io.containerd.grpc.v1.cri".containerd]\n  runtimes = { runc = { runtime_type = "io.containerd.runc.v2" } }\n',
+             b"not valid TOML"),
+        ]:
+            with open(config, "wb") as file:
+                file.write(text)
+            result = self.install(check=False)
+            self.assertEqual(result.returncode, 2, result.stdout + result.stderr)
+            self.assertIn(complaint.decode(), result.stderr)
+            self.assertIn("nothing changed", result.stderr)
+            self.assertEqual(read_bytes(config), text)
+            self.assertFalse(os.path.exists(config + ".warden-backup"))
+            self.assertFalse(os.path.exists(node.path("bin")))
+
+
+def run_command(command, timeout=60):
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def subprocess_output(command, timeout=30):
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True).stdout
+
+
+def read_bytes(path):
+    with open(path, "rb") as file:
+        return file.read()

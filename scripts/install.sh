@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# Installs Warden on a node: the shim binary, its config, and the `warden` runtime handler in
+# containerd's config. Idempotent; --dry-run prints what would change; --uninstall reverses it.
+#
+#   scripts/install.sh [--root DIR] [--from DIR] [--containerd-config PATH] [--handler NAME]
+#                      [--dry-run] [--uninstall] [--restart-containerd]
+#
+#   --root DIR               the node's filesystem is under DIR (the DaemonSet mounts the host at
+#                            /host); paths written into configs stay host paths. Default /.
+#   --from DIR               where containerd-shim-warden-v2 is (default: ../bin beside this
+#                            script as in the node image, else the release build).
+#   --containerd-config P    containerd's config (default /etc/containerd/config.toml).
+#   --handler NAME           the CRI runtime handler / RuntimeClass handler (default warden).
+#   --bin-dir DIR            where the shim goes (default /usr/local/bin; on containerd's PATH).
+#   --warden-config PATH     Warden's config, named by the handler's ConfigPath
+#                            (default /etc/containerd/warden.toml).
+#   --restart-containerd     `systemctl restart containerd` afterwards (containerd reads its
+#                            config only at start).
+#
+# Installed: /usr/local/bin/containerd-shim-warden-v2 (containerd finds shims on its PATH),
+# /etc/containerd/warden.toml (shim-config/warden.toml; an existing one is kept), and a marked
+# block appended to containerd's config (config version 2 for containerd 1.6/1.7, 3 for 2.x,
+# as in shim-config/). Before the first change the config is copied to <config>.warden-backup;
+# --uninstall removes the block and, when nothing else changed, restores the backup's bytes.
+# A config that is not valid TOML, is config version 1, or already has a different handler of
+# that name is refused with a message, and nothing is changed.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+exec /usr/bin/python3 - "$here" "$@" <<'PY'
+import argparse
+import difflib
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+
+here = sys.argv[1]
+parser = argparse.ArgumentParser(prog="install.sh", description="Install Warden as a containerd runtime handler.")
+parser.add_argument("--root", default="/")
+parser.add_argument("--from", dest="source")
+parser.add_argument("--containerd-config", default="/etc/containerd/config.toml")
+parser.add_argument("--handler", default="warden")
+parser.add_argument("--bin-dir", default="/usr/local/bin")
+parser.add_argument("--warden-config", default="/etc/containerd/warden.toml")
+parser.add_argument("--dry-run", action="store_true")
+parser.add_argument("--uninstall", action="store_true")
+parser.add_argument("--restart-containerd", action="store_true")
+args = parser.parse_args(sys.argv[2:])
+
+SHIM = "containerd-shim-warden-v2"
+RUNTIME_TYPE = "io.containerd.warden.v2"
+BIN_DIR = args.bin_dir
+WARDEN_CONFIG = args.warden_config
+BEGIN = f"# BEGIN warden runtime handler {args.handler!r} (scripts/install.sh; --uninstall removes it)"
+END = f"# END warden runtime handler {args.handler!r}"
+# Where CRI's runtime handlers live, by containerd config version.
+RUNTIMES = {2: 'plugins."io.containerd.grpc.v1.cri".containerd.runtimes',
+            3: 'plugins."io.containerd.cri.v1.runtime".containerd.runtimes'}
+
+
+def fail(message):
+    print(f"install.sh: {message}; nothing changed", file=sys.stderr)
+    sys.exit(2)
+
+
+def host(path):
+    """A host path under --root."""
+    return os.path.join(args.root, path.lstrip("/"))
+
+
+def read(path):
+    with open(path, "rb") as file:
+        return file.read()
+
+
+def parse(text, path):
+    try:
+        return tomllib.loads(text.decode())
+    except UnicodeDecodeError as error:
+        fail(f"{path} is not UTF-8 text ({error})")
+    except tomllib.TOMLDecodeError as error:
+        fail(f"{path} is not valid TOML ({error})")
+
+
+def handler_table(config, version):
+    table = config
+    for key in ["plugins", "io.containerd.grpc.v1.cri" if version == 2 else "io.containerd.cri.v1.runtime",
+                "containerd", "runtimes", args.handler]:
+        if not isinstance(table, dict) or key not in table:
+            return None
+        table = table[key]
+    return table
+
+
+def config_version(config, path):
+    version = config.get("version", 1)
+    if version not in RUNTIMES:
+        fail(f"{path} is containerd config version {version}; Warden's handler is written for versions 2 "
+             "(containerd 1.6/1.7) and 3 (2.x): migrate it with `containerd config migrate`")
+    return version
+
+
+def block(version):
+    table = f"{RUNTIMES[version]}.{args.handler}"
+    return (f"\n{BEGIN}\n[{table}]\n  runtime_type = \"{RUNTIME_TYPE}\"\n"
+            f"[{table}.options]\n  ConfigPath = \"{WARDEN_CONFIG}\"\n{END}\n").encode()
+
+
+def without_block(text):
+    start = text.find(b"\n" + BEGIN.encode())
+    if start < 0:
+        return None
+    end = text.find(END.encode(), start)
+    if end < 0:
+        fail(f"{args.containerd_config} has the start of Warden's block but not its end ({END!r}); fix it by hand")
+    return text[:start] + text[end + len(END) + 1:]
+
+
+def show_diff(path, before, after):
+    sys.stdout.writelines(difflib.unified_diff(
+        before.decode().splitlines(keepends=True), after.decode().splitlines(keepends=True),
+        fromfile=path, tofile=path + " (after)"))
+
+
+def default_config():
+    """What to start from when there is no containerd config: the version containerd reads."""
+    try:
+        output = subprocess.run(["containerd", "--version"], capture_output=True, text=True, timeout=10).stdout
+        major = int(output.split()[2].lstrip("v").split(".")[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        major = 1
+    return b"version = 3\n" if major >= 2 else b"version = 2\n"
+
+
+def write(path, data):
+    temporary = path + ".warden-tmp"
+    with open(temporary, "wb") as file:
+        file.write(data)
+    shutil.copymode(path, temporary) if os.path.exists(path) else os.chmod(temporary, 0o644)
+    os.replace(temporary, path)
+
+
+config_path = host(args.containerd_config)
+backup_path = config_path + ".warden-backup"
+created_path = config_path + ".warden-created"  # there was no config before Warden's
+exists = os.path.exists(config_path)
+original = read(config_path) if exists else b""
+changes = []
+
+if args.uninstall:
+    if exists:
+        parse(original, config_path)
+        stripped = without_block(original)
+        if stripped is not None:
+            restore = read(backup_path) if os.path.exists(backup_path) else None
+            if os.path.exists(created_path) and stripped == read(created_path):
+                changes.append(("remove", config_path, None, None))
+                changes.append(("remove", created_path, None, None))
+            elif restore is not None and restore == stripped:
+                changes.append(("config", config_path, original, restore))
+            else:
+                changes.append(("config", config_path, original, stripped))
+    for path in [host(os.path.join(BIN_DIR, SHIM))]:
+        if os.path.exists(path):
+            changes.append(("remove", path, None, None))
+    shipped = os.path.join(here, "..", "shim-config", "warden.toml")
+    if os.path.exists(host(WARDEN_CONFIG)) and os.path.exists(shipped) and read(host(WARDEN_CONFIG)) == read(shipped):
+        changes.append(("remove", host(WARDEN_CONFIG), None, None))
+    elif os.path.exists(host(WARDEN_CONFIG)):
+        print(f"install.sh: keeping {host(WARDEN_CONFIG)}: it differs from the shipped one (your edits)")
+else:
+    source = args.source
+    if source is None:
+        for candidate in [os.path.join(here, "..", "bin"), os.path.join(here, "..", ".build", "release")]:
+            if os.path.exists(os.path.join(candidate, SHIM)):
+                source = candidate
+                break
+        else:
+            fail(f"no {SHIM} beside this script or in .build/release: build it (swift build -c release) or pass --from")
+    binary = os.path.join(source, SHIM)
+    if not os.access(binary, os.X_OK):
+        fail(f"{binary} is not an executable")
+    base = original if exists else default_config()
+    config = parse(base, config_path)
+    version = config_version(config, config_path)
+    existing = handler_table(config, version)
+    if existing is None:
+        updated = base + (b"" if base.endswith(b"\n") or not base else b"\n") + block(version)
+        # What containerd will read must parse, and mean what we wrote (an inline table or
+        # dotted keys elsewhere would make the appended tables a redefinition).
+        check = handler_table(parse(updated, config_path + " with Warden's handler added"), version)
+        if not check or check.get("runtime_type") != RUNTIME_TYPE:
+            fail(f"adding the handler to {config_path} does not read back as written")
+        changes.append(("config", config_path, original if exists else None, updated))
+    elif existing.get("runtime_type") != RUNTIME_TYPE:
+        fail(f"{config_path} already has a runtime handler {args.handler!r} of type "
+             f"{existing.get('runtime_type')!r}; choose another --handler")
+    installed = host(os.path.join(BIN_DIR, SHIM))
+    if not os.path.exists(installed) or read(installed) != read(binary):
+        changes.append(("copy", installed, binary, None))
+    shipped = os.path.join(here, "..", "shim-config", "warden.toml")
+    if not os.path.exists(shipped):
+        shipped = os.path.join(here, "..", "etc", "warden.toml")  # the node image's layout
+    if not os.path.exists(host(WARDEN_CONFIG)):
+        changes.append(("copy", host(WARDEN_CONFIG), shipped, None))
+
+if not changes:
+    print(f"install.sh: nothing to do (Warden is {'not ' if args.uninstall else ''}installed"
+          f"{'' if args.uninstall else ' as handler ' + repr(args.handler)})")
+    sys.exit(0)
+
+for kind, path, before, after in changes:
+    if kind == "config":
+        if args.dry_run:
+            show_diff(path, before or b"", after)
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if not args.uninstall and before is not None and not os.path.exists(backup_path):
+                shutil.copy2(path, backup_path)
+            elif not args.uninstall and before is None:
+                write(created_path, base)
+            write(path, after)
+            if args.uninstall and os.path.exists(backup_path):
+                os.remove(backup_path)
+            print(f"install.sh: {'restored' if args.uninstall else 'updated'} {path}")
+    elif kind == "copy":
+        if args.dry_run:
+            print(f"would install {before} -> {path}")
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            shutil.copy2(before, path + ".warden-tmp")
+            os.replace(path + ".warden-tmp", path)
+            print(f"install.sh: installed {path}")
+    elif kind == "remove":
+        if args.dry_run:
+            print(f"would remove {path}")
+        else:
+            os.remove(path)
+            print(f"install.sh: removed {path}")
+
+if args.dry_run:
+    sys.exit(0)
+if args.restart_containerd:
+    result = subprocess.run(["systemctl", "restart", "containerd"], timeout=120)
+    sys.exit(result.returncode)
+print("install.sh: containerd reads its config at start: restart it (systemctl restart containerd)")
+PY
