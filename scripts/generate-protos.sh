@@ -95,4 +95,7 @@ generate Sources/ContainerdAPI/Generated \
   cgroups/v2/stats/metrics.proto
 generate Sources/TTRPC/Generated ttrpc/request.proto google/rpc/status.proto
 
-echo "generated: $(ls Sources/ContainerdAPI/Generated/*.pb.swift Sources/TTRPC/Generated/*.pb.swift | wc -l) files"
+# The CRI client's messages (tools/cri): Python, by Debian's protoc, for Debian's python3-protobuf.
+(cd tools/cri && protoc --python_out=. runtime_v1_subset.proto)
+
+echo "generated: tools/cri/runtime_v1_subset_pb2.py, $(ls Sources/ContainerdAPI/Generated/*.pb.swift Sources/TTRPC/Generated/*.pb.swift | wc -l) files"

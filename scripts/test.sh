@@ -6,7 +6,9 @@
 #      (tests/fixtures/ttrpc-interop, built here offline in GOPATH mode from Debian's
 #      golang-github-containerd-ttrpc-dev) and a private containerd 1.6.20,
 #   3. the shim integration tests: containerd 1.6.20 + ctr running containers through Warden
-#      with Debian's real runsc and with fake-runsc (image: scripts/build-test-image.sh).
+#      with Debian's real runsc and with fake-runsc (image: scripts/build-test-image.sh),
+#   4. the CRI tests (tests/cri, Python): containerd's CRI plugin with Warden as the `warden`
+#      runtime handler, pods driven through CRI v1 (tools/cri), scripts/install.sh.
 # WARDEN_INTEROP=1 makes a missing peer a failure rather than a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +17,9 @@ root=$(pwd)
 . scripts/lib.sh
 # iproute2 and containernetworking-plugins: the network-release tests (test-made namespaces,
 # CNI bridge).
+# python3-grpcio: the CRI client; gcc, libc6-dev: the static pause binary of the test image.
 ensure_packages containerd runc runsc busybox-static bsdutils python3 protobuf-compiler \
-  iproute2 containernetworking-plugins \
+  iproute2 containernetworking-plugins python3-grpcio python3-protobuf gcc libc6-dev \
   golang-go golang-github-containerd-ttrpc-dev \
   golang-github-containerd-containerd-dev golang-github-containerd-cgroups-dev
 
@@ -27,9 +30,10 @@ scripts/build-test-image.sh
 if [ "${WARDEN_SKIP_PROTO_CHECK:-0}" != 1 ]; then
   echo "== generated code is reproducible"
   scripts/generate-protos.sh
-  if ! git diff --quiet -- Sources/ContainerdAPI/Generated Sources/TTRPC/Generated ||
-     [ -n "$(git ls-files --others --exclude-standard Sources/ContainerdAPI/Generated Sources/TTRPC/Generated)" ]; then
-    git status --short -- Sources/ContainerdAPI/Generated Sources/TTRPC/Generated
+  generated=(Sources/ContainerdAPI/Generated Sources/TTRPC/Generated tools/cri/runtime_v1_subset_pb2.py)
+  if ! git diff --quiet -- "${generated[@]}" ||
+     [ -n "$(git ls-files --others --exclude-standard "${generated[@]}")" ]; then
+    git status --short -- "${generated[@]}"
     echo "scripts/generate-protos.sh does not reproduce the committed generated code" >&2
     exit 1
   fi
@@ -45,3 +49,6 @@ echo "== swift test (unit and interop)"
 swift test --skip-build --skip ShimIntegrationTests
 echo "== swift test (shim integration: containerd + ctr + Warden, real runsc and fake-runsc)"
 swift test --skip-build --filter ShimIntegrationTests
+echo "== CRI tests (containerd's CRI plugin + Warden handler; tools/cri client; install.sh)"
+# Debian's python (python3-grpcio), not whatever python3 comes first on PATH.
+WARDEN_BIN=$(swift build --show-bin-path) /usr/bin/python3 -m unittest discover -s tests/cri -v
