@@ -9,13 +9,14 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from crinode import CRINode, rss_kib  # noqa: E402
+from crinode import CRINode, build_directory, rss_kib  # noqa: E402
 from warden_cri import CRIError, pb  # noqa: E402
 
 # Warden's deadlines on the test node (crinode.py), and what a StopPodSandbox of a wedged pod
@@ -401,3 +402,33 @@ def subprocess_output(command, timeout=30):
 def read_bytes(path):
     with open(path, "rb") as file:
         return file.read()
+
+
+class NodeImageTests(unittest.TestCase):
+    def test_the_node_image_layout_installs_from_itself(self):
+        """scripts/build-node-image.sh's layout: /warden/scripts/install.sh finds the shim in
+        /warden/bin and the default config in /warden/etc (what the DaemonSet runs)."""
+        shim = os.path.join(os.environ.get("WARDEN_BIN") or build_directory(), "containerd-shim-warden-v2")
+        with tempfile.TemporaryDirectory(prefix="wcri-image-") as work:
+            context, host = os.path.join(work, "context"), os.path.join(work, "host")
+            script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "build-node-image.sh")
+            result = subprocess.run([script, "--stage-only"], capture_output=True, text=True, timeout=120,
+                                    env=dict(os.environ, WARDEN_SHIM_BINARY=shim, WARDEN_IMAGE_CONTEXT=context))
+            self.assertEqual(result.returncode, 0, result.stderr)
+            os.makedirs(os.path.join(host, "etc", "containerd"))
+            with open(os.path.join(host, "etc", "containerd", "config.toml"), "w") as file:
+                file.write("version = 2\n")
+            # As the image's entrypoint runs it, with the node mounted at --root.
+            result = run_command([os.path.join(context, "warden", "scripts", "install.sh"),
+                                  "--root", host, "--from", os.path.join(context, "warden", "bin")])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertEqual(read_bytes(os.path.join(host, "usr", "local", "bin", "containerd-shim-warden-v2")),
+                             read_bytes(shim))
+            self.assertEqual(read_bytes(os.path.join(host, "etc", "containerd", "warden.toml")),
+                             read_bytes(os.path.join(os.path.dirname(__file__), "..", "..", "shim-config", "warden.toml")))
+            config = read_bytes(os.path.join(host, "etc", "containerd", "config.toml")).decode()
+            # The paths written are the host's, not the container's view of them.
+            self.assertIn('ConfigPath = "/etc/containerd/warden.toml"', config)
+            result = run_command([os.path.join(context, "warden", "tools", "cri", "warden_cri.py"), "--help"])
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertIn("pods", result.stdout)

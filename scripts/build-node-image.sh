@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Stages the node installer image (deploy/Containerfile) in .build-node-image/ and builds it
+# with docker, podman or buildah when one is installed (tag: $WARDEN_IMAGE, default
+# warden/node-installer:dev). Layout inside the image: /warden/{bin,scripts,etc,tools/cri}.
+# The shim is a release build with the Swift runtime linked in (--static-swift-stdlib), so the
+# node needs nothing but glibc.
+#   WARDEN_SHIM_BINARY=PATH   stage this shim instead of building one
+#   WARDEN_IMAGE_CONTEXT=DIR  stage here (default .build-node-image)
+#   --stage-only              do not build the image
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shim=${WARDEN_SHIM_BINARY:-}
+if [ -z "$shim" ]; then
+  swift build -c release --static-swift-stdlib --product containerd-shim-warden-v2 >/dev/null
+  shim=$(swift build -c release --static-swift-stdlib --show-bin-path)/containerd-shim-warden-v2
+fi
+context=${WARDEN_IMAGE_CONTEXT:-.build-node-image}
+rm -rf "$context"
+mkdir -p "$context/warden/bin" "$context/warden/scripts" "$context/warden/etc" "$context/warden/tools/cri"
+install -m 0755 "$shim" "$context/warden/bin/containerd-shim-warden-v2"
+install -m 0755 scripts/install.sh "$context/warden/scripts/"
+install -m 0644 shim-config/warden.toml "$context/warden/etc/"
+install -m 0644 tools/cri/runtime_v1_subset.proto tools/cri/runtime_v1_subset_pb2.py "$context/warden/tools/cri/"
+install -m 0755 tools/cri/warden_cri.py "$context/warden/tools/cri/"
+cp deploy/Containerfile "$context/"
+tag=${WARDEN_IMAGE:-warden/node-installer:dev}
+if [ "${1:-}" = --stage-only ]; then echo "staged $context"; exit 0; fi
+for builder in docker podman buildah; do
+  if command -v "$builder" >/dev/null; then
+    case $builder in buildah) buildah bud -f "$context/Containerfile" -t "$tag" "$context" ;;
+                     *) "$builder" build -f "$context/Containerfile" -t "$tag" "$context" ;; esac
+    echo "built $tag with $builder"
+    exit 0
+  fi
+done
+echo "staged $context (no docker, podman or buildah here to build $tag)"
