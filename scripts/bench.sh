@@ -11,7 +11,10 @@
 # Section 3: the fault matrix (scripts/bench-faults.sh): each fault, Warden beside the runc
 # shim on the same runsc — how kill and delete end, time to exit, what is left behind.
 #
-# `scripts/bench.sh shims` or `scripts/bench.sh faults` refreshes that section only.
+# Section 4: through Kubernetes' CRI (scripts/bench-cri.sh): a wedged pod's StopPodSandbox
+# with Warden and with the runc shim, and 20-pod loops (stop times, memory).
+#
+# `scripts/bench.sh shims`, `faults` or `cri` refreshes that section only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -22,11 +25,12 @@ section() {  # the lines of $out from the header starting with "## $1" to the ne
   awk -v h="## $1" 'index($0, "## ") == 1 {p = index($0, h) == 1} p' "$out"
 }
 case "${1:-all}" in
-  shims|faults)
+  shims|faults|cri)
     first=$(awk '/^## Warden beside/ {exit} {print}' "$out")
     if [ "$1" = shims ]; then shims=$(scripts/bench-shims.sh); else shims=$(section "Warden beside"); fi
     if [ "$1" = faults ]; then faults=$(scripts/bench-faults.sh); else faults=$(section "Fault matrix"); fi
-    printf '%s\n%s\n\n%s\n' "$first" "$shims" "$faults" > "$out"
+    if [ "$1" = cri ]; then cri=$(scripts/bench-cri.sh); else cri=$(section "Through CRI"); fi
+    printf '%s\n%s\n\n%s\n\n%s\n' "$first" "$shims" "$faults" "$cri" > "$out"
     cat "$out"
     exit 0
     ;;
@@ -114,5 +118,7 @@ done
   scripts/bench-shims.sh
   echo
   scripts/bench-faults.sh
+  echo
+  scripts/bench-cri.sh
 } > "$out"
 cat "$out"

@@ -179,4 +179,22 @@ struct FakeRunsc {
             #expect(detail.contains("/nonexistent/runsc"))
         }
     }
+
+    @Test func stateFilesAreRemovedByContainerOrBySandbox() throws {
+        let fake = try FakeRunsc()
+        defer { fake.finish() }
+        let root = fake.dir.file("root")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let names = [
+            "pod_sandbox:pod.state", "pod_sandbox:pod.lock", "app_sandbox:pod.lock",  // pod "pod"
+            "other_sandbox:other.state", "other_sandbox:other.lock", "notes.txt",  // not its
+        ]
+        for name in names { FileManager.default.createFile(atPath: root + "/" + name, contents: Data()) }
+        #expect(fake.runsc.hasState("app"))
+        #expect(fake.runsc.removeState("app") == [root + "/app_sandbox:pod.lock"])
+        #expect(!fake.runsc.hasState("app"))
+        #expect(Set(fake.runsc.removeSandboxState("pod")) == [root + "/pod_sandbox:pod.state", root + "/pod_sandbox:pod.lock"])
+        let left = try FileManager.default.contentsOfDirectory(atPath: root).sorted()
+        #expect(left == ["notes.txt", "other_sandbox:other.lock", "other_sandbox:other.state"])
+    }
 }

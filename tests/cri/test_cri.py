@@ -33,6 +33,16 @@ FIELD_DEADLINE = 20.0
 SLEEPER = ["sleep", "100000"]
 
 
+def summarize(leaks):
+    """'2 mounts, process containerd-shim, …' from the leak audit's lines."""
+    counts = {}
+    for item in leaks:
+        words = item.split(" ")
+        kind = f"process {os.path.basename(words[3])}" if words[0] == "process" else " ".join(words[:2 if words[0] in ("pod", "runsc", "CNI") else 1])
+        counts[kind] = counts.get(kind, 0) + 1
+    return ", ".join(f"{n}× {kind}" for kind, n in sorted(counts.items())) or "nothing"
+
+
 def timed(call, *args, **kwargs):
     started = time.monotonic()
     result = call(*args, **kwargs)
@@ -170,7 +180,7 @@ class WedgedPodTests(CRITestCase):
         left = node.leaks(wait=0)
         self.record.append(f"{fault:9} runc shim:  stop {outcomes[0][0]} {outcomes[0][1]:.2f}s"
                            + (f", remove {outcomes[1][0]} {outcomes[1][1]:.2f}s" if len(outcomes) > 1 else "")
-                           + f"; left: {len(left)} ({', '.join(sorted({item.split(' ')[0] + ' ' + item.split(' ')[2] if item.startswith('process') else item.split(' ')[0] for item in left}))})")
+                           + f"; left: {summarize(left)}")
         # Clean up what the runc shim left, by PID, so the next case starts clean.
         self.unwedge(runc_handler, fault, pid)
         node.kill_processes_of(pod_id)
