@@ -401,6 +401,31 @@ class InstallTests(unittest.TestCase):
             self.assertFalse(os.path.exists(node.path("bin")))
 
 
+class InstallSnippetTests(unittest.TestCase):
+    def test_install_writes_the_shim_config_snippet_of_each_config_version(self):
+        """What install.sh appends for version 2 and 3 configs reads as shim-config's snippets."""
+        import tomllib
+        repo = os.path.join(os.path.dirname(__file__), "..", "..")
+        shim = os.path.join(os.environ.get("WARDEN_BIN") or build_directory(), "containerd-shim-warden-v2")
+        for version, snippet in [(2, "containerd-1.6-1.7.toml"), (3, "containerd-2.x.toml")]:
+            with tempfile.TemporaryDirectory(prefix="wcri-snippet-") as work:
+                config = os.path.join(work, "config.toml")
+                with open(config, "w") as file:
+                    file.write(f"version = {version}\n")
+                result = run_command([os.path.join(repo, "scripts", "install.sh"), "--from", os.path.dirname(shim),
+                                      "--containerd-config", config, "--bin-dir", os.path.join(work, "bin"),
+                                      "--warden-config", os.path.join(work, "warden.toml")])
+                self.assertEqual(result.returncode, 0, result.stderr)
+                with open(config, "rb") as file:
+                    written = tomllib.load(file)
+                plugin = "io.containerd.grpc.v1.cri" if version == 2 else "io.containerd.cri.v1.runtime"
+                options = written["plugins"][plugin]["containerd"]["runtimes"]["warden"]["options"]
+                self.assertEqual(options["ConfigPath"], os.path.join(work, "warden.toml"))
+                options["ConfigPath"] = "/etc/containerd/warden.toml"  # the snippets' (and the default) path
+                with open(os.path.join(repo, "shim-config", snippet), "rb") as file:
+                    self.assertEqual(written, tomllib.load(file), snippet)
+
+
 def run_command(command, timeout=60):
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
