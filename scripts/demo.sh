@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 . scripts/lib.sh
-ensure_packages containerd runsc busybox-static python3 bsdutils
+# python3-grpcio, gcc, iproute2, CNI plugins: the CRI part (tests/cri/demo_cri.py).
+ensure_packages containerd runsc busybox-static python3 bsdutils python3-grpcio python3-protobuf gcc libc6-dev \
+  iproute2 containernetworking-plugins
 
 echo "== building the shim"
 swift build -c release --product containerd-shim-warden-v2 2>&1 | tail -1
@@ -126,6 +128,10 @@ print(f"     {'total':<11} {total:>6} ms  {outcome}")
 PY
 left=$(pgrep -f -- "$dir" | grep -v "^$containerd_pid$" || true)
 echo "   processes left: ${left:-none}; runsc state left: $(ls "$dir/runsc" 2>/dev/null | grep -v '^shim$' | wc -l) files"
+
+echo
+echo "== Kubernetes' path: containerd's CRI plugin, runtime handler 'warden', a wedged pod"
+WARDEN_BIN=$bin /usr/bin/python3 tests/cri/demo_cri.py
 
 echo
 echo "== done; stopping containerd (pid $containerd_pid) and removing $dir"
