@@ -58,8 +58,16 @@ class CRITestCase(unittest.TestCase):
     def setUpClass(cls):
         cls.node = CRINode().start()
 
+    record = []  # what the class measured: printed, and appended to $WARDEN_CRI_RECORD
+
     @classmethod
     def tearDownClass(cls):
+        if cls.record:
+            print("\n" + "\n".join(cls.record), file=sys.stderr)
+            path = os.environ.get("WARDEN_CRI_RECORD")
+            if path:
+                with open(path, "a") as file:
+                    file.write("\n".join(cls.record) + "\n")
         if cls.node:
             cls.node.cleanup()
 
@@ -110,17 +118,7 @@ class WedgedPodTests(CRITestCase):
     in time and leave nothing; the runc shim on the same fault is recorded beside it (printed,
     and kept in the test's log) — the `context deadline exceeded` kubelet reports."""
 
-    record = []
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.record:
-            print("\n" + "\n".join(cls.record), file=sys.stderr)
-            path = os.environ.get("WARDEN_CRI_RECORD")
-            if path:
-                with open(path, "a") as file:
-                    file.write("\n".join(cls.record) + "\n")
-        super().tearDownClass()
+    record = []  # its own list (CRITestCase.tearDownClass prints it)
 
     def wedge(self, handler, fault, pod_id):
         if fault == "sigstop":
@@ -241,17 +239,7 @@ class PodLoopTests(CRITestCase):
     """20 pods one after the other, then 20 more four at a time: every stop within its bound,
     nothing left, containerd's and the shims' memory flat."""
 
-    report = []
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.report:
-            print("\n" + "\n".join(cls.report), file=sys.stderr)
-            path = os.environ.get("WARDEN_CRI_RECORD")
-            if path:
-                with open(path, "a") as file:
-                    file.write("\n".join(cls.report) + "\n")
-        super().tearDownClass()
+    record = []  # its own list (CRITestCase.tearDownClass prints it)
 
     def one_pod(self, name, samples, errors):
         try:
@@ -279,7 +267,7 @@ class PodLoopTests(CRITestCase):
         self.assertEqual(len(samples["stop"]), rounds * width)
         memory = samples["containerd"]
         shims = samples["shim"]
-        self.report.append(
+        self.record.append(
             f"{label}: {rounds * width} pods, StopPodSandbox max {max(samples['stop']):.2f}s "
             f"median {sorted(samples['stop'])[len(samples['stop']) // 2]:.2f}s; containerd RSS "
             f"{memory[0] / 1024:.1f}→{memory[-1] / 1024:.1f} MiB (after pod {width}, after pod {rounds * width}); "
