@@ -97,7 +97,9 @@ struct FakeRunsc {
         }
         #expect(ContinuousClock.now - start < .seconds(2))
         let pid = try #require(fake.lastPid)
-        #expect(!processExists(pid), "hung runsc \(pid) still there")
+        // By its environment, not its pid alone: PidReuseTests, running alongside, recycles pids.
+        let environment = (try? String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8)) ?? ""
+        #expect(!(processExists(pid) && environment.contains("FAKE_DIR=\(fake.dir.path)")), "hung runsc \(pid) still there")
         #expect(fake.supervisor.runningCount == 0)
         // Its capture files are gone too.
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: fake.dir.path).filter { $0.hasSuffix(".out") || $0.hasSuffix(".err") }
