@@ -153,7 +153,10 @@ class WedgedPodTests(CRITestCase):
 
     def check_fault(self, fault, warden_handler, runc_handler):
         node = self.node
-        # Warden.
+        # Warden. `hang-wait` is set before the containers start, so that the `runsc wait` that
+        # would report their exits is one that hangs (a wait started earlier would not).
+        if fault == "hang-wait":
+            self.node.set_fault(warden_handler, fault)
         pod_id, containers = node.run_pod(f"wedged-{fault}", warden_handler, [("app", SLEEPER), ("side", SLEEPER)])
         pid = self.wedge(warden_handler, fault, pod_id)
         cni_before = len(node.cni_log())
@@ -172,6 +175,8 @@ class WedgedPodTests(CRITestCase):
         # containerd's runc shim driving the same runsc, same fault. The pod is its sandbox
         # alone: with the runc shim, runsc never starts a second container of a pod
         # (StartContainer hangs; runsc's process model is not runc's).
+        if fault == "hang-wait":
+            self.node.set_fault(runc_handler, fault)
         pod_id, _ = node.run_pod(f"wedged-{fault}-runc", runc_handler)
         pid = self.wedge(runc_handler, fault, pod_id)
         outcomes = self.stop_and_remove(pod_id, FIELD_DEADLINE)
