@@ -19,22 +19,9 @@ scripts/build-test-image.sh >/dev/null
 tmp=$(mktemp -d /tmp/wbf-XXXXXX)
 containerd_pid=""
 ctr="timeout 30 ctr -a $tmp/c.sock"
-kill_ours() {  # every process whose command line names this run's directory, by PID
-  for d in /proc/[0-9]*; do
-    [ "${d#/proc/}" = "$containerd_pid" ] && continue
-    tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q "$tmp" && kill -9 -CONT "${d#/proc/}" 2>/dev/null && kill -9 "${d#/proc/}" 2>/dev/null
-  done
-}
 cleanup() {
   set +e
-  if [ -n "$containerd_pid" ]; then
-    for id in $($ctr task ls -q 2>/dev/null); do $ctr task rm -f "$id" >/dev/null 2>&1; done
-    for id in $($ctr containers ls -q 2>/dev/null); do $ctr containers rm "$id" >/dev/null 2>&1; done
-    kill "$containerd_pid"; wait "$containerd_pid" 2>/dev/null
-  fi
-  containerd_pid=""
-  kill_ours
-  grep " $tmp" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  stop_private_containerd "$tmp"
   [ -n "${BENCH_LOG:-}" ] && cp "$tmp/containerd.log" "$BENCH_LOG"
   rm -rf "$tmp"
 }
@@ -112,7 +99,7 @@ for scenario in "${scenarios[@]}"; do
     rows+=("| $fault ($kind runsc) | ${shim/runc/runc-v2} | $run | $kill | $stopped | $rm | $(leaks $shim $kind) |")
     # Start the next scenario clean: what this one left is removed by PID.
     for t in $($ctr task ls -q 2>/dev/null); do $ctr task rm -f "$t" >/dev/null 2>&1; done
-    kill_ours
+    kill_processes_naming "$tmp" "$containerd_pid"
     sleep 0.5
   done
 done

@@ -23,18 +23,7 @@ containerd_pid=""
 ctr="timeout 30 ctr -a $tmp/c.sock"
 cleanup() {
   set +e
-  if [ -n "$containerd_pid" ]; then
-    for id in $($ctr task ls -q 2>/dev/null); do $ctr task kill -s SIGKILL "$id" >/dev/null 2>&1; done
-    sleep 1
-    for id in $($ctr task ls -q 2>/dev/null); do $ctr task rm -f "$id" >/dev/null 2>&1; done
-    for id in $($ctr containers ls -q 2>/dev/null); do $ctr containers rm "$id" >/dev/null 2>&1; done
-    kill "$containerd_pid"; wait "$containerd_pid" 2>/dev/null
-  fi
-  # Shims, sandboxes and gofers this run started that outlived containerd (by PID).
-  for d in /proc/[0-9]*; do
-    tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q "$tmp" && kill -9 "${d#/proc/}" 2>/dev/null
-  done
-  grep " $tmp" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  stop_private_containerd "$tmp"
   rm -rf "$tmp"
 }
 trap cleanup EXIT

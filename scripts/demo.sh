@@ -24,17 +24,7 @@ dir=$(mktemp -d /tmp/warden-demo-XXXXXX)
 containerd_pid=""
 cleanup() {
   set +e
-  if [ -n "$containerd_pid" ]; then
-    for id in $(ctr -a "$dir/c.sock" task ls -q 2>/dev/null); do
-      ctr -a "$dir/c.sock" task kill -s SIGKILL "$id" >/dev/null 2>&1
-    done
-    sleep 1
-    for id in $(ctr -a "$dir/c.sock" task ls -q 2>/dev/null); do ctr -a "$dir/c.sock" task rm -f "$id" >/dev/null 2>&1; done
-    for id in $(ctr -a "$dir/c.sock" containers ls -q 2>/dev/null); do ctr -a "$dir/c.sock" containers rm "$id" >/dev/null 2>&1; done
-    kill "$containerd_pid" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$containerd_pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  grep " $dir" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  stop_private_containerd "$dir"
   rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -1,5 +1,6 @@
 # Shell functions shared by the scripts (sourced, not run): installing Debian packages that are
-# missing, and a private containerd (its own root, state, socket and config under a dir).
+# missing, and a private containerd (its own root, state, socket and config under a dir),
+# started and stopped, with what it left killed by PID.
 
 # ensure_packages PKG…: apt-get installs those not installed yet (progress on stderr).
 ensure_packages() {
@@ -30,4 +31,39 @@ TOML
   PATH="$bin:$PATH" containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
   containerd_pid=$!
   for _ in $(seq 100); do grep -q "successfully booted" "$dir/containerd.log" && break; sleep 0.1; done
+}
+
+# kill_processes_naming DIR [SPARE_PID]: SIGCONT then SIGKILL, by PID, to every process whose
+# command line names DIR (shims, sandboxes, gofers of a run), except SPARE_PID.
+kill_processes_naming() {
+  local dir=$1 spare=${2:-} d pid
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    [ "$pid" = "$spare" ] && continue
+    if tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q -- "$dir"; then
+      kill -CONT "$pid" 2>/dev/null
+      kill -9 "$pid" 2>/dev/null
+    fi
+  done
+  return 0
+}
+
+# stop_private_containerd DIR: ends what start_private_containerd DIR began: every task
+# SIGKILLed and removed, every container removed (each ctr call bounded at 30 s), containerd
+# stopped by PID, what still names DIR killed by PID, mounts under DIR unmounted. DIR stays
+# (the caller may want containerd.log); clears containerd_pid.
+stop_private_containerd() {
+  local dir=$1 ctr="timeout 30 ctr -a $1/c.sock" id
+  if [ -n "${containerd_pid:-}" ]; then
+    for id in $($ctr task ls -q 2>/dev/null); do $ctr task kill -s SIGKILL "$id" >/dev/null 2>&1; done
+    sleep 1
+    for id in $($ctr task ls -q 2>/dev/null); do $ctr task rm -f "$id" >/dev/null 2>&1; done
+    for id in $($ctr containers ls -q 2>/dev/null); do $ctr containers rm "$id" >/dev/null 2>&1; done
+    kill "$containerd_pid" 2>/dev/null
+    wait "$containerd_pid" 2>/dev/null
+    containerd_pid=""
+  fi
+  kill_processes_naming "$dir"
+  grep " $dir" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  return 0
 }

@@ -256,8 +256,8 @@ public actor PodShim {
         container.teardown = Task { await self.tearDown(container, reason: "failed") }
     }
 
-    /// Ends whatever a container that never ran left: the sandbox straight to SIGKILL (a root),
-    /// or runsc's state of a subcontainer; its stdio closed.
+    /// Ends whatever a container that never ran left: the sandbox through the ladder without
+    /// runsc kill or grace (a root), or runsc's state of a subcontainer; its stdio closed.
     private func tearDown(_ container: Container, reason: String) async {
         await container.initProcess.io.close(grace: .zero)
         if container.isSandboxRoot, let sandbox = sandboxes[container.id] {

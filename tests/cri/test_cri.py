@@ -4,11 +4,11 @@ test ends with the leak audit (processes, mounts, pod netns, runsc state, CNI ad
 
 Run by scripts/test.sh: /usr/bin/python3 -m unittest discover -s tests/cri -v
 """
-import json
 import os
 import signal
 import subprocess
 import sys
+import tomllib
 import tempfile
 import threading
 import time
@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from crinode import CRINode, build_directory, rss_kib  # noqa: E402
+from crinode import CRINode, build_directory, rss_kib, run  # noqa: E402
 from warden_cri import CRIError, pb  # noqa: E402
 
 # Warden's deadlines on the test node (crinode.py), and what a StopPodSandbox of a wedged pod
@@ -317,14 +317,14 @@ class InstallTests(unittest.TestCase):
         command = [os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "install.sh"),
                    "--from", node.bin, "--containerd-config", node.path("etc", "config.toml"),
                    "--bin-dir", node.path("bin"), "--warden-config", node.path("etc", "warden.toml"), *arguments]
-        result = run_command(command)
+        result = run(command, timeout=60, check=False)
         if check:
             self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         return result
 
     def test_install_runs_a_pod_and_uninstall_restores_the_config(self):
         node = self.node
-        default = subprocess_output(["containerd", "config", "default"])
+        default = run(["containerd", "config", "default"]).stdout
         for line, private in self.PRIVATE:
             self.assertIn(line, default, "containerd's default config changed: adapt the test")
             default = default.replace(line, private.format(dir=node.dir), 1)
@@ -397,7 +397,6 @@ class InstallTests(unittest.TestCase):
 class InstallSnippetTests(unittest.TestCase):
     def test_install_writes_the_shim_config_snippet_of_each_config_version(self):
         """What install.sh appends for version 2 and 3 configs reads as shim-config's snippets."""
-        import tomllib
         repo = os.path.join(os.path.dirname(__file__), "..", "..")
         shim = os.path.join(os.environ.get("WARDEN_BIN") or build_directory(), "containerd-shim-warden-v2")
         for version, snippet in [(2, "containerd-1.6-1.7.toml"), (3, "containerd-2.x.toml")]:
@@ -405,9 +404,9 @@ class InstallSnippetTests(unittest.TestCase):
                 config = os.path.join(work, "config.toml")
                 with open(config, "w") as file:
                     file.write(f"version = {version}\n")
-                result = run_command([os.path.join(repo, "scripts", "install.sh"), "--from", os.path.dirname(shim),
+                result = run([os.path.join(repo, "scripts", "install.sh"), "--from", os.path.dirname(shim),
                                       "--containerd-config", config, "--bin-dir", os.path.join(work, "bin"),
-                                      "--warden-config", os.path.join(work, "warden.toml")])
+                                      "--warden-config", os.path.join(work, "warden.toml")], timeout=60, check=False)
                 self.assertEqual(result.returncode, 0, result.stderr)
                 with open(config, "rb") as file:
                     written = tomllib.load(file)
@@ -417,14 +416,6 @@ class InstallSnippetTests(unittest.TestCase):
                 options["ConfigPath"] = "/etc/containerd/warden.toml"  # the snippets' (and the default) path
                 with open(os.path.join(repo, "shim-config", snippet), "rb") as file:
                     self.assertEqual(written, tomllib.load(file), snippet)
-
-
-def run_command(command, timeout=60):
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-
-def subprocess_output(command, timeout=30):
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=True).stdout
 
 
 def read_bytes(path):
@@ -447,8 +438,8 @@ class NodeImageTests(unittest.TestCase):
             with open(os.path.join(host, "etc", "containerd", "config.toml"), "w") as file:
                 file.write("version = 2\n")
             # As the image's entrypoint runs it, with the node mounted at --root.
-            result = run_command([os.path.join(context, "warden", "scripts", "install.sh"),
-                                  "--root", host, "--from", os.path.join(context, "warden", "bin")])
+            result = run([os.path.join(context, "warden", "scripts", "install.sh"),
+                                  "--root", host, "--from", os.path.join(context, "warden", "bin")], timeout=60, check=False)
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertEqual(read_bytes(os.path.join(host, "usr", "local", "bin", "containerd-shim-warden-v2")),
                              read_bytes(shim))
@@ -457,6 +448,6 @@ class NodeImageTests(unittest.TestCase):
             config = read_bytes(os.path.join(host, "etc", "containerd", "config.toml")).decode()
             # The paths written are the host's, not the container's view of them.
             self.assertIn('ConfigPath = "/etc/containerd/warden.toml"', config)
-            result = run_command([os.path.join(context, "warden", "tools", "cri", "warden_cri.py"), "--help"])
+            result = run([os.path.join(context, "warden", "tools", "cri", "warden_cri.py"), "--help"], check=False)
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertIn("pods", result.stdout)
