@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "LinuxSys", dependencies: ["CLinuxSys"]),
         // withDeadline: the one race of an operation against a deadline, shared by ttrpc and runsc.
         .target(name: "Deadlines"),
-        .testTarget(name: "DeadlinesTests", dependencies: ["Deadlines"]),
+        .testTarget(name: "DeadlinesTests", dependencies: ["Deadlines", "WardenTestSupport"]),
         // ttrpc: frame codec, server, client. Knows nothing of containerd.
         .target(
             name: "TTRPC",

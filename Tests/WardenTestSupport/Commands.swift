@@ -1,4 +1,5 @@
 import Foundation
+import LinuxSys
 
 /// A finished command: its exit status and combined stdout and stderr.
 public struct CommandResult: Sendable {
@@ -28,7 +29,18 @@ public func runCommand(
         input.fileHandleForWriting.write(Data(stdin.utf8))
         try? input.fileHandleForWriting.close()
     }
-    let reader = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }
+    // Read on a thread of its own: a blocking read on the cooperative pool (two threads on a
+    // 2-core machine) would stall every other test's timers while the command runs.
+    let handle = output.fileHandleForReading
+    let reader = Task<Data, Never> {
+        await withCheckedContinuation { continuation in
+            do {
+                try DetachedThread.spawn(name: "command-out") { continuation.resume(returning: handle.readDataToEndOfFile()) }
+            } catch {
+                continuation.resume(returning: Data("(could not start the output reader: \(error))".utf8))
+            }
+        }
+    }
     let deadline = ContinuousClock.now + timeout
     while process.isRunning {
         if ContinuousClock.now > deadline {
