@@ -17,6 +17,7 @@ struct OCISpec: Decodable {
             var path: String?
         }
         var namespaces: [Namespace]?
+        var cgroupsPath: String?
     }
     var process: Process?
     var annotations: [String: String]?
@@ -26,6 +27,9 @@ struct OCISpec: Decodable {
     var networkNamespacePath: String? {
         linux?.namespaces?.first { $0.type == "network" }?.path.flatMap { $0.isEmpty ? nil : $0 }
     }
+
+    /// The container's cgroup, when it is one Warden can clean up after runsc.
+    var cgroups: ContainerCgroups? { ContainerCgroups(specPath: linux?.cgroupsPath) }
 
     static let sandboxIDAnnotation = "io.kubernetes.cri.sandbox-id"
     static let containerTypeAnnotation = "io.kubernetes.cri.container-type"

@@ -67,6 +67,8 @@ public actor PodShim {
         let initProcess: Process
         var execs: [String: Process] = [:]
         var rootfsMounted = false
+        /// Its cgroup, removed at Delete if runsc left it.
+        var cgroups: ContainerCgroups?
         var watcher: Task<Void, Never>?
         /// The teardown of a failed create or start; Kill and Delete join it.
         var teardown: Task<Void, Never>?
@@ -162,6 +164,7 @@ public actor PodShim {
         let initProcess = Process(containerID: id, execID: "", paths: paths, io: io)
         let container = Container(id: id, bundle: request.bundle, sandboxID: sandboxID, initProcess: initProcess)
         container.rootfsMounted = !request.rootfs.isEmpty
+        container.cgroups = spec.cgroups
         do throws(ShimError) {
             do throws(RunscError) {
                 // A subcontainer's stdio is handed over by `runsc start`; the root's by create.
@@ -753,6 +756,19 @@ public actor PodShim {
             // processes gone, what is left under the sandbox's name is stale.
             let stale = runsc.removeSandboxState(id)
             if !stale.isEmpty { log.info("removed stale runsc state of sandbox \(id): \(stale.joined(separator: " "))") }
+        }
+        if let cgroups = container.cgroups {
+            // The sandbox's cgroup holds the pod's host processes (sandbox, gofers): anything
+            // still there now is a leftover. A subcontainer's holds none, so nothing is killed.
+            let report = await cgroups.release(
+                killingLeftovers: container.isSandboxRoot, within: remaining(atMost: deadlines.deleteDeadline),
+                supervisor: supervisor)
+            if report.killed > 0 || !report.left.isEmpty {
+                counters.count(.cgroupLeftovers)
+                log.warn("cgroup \(cgroups.path) of \(id): \(report)")
+            } else if !report.removed.isEmpty {
+                log.info("cgroup \(cgroups.path) of \(id) left by runsc: \(report)")
+            }
         }
         if container.rootfsMounted { Rootfs.unmount(bundle: container.bundle) }
         containers[id] = nil

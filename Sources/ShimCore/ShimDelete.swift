@@ -9,7 +9,8 @@ import SwiftProtobuf
 /// `delete`: containerd's cleanup after a shim died (or after a normal teardown). Bounded by
 /// `delete_deadline`: the pod's recorded processes (and their descendants) SIGKILLed by pidfd
 /// when they are still the processes recorded, `runsc delete --force` (its state files
-/// removed by hand if runsc hangs), unmount `<bundle>/rootfs`, remove the dead shim's socket,
+/// removed by hand if runsc hangs), the container's cgroup if runsc left it, unmount
+/// `<bundle>/rootfs`, remove the dead shim's socket,
 /// then print a DeleteResponse (exit status 137) on stdout.
 enum ShimDelete {
     static func run(_ flags: ShimFlags) async -> Int32 {
@@ -58,6 +59,13 @@ enum ShimDelete {
                         warnings.append("runsc delete --force \(flags.id): \(error); removed \(removed.joined(separator: " "))")
                     }
                 }
+            }
+            // What runsc left of the container's cgroup (it cannot remove it after the sandbox was
+            // killed); for a pod's sandbox, with whatever still runs in it.
+            if let spec = try? OCISpec.load(bundle: bundle), let cgroups = spec.cgroups {
+                let report = await cgroups.release(
+                    killingLeftovers: spec.joinsSandbox == nil, within: max(.zero, deleteBy - clock.now), supervisor: supervisor)
+                if report.killed > 0 || !report.left.isEmpty { warnings.append("cgroup \(cgroups.path): \(report)") }
             }
             supervisor.shutdown()
         } catch {

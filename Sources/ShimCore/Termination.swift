@@ -56,7 +56,7 @@ struct EscalationCounters: CustomStringConvertible {
         case terminations, joined, netnsReleased = "netns_released", netnsFailed = "netns_failed"
         case runscKillFailed = "runsc_kill_failed", graceExpired = "grace_expired", sigkill
         case reapTimedOut = "reap_timed_out", runscDeleteFailed = "runsc_delete_failed", stateRemoved = "state_removed"
-        case leftoversKilled = "leftovers_killed"
+        case leftoversKilled = "leftovers_killed", cgroupLeftovers = "cgroup_leftovers"
     }
     private(set) var values: [Step: Int] = [:]
 
