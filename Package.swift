@@ -83,13 +83,13 @@ let package = Package(
         // Helpers shared by the test targets: timeouts, temp dirs, raw sockets, subprocesses.
         .target(
             name: "WardenTestSupport",
-            dependencies: ["TTRPC", "LinuxSys", "Deadlines", "TTRPCEchoService", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["TTRPC", "LinuxSys", "Deadlines", "Supervisor", "TTRPCEchoService", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             path: "Tests/WardenTestSupport"
         ),
         .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys", "WardenTestSupport"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "LinuxSys", "WardenTestSupport"]),
         .testTarget(name: "TTRPCTests", dependencies: ["TTRPC", "LinuxSys", "WardenTestSupport"]),
-        .testTarget(name: "ShimCoreTests", dependencies: ["ShimCore", "TTRPC", "WardenTestSupport"]),
+        .testTarget(name: "ShimCoreTests", dependencies: ["ShimCore", "TTRPC", "LinuxSys", "Supervisor", "WardenTestSupport"]),
         // The shim through a private containerd and ctr, with real runsc and with fake-runsc.
         .testTarget(
             name: "ShimIntegrationTests",

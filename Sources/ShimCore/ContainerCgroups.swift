@@ -66,7 +66,7 @@ struct ContainerCgroups: Equatable, Sendable {
                 _ = await waitAtMost(within) {
                     for child in waitFor { _ = await supervisor.wait(child) }
                 }
-                signalled.forEach { supervisor.release($0) }
+                // Not released: adopt hands back the Child another owner may still wait on.
             }
         }
         for directory in directories {

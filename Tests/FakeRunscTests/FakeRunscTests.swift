@@ -23,9 +23,7 @@ struct FakeRunscHarness {
         try FileManager.default.createDirectory(atPath: dir.file("bundle"), withIntermediateDirectories: true)
         let spec = ["process": ["args": ["/bin/sh", "-c", script]]]
         try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: dir.file("bundle/config.json")))
-        var options = Supervisor.Options()
-        options.reapsUnknownChildren = false
-        supervisor = try Supervisor(options: options)
+        supervisor = try testSupervisor()
         runsc = Runsc(
             configuration: RunscConfiguration(
                 binary: Self.binary, root: dir.file("root"), flags: [(key: "network", value: "none")],

@@ -35,9 +35,7 @@ struct FakeRunsc {
         dir = try TempDir("wrs")
         try fakeRunscScript.write(toFile: dir.file("runsc"), atomically: true, encoding: .utf8)
         chmod(dir.file("runsc"), 0o755)
-        var options = Supervisor.Options()
-        options.reapsUnknownChildren = false
-        supervisor = try Supervisor(options: options)
+        supervisor = try testSupervisor()
         runsc = Runsc(
             configuration: RunscConfiguration(
                 binary: dir.file("runsc"), root: dir.file("root"),
@@ -165,9 +163,7 @@ struct FakeRunsc {
     @Test func missingBinaryIsASpawnFailureNamingIt() async throws {
         let dir = try TempDir()
         defer { dir.remove() }
-        var options = Supervisor.Options()
-        options.reapsUnknownChildren = false
-        let supervisor = try Supervisor(options: options)
+        let supervisor = try testSupervisor()
         defer { supervisor.shutdown() }
         let runsc = Runsc(configuration: RunscConfiguration(binary: "/nonexistent/runsc", root: dir.path, scratchDirectory: dir.path), supervisor: supervisor)
         do {

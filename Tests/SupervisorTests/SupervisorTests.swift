@@ -4,14 +4,6 @@ import Supervisor
 import Testing
 import WardenTestSupport
 
-/// The test process also runs Foundation.Process children, which Foundation reaps itself, so
-/// these supervisors never sweep unknown children (that path needs a process of its own).
-func testSupervisor() throws -> Supervisor {
-    var options = Supervisor.Options()
-    options.reapsUnknownChildren = false
-    return try Supervisor(options: options)
-}
-
 struct Stdio {
     let null: Int32
     init() throws { null = try FileDescriptor.open("/dev/null") }
