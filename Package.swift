@@ -93,7 +93,7 @@ let package = Package(
         // The shim through a private containerd and ctr, with real runsc and with fake-runsc.
         .testTarget(
             name: "ShimIntegrationTests",
-            dependencies: ["WardenTestSupport", "TTRPC", "ContainerdAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+            dependencies: ["WardenTestSupport", "TTRPC", "ContainerdAPI", "LinuxSys", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
         ),
         // Interop with real peers (Go ttrpc fixtures, a private containerd). scripts/test.sh
         // builds the fixtures and sets WARDEN_INTEROP=1, which turns a missing peer into a failure.

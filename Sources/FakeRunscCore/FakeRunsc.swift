@@ -23,6 +23,8 @@ public enum FakeRunsc {
         var consoleSocket: String?
         /// unkillable-until-netns-down: a kill waiting for the links to go down.
         var pendingSignal: Int32?
+        /// The spec's absolute `linux.cgroupsPath`, made at create as runsc makes it.
+        var cgroupsPath: String?
     }
 
     struct Spec: Decodable {
@@ -41,6 +43,7 @@ public enum FakeRunsc {
                 var path: String?
             }
             var namespaces: [Namespace]?
+            var cgroupsPath: String?
         }
         var root: Root?
         var annotations: [String: String]?
@@ -100,7 +103,7 @@ public enum FakeRunsc {
             case "state": try printState(arguments, root: root)
             case "kill": try kill(arguments, root: root, faults: faults)
             case "wait": try wait(arguments, root: root)
-            case "delete": try delete(arguments, root: root)
+            case "delete": try delete(arguments, root: root, faults: faults)
             case "ps": try ps(arguments, root: root)
             case "pause": try pauseOrResume(arguments, root: root, pause: true)
             case "resume": try pauseOrResume(arguments, root: root, pause: false)
@@ -141,9 +144,10 @@ public enum FakeRunsc {
                 throw Failure("creating container: cannot load sandbox: sandbox \(sandboxID) does not exist")
             }
             try Directories.make(root)
+            let cgroupsPath = makeCgroup(spec, processes: [])
             try save(
                 State(id: id, bundle: bundle, status: "created", sandboxPid: sandbox.sandboxPid, goferPid: 0,
-                    sandboxID: sandboxID, consoleSocket: options.values["console-socket"]), root: root)
+                    sandboxID: sandboxID, consoleSocket: options.values["console-socket"], cgroupsPath: cgroupsPath), root: root)
             if let pidFile = options.values["pid-file"] { try Files.write(pidFile, "\(sandbox.sandboxPid)") }
             return
         }
@@ -162,7 +166,10 @@ public enum FakeRunsc {
             path: executable, arguments: globalArgs + ["gofer-main", id], environment: environment(),
             stdin: null, stdout: null, stderr: null, newSession: true)
         FileDescriptor.close(null)
-        try save(State(id: id, bundle: bundle, status: "created", sandboxPid: sandbox, goferPid: gofer, sandboxID: id), root: root)
+        let cgroupsPath = makeCgroup(spec, processes: [sandbox, gofer])
+        try save(
+            State(id: id, bundle: bundle, status: "created", sandboxPid: sandbox, goferPid: gofer, sandboxID: id, cgroupsPath: cgroupsPath),
+            root: root)
         if let pidFile = options.values["pid-file"] {
             try Files.write(pidFile, "\(sandbox)")
         }
@@ -249,7 +256,7 @@ public enum FakeRunsc {
         }
     }
 
-    static func delete(_ arguments: [String], root: String) throws {
+    static func delete(_ arguments: [String], root: String, faults: Faults) throws {
         let options = Options(arguments)
         let id = try containerID(options.positional)
         guard let state = try? load(id, root: root) else {
@@ -263,7 +270,30 @@ public enum FakeRunsc {
         for pid in [state.sandboxPid, state.goferPid] where !isSubcontainer && pid > 0 && processAlive(pid) {
             ChildProcesses.signalUnreaped(pid, 9)
         }
+        // runsc removes the cgroup once the container is destroyed; `leave-cgroup` is a delete
+        // that could not (runsc's, when it cannot reach a wedged sandbox or its lock is held).
+        if let cgroupsPath = state.cgroupsPath, !faults.contains("leave-cgroup") {
+            for pid in [state.sandboxPid, state.goferPid] where !isSubcontainer && pid > 0 {
+                for _ in 0..<200 where processAlive(pid) { Sleep.milliseconds(5) }
+            }
+            for directory in cgroupDirectories(cgroupsPath) { try? Cgroups.remove(directory) }
+        }
         if let path = statePath(id, root: root) { Files.remove(path) }
+    }
+
+    /// As runsc does with cgroup v1: the spec's cgroup in every hierarchy, with the sandbox and
+    /// gofer in it for a sandbox root. Relative and systemd paths are not emulated.
+    static func makeCgroup(_ spec: Spec, processes: [Int32]) -> String? {
+        guard let path = spec.linux?.cgroupsPath, path.hasPrefix("/"), !path.contains(":"), path != "/" else { return nil }
+        for hierarchy in Cgroups.mountedHierarchies() where hierarchy.type == "cgroup" {
+            guard let directory = hierarchy.directory(of: path), (try? Directories.make(directory)) != nil else { continue }
+            for pid in processes { try? Cgroups.addProcess(pid, to: directory) }
+        }
+        return path
+    }
+
+    static func cgroupDirectories(_ path: String) -> [String] {
+        Cgroups.mountedHierarchies().filter { $0.type == "cgroup" }.compactMap { $0.directory(of: path) }
     }
 
     static func ps(_ arguments: [String], root: String) throws {

@@ -51,6 +51,14 @@ public enum Cgroups {
         return String(decoding: bytes, as: UTF8.self).split(separator: "\n").compactMap { Int32($0) }
     }
 
+    /// Moves process `pid` into the cgroup directory `directory` (writes its `cgroup.procs`).
+    public static func addProcess(_ pid: Int32, to directory: String) throws(Errno) {
+        let path = directory + "/cgroup.procs"
+        let fd = try retryingEINTR("open(\(path))") { open(path, O_WRONLY | O_CLOEXEC) }
+        defer { _ = close(fd) }
+        try FileDescriptor.writeAll(fd, Array("\(pid)".utf8))
+    }
+
     /// Removes the cgroup directory `directory`. One that is already gone is not an error;
     /// one with processes or child cgroups fails with EBUSY.
     public static func remove(_ directory: String) throws(Errno) {

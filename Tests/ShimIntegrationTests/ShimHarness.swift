@@ -1,4 +1,5 @@
 import Foundation
+import LinuxSys
 import Testing
 import WardenTestSupport
 
@@ -10,13 +11,15 @@ enum RuntimeKind: String, CustomStringConvertible, CaseIterable, Sendable {
 
 /// A private containerd 1.6 with Warden on its PATH, the test image imported, and a
 /// warden.toml for the chosen runsc. `ctr` drives it; `finish()` stops containerd and runs the
-/// leak audit.
+/// leak audit. Its containerd namespace is named after its temp dir, so the cgroups runsc makes
+/// (`/<namespace>/<id>`, ctr's default path) are this test's alone.
 final class ShimHarness: Sendable {
     let containerd: PrivateContainerd
     let runtime: RuntimeKind
     let configPath: String
     let runscRoot: String
     static let image = "warden.test/busybox:latest"
+    var namespace: String { URL(fileURLWithPath: containerd.dir.path).lastPathComponent }
 
     static var buildDirectory: String {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
@@ -87,13 +90,17 @@ final class ShimHarness: Sendable {
 
     /// Runs `ctr -a <socket> <arguments>`, optionally with stdin text, within `timeout`.
     func ctr(_ arguments: [String], stdin: String? = nil, timeout: Duration = .seconds(60)) async throws -> Result {
-        try await runCommand("/usr/bin/ctr", ["-a", containerd.address] + arguments, stdin: stdin, timeout: timeout)
+        try await runCommand(
+            "/usr/bin/ctr", ["-a", containerd.address] + arguments, stdin: stdin, environment: ["CONTAINERD_NAMESPACE": namespace],
+            timeout: timeout)
     }
 
     /// `ctr` with a terminal on its side (`script` gives it a pty), for `-t`.
     func ctrWithTerminal(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Result {
         let command = (["/usr/bin/ctr", "-a", containerd.address] + arguments).map(Self.shellQuoted).joined(separator: " ")
-        return try await runCommand("/usr/bin/script", ["-qec", command, "/dev/null"], stdin: nil, timeout: timeout)
+        return try await runCommand(
+            "/usr/bin/script", ["-qec", command, "/dev/null"], stdin: nil, environment: ["CONTAINERD_NAMESPACE": namespace],
+            timeout: timeout)
     }
 
     static func shellQuoted(_ word: String) -> String {
@@ -147,6 +154,9 @@ final class ShimHarness: Sendable {
         try containerd.auditNothingLeft(keep: true)
         #expect(sockets.isEmpty, "shim sockets left: \(sockets)")
         #expect(runscState.isEmpty, "runsc root not empty: \(runscState)")
+        let cgroups = leftCgroups()
+        #expect(cgroups.isEmpty, "container cgroups left: \(cgroups)")
+        removeCgroups()
         if sockets.isEmpty && runscState.isEmpty { containerd.dir.remove() }
     }
 
@@ -165,6 +175,28 @@ final class ShimHarness: Sendable {
         for line in mounts.split(separator: "\n") where line.contains(containerd.dir.path) {
             let fields = line.split(separator: " ")
             if fields.count > 4 { umount2(String(fields[4]), Int32(MNT_DETACH)) }
+        }
+        removeCgroups()
+    }
+
+    /// This test's namespace directory in every hierarchy that shows the whole tree.
+    private var namespaceCgroupDirectories: [String] {
+        Cgroups.mountedHierarchies().filter { $0.root == "/" }.map { $0.mountPoint + "/" + namespace }
+    }
+
+    /// Container cgroups under the test's namespace, in any hierarchy.
+    func leftCgroups() -> [String] {
+        namespaceCgroupDirectories.flatMap { directory in
+            ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).map { directory + "/" + $0 }
+                .filter { (try? FileManager.default.attributesOfItem(atPath: $0)[.type] as? FileAttributeType) == .typeDirectory }
+        }
+    }
+
+    /// The namespace's cgroups, what is in them SIGKILLed by PID (only this test's processes).
+    func removeCgroups() {
+        for directory in leftCgroups() + namespaceCgroupDirectories {
+            for pid in Cgroups.processes(in: directory) ?? [] { kill(pid, SIGKILL) }
+            for _ in 0..<50 where (try? Cgroups.remove(directory)) == nil { usleep(20_000) }
         }
     }
 }

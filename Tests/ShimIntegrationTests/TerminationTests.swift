@@ -281,6 +281,36 @@ struct DeadShimTests {
     }
 }
 
+/// runsc removes a container's cgroup at `runsc delete`, except when it cannot reach the
+/// sandbox (fake-runsc's `leave-cgroup`): Delete removes what it left, in every hierarchy.
+/// (The dead-shim path is DeadShimTests' `hang-delete` case: its audit counts cgroups too.)
+@Suite(.serialized)
+struct CgroupCleanupTests {
+    @Test func deleteRemovesTheCgroupRunscLeft() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        try await withTimeout(.seconds(60), "cgroup cleanup") {
+            let h = try await ShimHarness.start(.fake, deadlines: TerminationTests.deadlines)
+            do {
+                _ = try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "grouped", "sleep", "1000"])
+                try await h.waitForTask("grouped", status: "RUNNING")
+                #expect(!h.leftCgroups().isEmpty, "fake-runsc made the container's cgroup")
+                try "leave-cgroup\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
+                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "grouped"]).status == 0)
+                try await h.waitForTask("grouped", status: "STOPPED")
+                #expect(try await h.ctr(["task", "rm", "grouped"]).status == 0)
+                #expect(try await h.ctr(["container", "rm", "grouped"]).status == 0)
+                #expect(h.leftCgroups().isEmpty, "cgroups left after Delete: \(h.leftCgroups())")
+                #expect(h.containerd.process.outputText.contains("cgroup /\(h.namespace)/grouped of grouped left by runsc: removed"))
+                try? FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
+                try await h.finish()
+            } catch {
+                await h.abandon()
+                throw error
+            }
+        }
+    }
+}
+
 /// 500 concurrent Kill and State calls while `runsc kill` hangs: identical kills share one
 /// runsc call, State never waits on runsc, every call returns within its bound, and the shim's
 /// threads, memory and runsc processes stay bounded.
@@ -301,7 +331,7 @@ struct KillStormTests {
                 try await h.waitForTask("storm", status: "RUNNING")
                 let shimPid = try #require(h.shimProcesses().first.flatMap { Int32($0.split(separator: ":")[0]) })
                 let address = try String(
-                    contentsOfFile: h.containerd.dir.file("state/io.containerd.runtime.v2.task/default/storm/address"),
+                    contentsOfFile: h.containerd.dir.file("state/io.containerd.runtime.v2.task/\(h.namespace)/storm/address"),
                     encoding: .utf8
                 ).trimmingCharacters(in: .whitespacesAndNewlines)
                 try "hang-kill\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
@@ -321,7 +351,7 @@ struct KillStormTests {
                 }
                 let socket = String(address.dropFirst("unix://".count))
                 let clients = try (0..<10).map { _ in try TTRPCClient.connect(path: socket) }
-                let metadata = [("containerd-namespace-ttrpc", "default")]
+                let metadata = [("containerd-namespace-ttrpc", h.namespace)]
                 let bound = TerminationTests.callTimeout + .seconds(1)
                 let started = ContinuousClock.now
                 let results = await withTaskGroup(of: (String, Duration, String?).self) { group in

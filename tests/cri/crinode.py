@@ -11,6 +11,9 @@ CNI: Debian's bridge + host-local, through wrappers that log every ADD/DEL to `c
 Images: warden.test/pause:1 (the sandbox image) and warden.test/busybox:latest, imported with
 `ctr -n k8s.io images import` (scripts/build-test-image.sh builds them).
 
+Cgroups: each pod's parent is `/<temp dir name>/<pod name>` (kubelet's pod cgroup), so what
+runsc makes for its containers sits there in every mounted hierarchy.
+
 Processes are stopped by PID only (containerd's, and those whose command line names the temp
 dir); `leaks()` is the audit every test ends with.
 """
@@ -64,6 +67,20 @@ def rss_kib(pid):
     return 0
 
 
+def cgroup_mounts():
+    """Mount points of the cgroup hierarchies (v1 and v2) that show the whole tree."""
+    mounts = []
+    with open("/proc/self/mountinfo") as file:
+        for line in file:
+            fields = line.split()
+            if " - " not in line:
+                continue
+            fstype = line.split(" - ", 1)[1].split()[0]
+            if fstype in ("cgroup", "cgroup2") and fields[3] == "/":
+                mounts.append(fields[4])
+    return mounts
+
+
 def command_line(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as file:
@@ -89,6 +106,7 @@ class CRINode:
         self.dir = tempfile.mkdtemp(prefix="wcri-")
         self.socket = os.path.join(self.dir, "c.sock")
         self.netns = "wcri-" + uuid.uuid4().hex[:8]
+        self.cgroup_root = "/" + os.path.basename(self.dir)
         self.containerd = None
         self.client = None
         self.pod_netns_paths = set()
@@ -236,7 +254,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     def run_pod(self, name, handler, containers=(), timeout=60):
         """RunPodSandbox, then CreateContainer + StartContainer for each (name, command)."""
-        config = pod_config(name, uid=f"{name}-{uuid.uuid4().hex[:6]}")
+        config = pod_config(name, uid=f"{name}-{uuid.uuid4().hex[:6]}", cgroup_parent=f"{self.cgroup_root}/{name}")
         pod_id = self.client.run_pod(config, handler, timeout=timeout)
         self.record_netns(pod_id)
         ids = []
@@ -305,10 +323,58 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             mounts = [line.split()[4] for line in file]
         return [m for m in mounts if m.startswith(self.dir) or m in self.pod_netns_paths]
 
+    def cgroup_dirs(self):
+        """Every directory under this node's cgroup root, in every mounted hierarchy, deepest
+        first: (path, depth below the root)."""
+        found = []
+        for mount in cgroup_mounts():
+            top = mount + self.cgroup_root
+            for path, _, _ in os.walk(top):
+                depth = 0 if path == top else path[len(top):].count("/")
+                found.append((path, depth))
+        return sorted(found, key=lambda entry: -entry[1])
+
+    def leaked_cgroups(self):
+        """Container cgroups still there (depth 2: <root>/<pod>/<container>), as
+        {cgroup path: hierarchies}; the pod level is kubelet's, like the root."""
+        leaked = {}
+        for mount in cgroup_mounts():
+            top = mount + self.cgroup_root
+            for path, _, _ in os.walk(top):
+                relative = path[len(mount):]
+                if path != top and path[len(top):].count("/") >= 2:
+                    leaked.setdefault(relative, []).append(os.path.basename(mount))
+        return leaked
+
+    def remove_cgroups(self, keep_pods=True):
+        """Removes container cgroups (and with keep_pods=False everything under the root, the
+        root too), SIGKILLing by PID what is still in them: only this node's pods run there."""
+        for path, depth in self.cgroup_dirs():
+            if keep_pods and depth < 2:
+                continue
+            for _ in range(50):
+                try:
+                    with open(os.path.join(path, "cgroup.procs")) as file:
+                        pids = [int(line) for line in file if line.strip()]
+                except OSError:
+                    pids = []
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
     def leaks(self, wait=5.0):
         """What the node left (containerd still running is not a leak): processes, mounts, pod
-        netns, shim sockets, runsc state and CNI IP allocations. Waits up to `wait` seconds for
-        shims that are on their way out."""
+        netns, shim sockets, runsc state, CNI IP allocations and container cgroups. Waits up to
+        `wait` seconds for shims that are on their way out."""
         deadline = time.monotonic() + wait
         while True:
             found = []
@@ -322,6 +388,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             ipam = self.path("ipam", "warden-test")
             if os.path.isdir(ipam):
                 found += [f"CNI address {a}" for a in os.listdir(ipam) if a[0].isdigit()]
+            found += [f"cgroup {path} in {len(where)} hierarchies" for path, where in sorted(self.leaked_cgroups().items())]
             if not found or time.monotonic() > deadline:
                 return found
             time.sleep(0.2)
@@ -371,4 +438,5 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 except OSError:
                     pass
         subprocess.run(["ip", "netns", "delete", self.netns], capture_output=True, timeout=10)
+        self.remove_cgroups(keep_pods=False)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -187,6 +187,7 @@ class WedgedPodTests(CRITestCase):
         # Clean up what the runc shim left, by PID, so the next case starts clean.
         self.unwedge(runc_handler, fault, pid)
         node.kill_processes_of(pod_id)
+        node.remove_cgroups()
         try:
             node.client.stop_pod(pod_id, timeout=FIELD_DEADLINE)
             node.client.remove_pod(pod_id, timeout=FIELD_DEADLINE)

@@ -117,14 +117,16 @@ class CRIClient:
         return list(self.call("ListImages", pb.ListImagesRequest(), timeout, service=IMAGE_SERVICE).images)
 
 
-def pod_config(name, namespace="default", uid=None, log_directory="", labels=None):
-    """The PodSandboxConfig kubelet would send for a plain pod (pod network, no host namespaces)."""
+def pod_config(name, namespace="default", uid=None, log_directory="", labels=None, cgroup_parent=""):
+    """The PodSandboxConfig kubelet would send for a plain pod (pod network, no host namespaces).
+    `cgroup_parent` is the pod's cgroup (kubelet's `/kubepods/<qos>/pod<uid>`); its containers'
+    cgroups go under it."""
     return pb.PodSandboxConfig(
         metadata=pb.PodSandboxMetadata(name=name, namespace=namespace, uid=uid or name + "-uid", attempt=0),
         hostname=name,
         log_directory=log_directory,
         labels=labels or {},
-        linux=pb.LinuxPodSandboxConfig(),
+        linux=pb.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent),
     )
 
 
