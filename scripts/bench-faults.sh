@@ -18,7 +18,7 @@ scripts/build-test-image.sh >/dev/null
 
 tmp=$(mktemp -d /tmp/wbf-XXXXXX)
 containerd_pid=""
-ctr="timeout 30 ctr -a $tmp/c.sock"
+ctr="timeout 30 ctr -a $tmp/c.sock -n $(private_namespace "$tmp")"
 cleanup() {
   set +e
   stop_private_containerd "$tmp"
@@ -45,7 +45,7 @@ flags() {  # flags SHIM KIND
   esac
 }
 state_dir() {  # where runsc keeps state for SHIM KIND (the runc shim adds the namespace)
-  case $1 in warden) echo "$tmp/warden-$2" ;; runc) echo "$tmp/runc-$2/default" ;; esac
+  case $1 in warden) echo "$tmp/warden-$2" ;; runc) echo "$tmp/runc-$2/$(private_namespace "$tmp")" ;; esac
 }
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 step() {  # step LABEL ctr-args… -> "ok 12 ms" / "failed 40 ms" / "hung 30 s"
@@ -57,15 +57,19 @@ step() {  # step LABEL ctr-args… -> "ok 12 ms" / "failed 40 ms" / "hung 30 s"
   if [ $rc = 124 ]; then echo "hung (ctr's 30 s)"; elif [ $rc = 0 ]; then echo "ok, $took ms"; else echo "failed, $took ms"; fi
 }
 leaks() {  # leaks SHIM KIND ID -> "none" or what is left
-  local procs files
+  local procs files cgroups
   procs=$(for d in /proc/[0-9]*; do
     [ "${d#/proc/}" = "$containerd_pid" ] && continue
     tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q "$tmp" && awk '{print $2}' "$d/stat" 2>/dev/null
   done | sort | uniq -c | awk '{printf "%s%s×%s", sep, $2, $1; sep=", "}')
   files=$(ls "$(state_dir "$1" "$2")" 2>/dev/null | grep -v -e '^faults$' -e '^shim$' | wc -l)
+  # The container's cgroup, counted once however many hierarchies hold it.
+  cgroups=$(for m in $(awk '$4 == "/" && / - cgroup2? / {print $5}' /proc/self/mountinfo); do
+    ls -d "$m/$(private_namespace "$tmp")"/*/ 2>/dev/null | xargs -r -n1 basename; done | sort -u | wc -l)
   local out=""
   [ -n "$procs" ] && out="processes: $procs"
   [ "$files" -gt 0 ] && out="${out:+$out; }$files runsc state files"
+  [ "$cgroups" -gt 0 ] && out="${out:+$out; }$cgroups container cgroups"
   echo "${out:-none}"
 }
 
@@ -100,6 +104,7 @@ for scenario in "${scenarios[@]}"; do
     # Start the next scenario clean: what this one left is removed by PID.
     for t in $($ctr task ls -q 2>/dev/null); do $ctr task rm -f "$t" >/dev/null 2>&1; done
     kill_processes_naming "$tmp" "$containerd_pid"
+    remove_cgroups_under "$(private_namespace "$tmp")"
     sleep 0.5
   done
 done

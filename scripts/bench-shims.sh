@@ -20,7 +20,7 @@ scripts/build-test-image.sh >/dev/null
 tmp=$(mktemp -d /tmp/wbs-XXXXXX)
 containerd_pid=""
 # Every ctr call is bounded: a shim that hangs is a result to record, not a reason to hang.
-ctr="timeout 30 ctr -a $tmp/c.sock"
+ctr="timeout 30 ctr -a $tmp/c.sock -n $(private_namespace "$tmp")"
 cleanup() {
   set +e
   stop_private_containerd "$tmp"

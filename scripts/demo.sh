@@ -43,7 +43,7 @@ TOML
 
 echo "== starting a private containerd in $dir"
 start_private_containerd "$dir" "$bin"
-ctr="ctr -a $dir/c.sock"
+ctr="ctr -a $dir/c.sock -n $(private_namespace "$dir")"
 runtime=(--runtime io.containerd.warden.v2 --runtime-config-path "$dir/warden.toml")
 image=warden.test/busybox:latest
 $ctr images import tests/fixtures/bin/busybox-image.tar >/dev/null

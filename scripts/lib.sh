@@ -48,12 +48,32 @@ kill_processes_naming() {
   return 0
 }
 
+# private_namespace DIR: the containerd namespace a run under DIR uses (ctr -n). The cgroups
+# runsc makes for its containers (/<namespace>/<id>) are then the run's alone.
+private_namespace() {
+  basename "$1"
+}
+
+# remove_cgroups_under NAME: every cgroup under /NAME in each hierarchy, deepest first, what is
+# still in one SIGKILLed by PID first (only a run's own containers are there), then NAME itself.
+remove_cgroups_under() {
+  local name=$1 mount cg pid
+  for mount in $(awk '$4 == "/" && / - cgroup2? / {print $5}' /proc/self/mountinfo); do
+    [ -d "$mount/$name" ] || continue
+    find "$mount/$name" -depth -type d | while read -r cg; do
+      for pid in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+      for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$cg" 2>/dev/null && break; [ -d "$cg" ] || break; sleep 0.1; done
+    done
+  done
+  return 0
+}
+
 # stop_private_containerd DIR: ends what start_private_containerd DIR began: every task
 # SIGKILLed and removed, every container removed (each ctr call bounded at 30 s), containerd
-# stopped by PID, what still names DIR killed by PID, mounts under DIR unmounted. DIR stays
-# (the caller may want containerd.log); clears containerd_pid.
+# stopped by PID, what still names DIR killed by PID, mounts under DIR unmounted, the run's
+# cgroups removed. DIR stays (the caller may want containerd.log); clears containerd_pid.
 stop_private_containerd() {
-  local dir=$1 ctr="timeout 30 ctr -a $1/c.sock" id
+  local dir=$1 ctr="timeout 30 ctr -a $1/c.sock -n $(private_namespace "$1")" id
   if [ -n "${containerd_pid:-}" ]; then
     for id in $($ctr task ls -q 2>/dev/null); do $ctr task kill -s SIGKILL "$id" >/dev/null 2>&1; done
     sleep 1
@@ -65,5 +85,6 @@ stop_private_containerd() {
   fi
   kill_processes_naming "$dir"
   grep " $dir" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  remove_cgroups_under "$(private_namespace "$dir")"
   return 0
 }
