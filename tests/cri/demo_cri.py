@@ -43,7 +43,7 @@ try:
     deleted = [line for line in node.cni_log() if line.startswith(f"DEL bridge {pod_id}")]
     print(f"   CNI DEL ran: {'yes' if deleted else 'NO'}")
     left = node.leaks()
-    print(f"   left behind (processes, mounts, pod netns, runsc state, CNI addresses): {left or 'nothing'}")
+    print(f"   left behind (processes, mounts, pod netns, runsc state, CNI addresses, container cgroups): {left or 'nothing'}")
     sys.exit(0 if code == 0 and deleted and not left else 1)
 finally:
     node.cleanup()
