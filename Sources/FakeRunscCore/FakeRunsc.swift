@@ -276,7 +276,7 @@ public enum FakeRunsc {
             for pid in [state.sandboxPid, state.goferPid] where !isSubcontainer && pid > 0 {
                 for _ in 0..<200 where processAlive(pid) { Sleep.milliseconds(5) }
             }
-            for directory in cgroupDirectories(cgroupsPath) { try? Cgroups.remove(directory) }
+            for directory in Cgroups.directories(of: cgroupsPath, in: v1Hierarchies()) { try? Cgroups.remove(directory) }
         }
         if let path = statePath(id, root: root) { Files.remove(path) }
     }
@@ -285,16 +285,13 @@ public enum FakeRunsc {
     /// gofer in it for a sandbox root. Relative and systemd paths are not emulated.
     static func makeCgroup(_ spec: Spec, processes: [Int32]) -> String? {
         guard let path = spec.linux?.cgroupsPath, path.hasPrefix("/"), !path.contains(":"), path != "/" else { return nil }
-        for hierarchy in Cgroups.mountedHierarchies() where hierarchy.type == "cgroup" {
-            guard let directory = hierarchy.directory(of: path), (try? Directories.make(directory)) != nil else { continue }
+        for directory in Cgroups.directories(of: path, in: v1Hierarchies()) where (try? Directories.make(directory)) != nil {
             for pid in processes { try? Cgroups.addProcess(pid, to: directory) }
         }
         return path
     }
 
-    static func cgroupDirectories(_ path: String) -> [String] {
-        Cgroups.mountedHierarchies().filter { $0.type == "cgroup" }.compactMap { $0.directory(of: path) }
-    }
+    static func v1Hierarchies() -> [Cgroups.Hierarchy] { Cgroups.mountedHierarchies().filter { $0.type == "cgroup" } }
 
     static func ps(_ arguments: [String], root: String) throws {
         let options = Options(arguments)

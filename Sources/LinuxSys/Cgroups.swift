@@ -27,22 +27,22 @@ public enum Cgroups {
         }
     }
 
-    /// The cgroup hierarchies in a mountinfo text, in order.
-    public static func hierarchies(mountinfo: String) -> [Hierarchy] {
-        mountinfo.split(separator: "\n").compactMap { line in
-            // "<id> <parent> <major:minor> <root> <mount point> <options> [optional…] - <type> <source> <super options>"
-            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard fields.count > 6, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { return nil }
-            let type = String(fields[dash + 1])
-            guard type == "cgroup" || type == "cgroup2" else { return nil }
-            return Hierarchy(mountPoint: unescape(fields[4]), root: unescape(fields[3]), type: type)
-        }
+    /// The cgroup hierarchies among `mounts`, in order.
+    public static func hierarchies(in mounts: [Mounts.Entry]) -> [Hierarchy] {
+        mounts.filter { $0.type == "cgroup" || $0.type == "cgroup2" }
+            .map { Hierarchy(mountPoint: $0.mountPoint, root: $0.root, type: $0.type) }
     }
 
     /// The hierarchies mounted in this process's mount namespace.
     public static func mountedHierarchies() -> [Hierarchy] {
-        guard let info = FileDescriptor.readAll("/proc/self/mountinfo", limit: 16 << 20) else { return [] }
-        return hierarchies(mountinfo: String(decoding: info, as: UTF8.self))
+        hierarchies(in: Mounts.current())
+    }
+
+    /// The directories of the absolute cgroup path `path` in `hierarchies` (each once; a
+    /// hierarchy mounted twice shows the same cgroup twice), whether they exist or not.
+    public static func directories(of path: String, in hierarchies: [Hierarchy]) -> [String] {
+        var seen: Set<String> = []
+        return hierarchies.compactMap { $0.directory(of: path) }.filter { seen.insert($0).inserted }
     }
 
     /// The processes in cgroup directory `directory` (its `cgroup.procs`); nil when it does not exist.
@@ -53,9 +53,8 @@ public enum Cgroups {
 
     /// Moves process `pid` into the cgroup directory `directory` (writes its `cgroup.procs`).
     public static func addProcess(_ pid: Int32, to directory: String) throws(Errno) {
-        let path = directory + "/cgroup.procs"
-        let fd = try retryingEINTR("open(\(path))") { open(path, O_WRONLY | O_CLOEXEC) }
-        defer { _ = close(fd) }
+        let fd = try FileDescriptor.open(directory + "/cgroup.procs", forWriting: true)
+        defer { FileDescriptor.close(fd) }
         try FileDescriptor.writeAll(fd, Array("\(pid)".utf8))
     }
 
@@ -63,23 +62,5 @@ public enum Cgroups {
     /// one with processes or child cgroups fails with EBUSY.
     public static func remove(_ directory: String) throws(Errno) {
         if rmdir(directory) != 0 && errno != ENOENT { throw Errno.current("rmdir(\(directory))") }
-    }
-
-    /// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
-    private static func unescape(_ field: Substring) -> String {
-        guard field.contains("\\") else { return String(field) }
-        var bytes: [UInt8] = []
-        var utf8 = Array(field.utf8)[...]
-        while let byte = utf8.popFirst() {
-            if byte == UInt8(ascii: "\\"), utf8.count >= 3,
-                let value = UInt8(String(decoding: utf8.prefix(3), as: UTF8.self), radix: 8)
-            {
-                bytes.append(value)
-                utf8 = utf8.dropFirst(3)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

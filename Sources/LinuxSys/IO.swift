@@ -62,15 +62,57 @@ public enum Mounts {
         }
     }
 
-    /// Whether `path` is a mount point, from /proc/self/mountinfo.
-    public static func isMountPoint(_ path: String) -> Bool {
-        guard let info = FileDescriptor.readAll("/proc/self/mountinfo", limit: 16 << 20) else { return false }
-        let text = String(decoding: info, as: UTF8.self)
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            if fields.count > 4 && fields[4] == path { return true }
+    /// One line of mountinfo: what is mounted where.
+    public struct Entry: Equatable, Sendable {
+        /// The directory of the filesystem the mount shows as its top.
+        public let root: String
+        public let mountPoint: String
+        public let type: String
+
+        public init(root: String, mountPoint: String, type: String) {
+            self.root = root
+            self.mountPoint = mountPoint
+            self.type = type
         }
-        return false
+    }
+
+    /// The mounts in a mountinfo text, in order.
+    public static func entries(mountinfo: String) -> [Entry] {
+        mountinfo.split(separator: "\n").compactMap { line in
+            // "<id> <parent> <major:minor> <root> <mount point> <options> [optional…] - <type> <source> <super options>"
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count > 6, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { return nil }
+            return Entry(root: unescape(fields[3]), mountPoint: unescape(fields[4]), type: String(fields[dash + 1]))
+        }
+    }
+
+    /// The mounts of this process's mount namespace (/proc/self/mountinfo).
+    public static func current() -> [Entry] {
+        guard let info = FileDescriptor.readAll("/proc/self/mountinfo", limit: 16 << 20) else { return [] }
+        return entries(mountinfo: String(decoding: info, as: UTF8.self))
+    }
+
+    /// Whether `path` is a mount point.
+    public static func isMountPoint(_ path: String) -> Bool {
+        current().contains { $0.mountPoint == path }
+    }
+
+    /// mountinfo escapes space, tab, newline and backslash as octal (`\040`).
+    private static func unescape(_ field: Substring) -> String {
+        guard field.contains("\\") else { return String(field) }
+        var bytes: [UInt8] = []
+        var utf8 = Array(field.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "\\"), utf8.count >= 3,
+                let value = UInt8(String(decoding: utf8.prefix(3), as: UTF8.self), radix: 8)
+            {
+                bytes.append(value)
+                utf8 = utf8.dropFirst(3)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     public static let readOnly: UInt = UInt(MS_RDONLY)

@@ -36,8 +36,7 @@ struct ContainerCgroups: Equatable, Sendable {
 
     /// This container's directory in each hierarchy that shows it and where it exists.
     func directories(in hierarchies: [Cgroups.Hierarchy]) -> [String] {
-        var seen: Set<String> = []
-        return hierarchies.compactMap { $0.directory(of: path) }.filter { seen.insert($0).inserted && FileDescriptor.exists($0) }
+        Cgroups.directories(of: path, in: hierarchies).filter { FileDescriptor.exists($0) }
     }
 
     /// Removes the container's cgroup directories. With `killingLeftovers` (the pod's sandbox

@@ -68,16 +68,17 @@ public actor PodShim {
         var execs: [String: Process] = [:]
         var rootfsMounted = false
         /// Its cgroup, removed at Delete if runsc left it.
-        var cgroups: ContainerCgroups?
+        let cgroups: ContainerCgroups?
         var watcher: Task<Void, Never>?
         /// The teardown of a failed create or start; Kill and Delete join it.
         var teardown: Task<Void, Never>?
 
-        init(id: String, bundle: String, sandboxID: String, initProcess: Process) {
+        init(id: String, bundle: String, sandboxID: String, initProcess: Process, cgroups: ContainerCgroups?) {
             self.id = id
             self.bundle = bundle
             self.sandboxID = sandboxID
             self.initProcess = initProcess
+            self.cgroups = cgroups
         }
     }
 
@@ -162,9 +163,9 @@ public actor PodShim {
         let pidFile = "\(scratchDirectory)/\(id).pid"
         let isRoot = sandboxID == id
         let initProcess = Process(containerID: id, execID: "", paths: paths, io: io)
-        let container = Container(id: id, bundle: request.bundle, sandboxID: sandboxID, initProcess: initProcess)
+        let container = Container(
+            id: id, bundle: request.bundle, sandboxID: sandboxID, initProcess: initProcess, cgroups: spec.cgroups)
         container.rootfsMounted = !request.rootfs.isEmpty
-        container.cgroups = spec.cgroups
         do throws(ShimError) {
             do throws(RunscError) {
                 // A subcontainer's stdio is handed over by `runsc start`; the root's by create.

@@ -28,7 +28,7 @@ import WardenTestSupport
             40 25 0:33 /kubepods/pod1 /host\\040cg/memory rw master:3 - cgroup cgroup rw,memory
             41 25 0:34 / /mnt/looks-like-cgroup rw - tmpfs cgroup rw
             """
-        let found = Cgroups.hierarchies(mountinfo: mountinfo)
+        let found = Cgroups.hierarchies(in: Mounts.entries(mountinfo: mountinfo))
         #expect(found == [
             .init(mountPoint: "/sys/fs/cgroup/freezer", root: "/", type: "cgroup"),
             .init(mountPoint: "/sys/fs/cgroup/unified", root: "/", type: "cgroup2"),
