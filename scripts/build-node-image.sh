@@ -2,8 +2,8 @@
 # Stages the node installer image (deploy/Containerfile) in .build-node-image/ and builds it
 # with docker, podman or buildah when one is installed (tag: $WARDEN_IMAGE, default
 # warden/node-installer:dev). Layout inside the image: /warden/{bin,scripts,etc,tools/cri}.
-# The shim is a release build with the Swift runtime linked in (--static-swift-stdlib), so the
-# node needs nothing but glibc.
+# The shim is the shipped build (scripts/build-shim.sh: release, -static-executable), so the
+# node needs nothing at all from the image's libraries.
 #   WARDEN_SHIM_BINARY=PATH   stage this shim instead of building one
 #   WARDEN_IMAGE_CONTEXT=DIR  stage here (default .build-node-image)
 #   --stage-only              do not build the image
@@ -11,8 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 shim=${WARDEN_SHIM_BINARY:-}
 if [ -z "$shim" ]; then
-  swift build -c release --static-swift-stdlib --product containerd-shim-warden-v2 >/dev/null
-  shim=$(swift build -c release --static-swift-stdlib --show-bin-path)/containerd-shim-warden-v2
+  shim=$(scripts/build-shim.sh)/containerd-shim-warden-v2
 fi
 context=${WARDEN_IMAGE_CONTEXT:-.build-node-image}
 rm -rf "$context"

@@ -15,9 +15,8 @@ root=$(pwd)
 ensure_packages containerd runsc busybox-static python3 bsdutils python3-grpcio python3-protobuf gcc libc6-dev \
   iproute2 containernetworking-plugins
 
-echo "== building the shim"
-swift build -c release --product containerd-shim-warden-v2 2>&1 | tail -1
-bin=$(swift build -c release --show-bin-path)
+echo "== building the shim (scripts/build-shim.sh: release, static executable, as shipped)"
+bin=$(scripts/build-shim.sh)
 scripts/build-test-image.sh >/dev/null
 
 dir=$(mktemp -d /tmp/warden-demo-XXXXXX)

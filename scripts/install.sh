@@ -8,7 +8,7 @@
 #   --root DIR               the node's filesystem is under DIR (the DaemonSet mounts the host at
 #                            /host); paths written into configs stay host paths. Default /.
 #   --from DIR               where containerd-shim-warden-v2 is (default: ../bin beside this
-#                            script as in the node image, else the release build).
+#                            script as in the node image, else scripts/build-shim.sh's build).
 #   --containerd-config P    containerd's config (default /etc/containerd/config.toml).
 #   --handler NAME           the CRI runtime handler / RuntimeClass handler (default warden).
 #   --bin-dir DIR            where the shim goes (default /usr/local/bin; on containerd's PATH).
@@ -172,12 +172,13 @@ if args.uninstall:
 else:
     source = args.source
     if source is None:
-        for candidate in [os.path.join(here, "..", "bin"), os.path.join(here, "..", ".build", "release")]:
+        # The node image's bin/, else the shipped build of a checkout (scripts/build-shim.sh).
+        for candidate in [os.path.join(here, "..", "bin"), os.path.join(here, "..", ".build-shim", "release")]:
             if os.path.exists(os.path.join(candidate, SHIM)):
                 source = candidate
                 break
         else:
-            fail(f"no {SHIM} beside this script or in .build/release: build it (swift build -c release) or pass --from")
+            fail(f"no {SHIM} beside this script or in .build-shim/release: build it (scripts/build-shim.sh) or pass --from")
     binary = os.path.join(source, SHIM)
     if not os.access(binary, os.X_OK):
         fail(f"{binary} is not an executable")

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <sched.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <linux/netlink.h>
 
@@ -172,6 +173,26 @@ int clinux_epoll_add(int epfd, int fd, unsigned long long tag) {
     ev.events = EPOLLIN;
     ev.data.u64 = tag;
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int clinux_epoll_control(int epfd, int op, int fd, unsigned int events, unsigned long long tag) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = events;
+    ev.data.u64 = tag;
+    return epoll_ctl(epfd, op == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev);
+}
+
+int clinux_epoll_wait_events(int epfd, unsigned long long *tags, unsigned int *events, int max, int timeout_ms) {
+    struct epoll_event ready[64];
+    if (max > 64) max = 64;
+    int n = epoll_wait(epfd, ready, max, timeout_ms);
+    if (n < 0) return -1;
+    for (int i = 0; i < n; i++) {
+        tags[i] = ready[i].data.u64;
+        events[i] = ready[i].events;
+    }
+    return n;
 }
 
 int clinux_epoll_remove(int epfd, int fd) {
@@ -412,4 +433,12 @@ unsigned long long clinux_process_start_time(pid_t pid) {
         if (!cursor) return 0;
     }
     return strtoull(cursor + 1, NULL, 10);
+}
+
+int clinux_limit_malloc_arenas(int count) {
+    return mallopt(M_ARENA_MAX, count) == 1 ? 0 : -1;
+}
+
+void clinux_malloc_trim(void) {
+    malloc_trim(0);
 }

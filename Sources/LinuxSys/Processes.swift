@@ -192,6 +192,37 @@ public final class Epoll: Sendable {
         _ = clinux_epoll_remove(epfd, fd)
     }
 
+    /// Interest in a descriptor: readable (input, end of input, hang-up) and/or writable.
+    public struct Interest: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        public static let readable = Interest(rawValue: 0x001)  // EPOLLIN (Glibc does not export the enum)
+        public static let writable = Interest(rawValue: 0x004)  // EPOLLOUT
+    }
+
+    /// Registers `fd` (level-triggered) for `interest`, or changes the interest of one registered.
+    public func watch(_ fd: Int32, tag: UInt64, for interest: Interest, replacing: Bool) throws(Errno) {
+        _ = try retryingEINTR(replacing ? "epoll_ctl(MOD)" : "epoll_ctl(ADD)") {
+            clinux_epoll_control(epfd, replacing ? 1 : 0, fd, interest.rawValue, tag)
+        }
+    }
+
+    /// Ready descriptors as (tag, events) — the wake tag included, drained — waiting at most
+    /// `timeoutMilliseconds` (-1: until something is ready). Empty on timeout.
+    public func waitEvents(timeoutMilliseconds: Int32) -> [(tag: UInt64, events: UInt32)] {
+        var tags = [UInt64](repeating: 0, count: 64)
+        var events = [UInt32](repeating: 0, count: 64)
+        let count = tags.withUnsafeMutableBufferPointer { tagBuffer in
+            events.withUnsafeMutableBufferPointer { eventBuffer in
+                clinux_epoll_wait_events(epfd, tagBuffer.baseAddress, eventBuffer.baseAddress, 64, timeoutMilliseconds)
+            }
+        }
+        guard count > 0 else { return [] }
+        let ready = (0..<Int(count)).map { (tag: tags[$0], events: events[$0]) }
+        if ready.contains(where: { $0.tag == Self.wakeTag }) { clinux_eventfd_drain(wakeFD) }
+        return ready
+    }
+
     public func wake() {
         _ = clinux_eventfd_signal(wakeFD)
     }

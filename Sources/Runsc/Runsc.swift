@@ -24,6 +24,8 @@ public struct RunscConfiguration: Sendable {
     public var callTimeout: Duration
     /// Deadline of create and start (`create_timeout`).
     public var createTimeout: Duration
+    /// Told of every call when it ends: verb, time taken, whether it succeeded (exit 0).
+    public var onCallEnded: @Sendable (_ verb: String, _ took: Duration, _ succeeded: Bool) -> Void = { _, _, _ in }
 
     public init(
         binary: String, root: String, flags: [(key: String, value: String)] = [], environment: [String] = [],
@@ -265,6 +267,9 @@ public struct Runsc: Sendable {
         _ verb: String, _ arguments: [String], timeout: Duration?, stdio: ContainerStdio? = nil
     ) async throws(RunscError) -> String {
         let callNumber = counter.next()
+        let began = ContinuousClock.now
+        var succeeded = false
+        defer { configuration.onCallEnded(verb, .now - began, succeeded) }
         let base = "\(configuration.scratchDirectory)/runsc-\(ProcessIdentity.pid)-\(callNumber)-\(verb)"
         let outPath = base + ".out"
         let errPath = base + ".err"
@@ -315,6 +320,7 @@ public struct Runsc: Sendable {
         let stdout = String(decoding: FileDescriptor.readAll(outPath) ?? [], as: UTF8.self)
         switch outcome {
         case .exited(.exited(0)):
+            succeeded = true
             return stdout
         case .exited(let status):
             var stderr = String(decoding: FileDescriptor.readAll(errPath) ?? [], as: UTF8.self)

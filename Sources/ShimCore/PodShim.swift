@@ -84,6 +84,8 @@ public actor PodShim {
 
     let runsc: Runsc
     let supervisor: Supervisor
+    /// Copies the stdio of every process of the pod on one thread.
+    private let stdioCopier: StdioCopier
     private let events: EventPublisher
     let log: ShimLog
     let deadlines: WardenConfig.Deadlines
@@ -103,7 +105,8 @@ public actor PodShim {
     private let onEmptyShutdown: @Sendable () -> Void
 
     public init(
-        runsc: Runsc, supervisor: Supervisor, events: EventPublisher, log: ShimLog, namespace: String,
+        runsc: Runsc, supervisor: Supervisor, stdioCopier: StdioCopier, events: EventPublisher, log: ShimLog,
+        namespace: String,
         scratchDirectory: String, deadlines: WardenConfig.Deadlines = .init(), netnsRelease: WardenConfig.NetnsRelease = .down,
         onEmptyShutdown: @escaping @Sendable () -> Void
     ) {
@@ -111,6 +114,7 @@ public actor PodShim {
         self.deadlines = deadlines
         self.netnsRelease = netnsRelease
         self.supervisor = supervisor
+        self.stdioCopier = stdioCopier
         self.events = events
         self.log = log
         self.namespace = namespace
@@ -155,7 +159,7 @@ public actor PodShim {
         do throws(ShimError) {
             io = try ProcessIO.open(
                 paths, name: id, scratchDirectory: scratchDirectory, containerID: id, namespace: namespace,
-                supervisor: supervisor)
+                supervisor: supervisor, copier: stdioCopier)
         } catch {
             Rootfs.unmount(bundle: request.bundle)
             throw error
@@ -532,7 +536,8 @@ public actor PodShim {
         do throws(ShimError) {
             io = try ProcessIO.open(
                 paths, name: "\(request.id)-\(request.execID)", scratchDirectory: scratchDirectory,
-                containerID: request.id, namespace: namespace, supervisor: supervisor)
+                containerID: request.id, namespace: namespace, supervisor: supervisor,
+                copier: stdioCopier)
         } catch {
             FileDescriptor.remove(processFile)
             throw error

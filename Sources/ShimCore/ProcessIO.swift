@@ -28,14 +28,17 @@ final class ProcessIO: Sendable {
         var pendingSize: (width: UInt32, height: UInt32)?
     }
     private let supervisor: Supervisor
+    private let copier: StdioCopier
 
     private init(
-        processStdio: ContainerStdio?, consoleSocketPath: String?, state: State, supervisor: Supervisor
+        processStdio: ContainerStdio?, consoleSocketPath: String?, state: State, supervisor: Supervisor,
+        copier: StdioCopier
     ) {
         self.processStdio = processStdio
         self.consoleSocketPath = consoleSocketPath
         self.state = Mutex(state)
         self.supervisor = supervisor
+        self.copier = copier
     }
 
     struct Paths: Sendable {
@@ -45,10 +48,10 @@ final class ProcessIO: Sendable {
         var terminal: Bool
     }
 
-    /// Sets up the descriptors before runsc create/exec. `name` labels threads and files.
+    /// Sets up the descriptors before runsc create/exec. `name` labels files and errors.
     static func open(
         _ paths: Paths, name: String, scratchDirectory: String, containerID: String, namespace: String,
-        supervisor: Supervisor
+        supervisor: Supervisor, copier: StdioCopier
     ) throws(ShimError) -> ProcessIO {
         let opened = OpenedDescriptors()
         let track = opened.track
@@ -59,7 +62,7 @@ final class ProcessIO: Sendable {
                 return ProcessIO(
                     processStdio: nil, consoleSocketPath: socketPath,
                     state: State(consoleListener: listener, stdinFifo: paths.stdin, stdoutFifo: paths.stdout),
-                    supervisor: supervisor)
+                    supervisor: supervisor, copier: copier)
             }
             var state = State(stdinFifo: paths.stdin, stdoutFifo: paths.stdout)
             var processSide: [Int32] = []
@@ -72,20 +75,19 @@ final class ProcessIO: Sendable {
                 _ = track(pipe.read)
                 _ = track(pipe.write)
                 let fifo = track(try FileDescriptor.openFifoReaderNonBlocking(paths.stdin))
-                try FileDescriptor.setNonBlocking(pipe.write)
-                state.stdinPump = try Pump(name: "stdin-\(name)", from: fifo, to: pipe.write)
                 opened.forget(fifo, pipe.write)
+                state.stdinPump = try copier.copy(from: fifo, to: pipe.write)
                 stdin = pipe.read
             }
             processSide.append(stdin)
             let (stdout, stderr) = try openOutputs(
                 paths, name: name, containerID: containerID, namespace: namespace, supervisor: supervisor,
-                state: &state, opened: opened)
+                copier: copier, state: &state, opened: opened)
             processSide += [stdout, stderr]
             state.processSide = processSide
             return ProcessIO(
                 processStdio: ContainerStdio(stdin: stdin, stdout: stdout, stderr: stderr), consoleSocketPath: nil,
-                state: state, supervisor: supervisor)
+                state: state, supervisor: supervisor, copier: copier)
         } catch {
             opened.closeAll()
             throw ShimError(.invalidArgument, "stdio of \(name): \(error)")
@@ -94,7 +96,7 @@ final class ProcessIO: Sendable {
 
     private static func openOutputs(
         _ paths: Paths, name: String, containerID: String, namespace: String, supervisor: Supervisor,
-        state: inout State, opened: OpenedDescriptors
+        copier: StdioCopier, state: inout State, opened: OpenedDescriptors
     ) throws(Errno) -> (Int32, Int32) {
         let track = opened.track
         let uri = paths.stdout
@@ -129,18 +131,18 @@ final class ProcessIO: Sendable {
             }
             return (out.write, err.write)
         }
-        func fifoOutput(_ path: String, label: String) throws(Errno) -> Int32 {
+        func fifoOutput(_ path: String) throws(Errno) -> Int32 {
             if path.isEmpty { return track(try FileDescriptor.openNull()) }
             let pipe = try FileDescriptor.pipe()
             _ = track(pipe.read)
             _ = track(pipe.write)
             let fifo = track(try FileDescriptor.openFifoReadWriteNonBlocking(path))
-            state.outputPumps.append(try Pump(name: "\(label)-\(name)", from: pipe.read, to: fifo))
-            opened.forget(fifo, pipe.read)
+            opened.forget(fifo, pipe.read)  // the pump owns them, even if it cannot start
+            state.outputPumps.append(try copier.copy(from: pipe.read, to: fifo))
             return pipe.write
         }
-        let stdout = try fifoOutput(paths.stdout, label: "out")
-        let stderr = try fifoOutput(paths.stderr, label: "err")
+        let stdout = try fifoOutput(paths.stdout)
+        let stderr = try fifoOutput(paths.stderr)
         return (stdout, stderr)
     }
 
@@ -172,11 +174,11 @@ final class ProcessIO: Sendable {
             var stdinPump: Pump?
             if !stdoutFifo.isEmpty {
                 let fifo = try FileDescriptor.openFifoReadWriteNonBlocking(stdoutFifo)
-                pumps.append(try Pump(name: "tty-out", from: try FileDescriptor.duplicate(master), to: fifo))
+                pumps.append(try copier.copy(from: try FileDescriptor.duplicate(master), to: fifo))
             }
             if !stdinFifo.isEmpty {
                 let fifo = try FileDescriptor.openFifoReaderNonBlocking(stdinFifo)
-                stdinPump = try Pump(name: "tty-in", from: fifo, to: try FileDescriptor.duplicate(master))
+                stdinPump = try copier.copy(from: fifo, to: try FileDescriptor.duplicate(master))
             }
             let pendingSize = state.withLock { state in
                 state.console = master

@@ -11,6 +11,7 @@ enum ShimServer {
 
     static func run(_ flags: ShimFlags) async -> Int32 {
         Signals.ignoreBrokenPipe()
+        MallocTuning.limitArenas(1)
         let configPath = ProcessEnvironment.value(ShimCommand.configPathVariable)
         let config: WardenConfig
         let bootLog = ShimLog(fifo: "log", level: .info, fields: " id=\(flags.id)")
@@ -26,19 +27,26 @@ enum ShimServer {
             let supervisor = try Supervisor()
             let scratch = scratchDirectory(config: config, flags: flags)
             try Directories.make(scratch)
-            let runsc = Runsc(
-                configuration: runscConfiguration(config, scratchDirectory: scratch), supervisor: supervisor)
+            var runscConfiguration = runscConfiguration(config, scratchDirectory: scratch)
+            runscConfiguration.onCallEnded = { verb, took, succeeded in
+                log.debug("runsc \(verb) \(milliseconds(took))ms\(succeeded ? "" : " (failed)")")
+            }
+            let runsc = Runsc(configuration: runscConfiguration, supervisor: supervisor)
             let ttrpcAddress = ProcessEnvironment.value("TTRPC_ADDRESS") ?? (flags.address + ".ttrpc")
             let events = EventPublisher(address: ttrpcAddress, namespace: flags.namespace, log: log)
             let (shutdownRequests, shutdownContinuation) = AsyncStream<Void>.makeStream()
             let shim = PodShim(
-                runsc: runsc, supervisor: supervisor, events: events, log: log,
+                runsc: runsc, supervisor: supervisor, stdioCopier: try StdioCopier(), events: events, log: log,
                 namespace: flags.namespace, scratchDirectory: scratch, deadlines: config.deadlines,
                 netnsRelease: config.netnsRelease, onEmptyShutdown: { shutdownContinuation.yield() })
             var registry = ServiceRegistry()
             TaskService.register(shim, into: &registry)
             var options = ServerOptions()
             options.log = { log.warn($0) }
+            options.afterLargeMessage = { MallocTuning.trim() }
+            options.onAnswered = { _, method, took, code in
+                log.debug("rpc \(method) \(milliseconds(took))ms status \(code)")
+            }
             let server = TTRPCServer(registry: registry, options: options)
             try server.serve(listener: listenerDescriptor)
             log.info("serving (pid \(ProcessIdentity.pid), runsc \(config.runsc), root \(config.root))")

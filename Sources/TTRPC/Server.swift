@@ -78,6 +78,16 @@ public struct ServerOptions: Sendable {
     public var maxInFlightPerConnection = 1024
     /// Receives one line per notable connection event (refused peer, malformed input).
     public var log: @Sendable (String) -> Void = { _ in }
+    /// Told of every request answered: service, method, time taken, status code (0 is OK).
+    /// For step timings in the debug log and for request counters.
+    public var onAnswered: @Sendable (_ service: String, _ method: String, _ took: Duration, _ code: Int32) -> Void = {
+        _, _, _, _ in
+    }
+
+    /// Called once a request or response of at least `largeMessageBytes` has been handled
+    /// (the shim gives the heap memory back then: one large frame should not stay resident).
+    public var afterLargeMessage: @Sendable () -> Void = {}
+    public var largeMessageBytes = 1 << 20
 
     public init() {}
 }

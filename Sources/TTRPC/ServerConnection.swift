@@ -157,6 +157,7 @@ final class ServerConnection: Sendable {
             guard !state.closed, state.inFlight.count < limit else { return false }
             // Created under the lock so the task's own removal cannot run before this insert.
             state.inFlight[streamID] = Task { [self] in
+                let began = ContinuousClock.now
                 let outcome: Result<[UInt8], any Error>
                 do {
                     let bytes = try await withDeadline(deadline, onTimeout: {
@@ -173,9 +174,20 @@ final class ServerConnection: Sendable {
                     return !state.closed
                 }
                 guard stillOpen else { return }
+                let status: TTRPCStatus
                 switch outcome {
-                case .success(let bytes): reply(streamID, TTRPCStatus(.ok, ""), payload: bytes)
-                case .failure(let error): reply(streamID, TTRPCStatus.from(error))
+                case .success(let bytes):
+                    status = TTRPCStatus(.ok, "")
+                    reply(streamID, status, payload: bytes)
+                case .failure(let error):
+                    status = TTRPCStatus.from(error)
+                    reply(streamID, status)
+                }
+                options.onAnswered(context.service, context.method, .now - began, status.code.rawValue)
+                if case .success(let bytes) = outcome, bytes.count >= options.largeMessageBytes {
+                    options.afterLargeMessage()
+                } else if payload.count >= options.largeMessageBytes {
+                    options.afterLargeMessage()
                 }
             }
             return true

@@ -83,6 +83,9 @@ void clinux_ignore_sigpipe(void);
 int clinux_epoll_create(void);
 int clinux_epoll_add(int epfd, int fd, unsigned long long tag);
 int clinux_epoll_remove(int epfd, int fd);
+/* op 0: EPOLL_CTL_ADD, otherwise EPOLL_CTL_MOD; `events` is an EPOLL* mask. */
+int clinux_epoll_control(int epfd, int op, int fd, unsigned int events, unsigned long long tag);
+int clinux_epoll_wait_events(int epfd, unsigned long long *tags, unsigned int *events, int max, int timeout_ms);
 int clinux_epoll_wait(int epfd, unsigned long long *tags, int max, int timeout_ms);
 
 /// eventfd (close-on-exec, non-blocking) to wake an epoll loop; signal and drain.
@@ -100,5 +103,10 @@ int clinux_netlink_route_socket_in_netns(const char *netns_path);
 /// The start time of process `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat),
 /// or 0 if it is gone. With the pid it identifies one process across pid reuse.
 unsigned long long clinux_process_start_time(pid_t pid);
+
+/// glibc malloc: at most `count` arenas (each thread that mallocs under contention would
+/// otherwise get one, up to 8 per core); give free memory back to the kernel.
+int clinux_limit_malloc_arenas(int count);
+void clinux_malloc_trim(void);
 
 #endif

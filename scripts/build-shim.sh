@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the shim as it ships: release, linked with -static-executable (Swift runtime and
+# glibc inside, no dynamic loader work at exec, no relocated shared-library pages), which
+# measured best for a process that runs once per pod (docs/benchmarks.md: idle RSS and PSS
+# per shim). Prints the directory holding containerd-shim-warden-v2 (and `warden`).
+# install.sh, the node image, the demo and the benchmarks use this build.
+#   scripts/build-shim.sh [extra swift build arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scratch=.build-shim
+# Output goes to $scratch/build.log; shown only on failure. (glibc's link-time warnings that
+# getpwnam & co. need its NSS modules at runtime are expected: the shim never looks up users.)
+mkdir -p "$scratch"
+for product in containerd-shim-warden-v2 warden; do
+  if ! swift build -c release --product "$product" --scratch-path "$scratch" -Xswiftc -static-executable "$@" \
+      > "$scratch/build.log" 2>&1; then
+    cat "$scratch/build.log" >&2
+    echo "build-shim.sh: building $product failed" >&2
+    exit 1
+  fi
+done
+echo "$(pwd)/$scratch/release"
