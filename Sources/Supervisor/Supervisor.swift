@@ -33,8 +33,12 @@ public final class Supervisor: Sendable {
         /// Off only where another owner reaps children too (e.g. a test process using
         /// Foundation.Process).
         public var reapsUnknownChildren = true
-        /// How often unknown children are looked for when nothing else wakes the loop.
+        /// How often unknown children are looked for when nothing else wakes the loop, in a
+        /// process that does not block SIGCHLD (tests, tools). The shim blocks it from the
+        /// start of main, so an orphan's exit wakes the loop through a signalfd instead, and
+        /// this sweep only runs as a safety net every `notifiedSweepIntervalMilliseconds`.
         public var sweepIntervalMilliseconds: Int32 = 500
+        public var notifiedSweepIntervalMilliseconds: Int32 = 30_000
         /// Told of each unknown child reaped.
         public var onUnknownReaped: @Sendable (Int32, ExitStatus) -> Void = { _, _ in }
 
@@ -60,6 +64,9 @@ public final class Supervisor: Sendable {
 
     private let options: Options
     private let epoll: Epoll
+    /// SIGCHLD as a descriptor, when this process blocks it (see `Options`).
+    private let exitSignals: Int32?
+    private static let exitSignalTag: UInt64 = .max - 1
     private let state = Mutex(State())
     /// Held from posix_spawn/pidfd_open to registration, and by the unknown-child sweep, so
     /// the sweep can never reap a child in the instant before it is tracked.
@@ -68,7 +75,13 @@ public final class Supervisor: Sendable {
     public init(options: Options = Options()) throws(Errno) {
         self.options = options
         epoll = try Epoll()
+        exitSignals = ChildProcesses.exitNotifications()
+        if let exitSignals { try epoll.add(exitSignals, tag: Self.exitSignalTag) }
         try DetachedThread.spawn(name: "supervisor") { [self] in loop() }
+    }
+
+    deinit {
+        if let exitSignals { FileDescriptor.close(exitSignals) }
     }
 
     /// Spawns a tracked child.
@@ -235,9 +248,14 @@ public final class Supervisor: Sendable {
     }
 
     private func loop() {
+        let sweepInterval = exitSignals == nil ? options.sweepIntervalMilliseconds : options.notifiedSweepIntervalMilliseconds
         while !state.withLock({ $0.stopped }) {
-            let ready = epoll.wait(timeoutMilliseconds: options.sweepIntervalMilliseconds)
+            let ready = epoll.wait(timeoutMilliseconds: sweepInterval)
             for tag in ready where tag != Epoll.wakeTag {
+                if tag == Self.exitSignalTag, let exitSignals {
+                    ChildProcesses.drainExitNotifications(exitSignals)
+                    continue
+                }
                 collect(tag)
             }
             if options.reapsUnknownChildren { sweepUnknownChildren() }

@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+import WardenTestSupport
+
+/// What a pod's shim costs while it runs, checked without wall-clock bounds (docs/benchmarks.md
+/// has the timings, measured beside the runc shim): its thread count does not grow with the
+/// containers and execs of the pod, and an idle pod's shim does not wake up (no poll loop).
+@Suite(.serialized)
+struct FootprintTests {
+    /// Threads a shim may have whatever the pod runs: main, ttrpc accept, containerd's
+    /// connection (reader, writer), the events connection (reader, writer), supervisor, stdio
+    /// copier, Dispatch's overcommit thread, plus Swift's cooperative pool (one per core).
+    static var threadBound: Int { 9 + ProcessInfo.processInfo.activeProcessorCount }
+
+    @Test(arguments: RuntimeKind.allCases)
+    func aPodOfTenContainersWithExecsHasBoundedThreadsAndIdlesWithoutWakeups(_ runtime: RuntimeKind) async throws {
+        guard ShimHarness.available(runtime) else { return }
+        try await withTimeout(.seconds(180), "footprint (\(runtime))") {
+            let h = try await ShimHarness.start(runtime)
+            do {
+                try await Self.footprint(h)
+                try await h.finish()
+            } catch {
+                await h.abandon()
+                throw error
+            }
+        }
+    }
+
+    static func footprint(_ h: ShimHarness) async throws {
+        let image = ShimHarness.image
+        // No id is a prefix of another: runsc resolves ids by prefix (issue 16).
+        let ids = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"].map { "fp-\($0)" }
+        for id in ids {
+            let type = id == ids[0] ? "sandbox" : "container"
+            let run = try await h.ctr(["run", "-d"] + h.runtimeFlags + [
+                "--annotation", "io.kubernetes.cri.container-type=\(type)", "--annotation", "io.kubernetes.cri.sandbox-id=\(ids[0])",
+                image, id, "sleep", "1000",
+            ])
+            #expect(run.status == 0, "run -d \(id): \(run.output)")
+        }
+        for id in ids { try await h.waitForTask(id, status: "RUNNING") }
+        let shims = h.shimProcesses()
+        #expect(shims.count == 1, "one shim for the pod: \(shims)")
+        let shim = try #require(shims.first.flatMap { Int32($0.split(separator: ":")[0]) })
+
+        // An exec that ends in every container, and one that stays in three of them.
+        for id in ids {
+            let exec = try await h.ctr(["task", "exec", "--exec-id", "once", id, "sh", "-c", "echo in-\(id)"])
+            #expect(exec.status == 0 && exec.output.contains("in-\(id)"), "exec in \(id): \(exec.output)")
+        }
+        for id in ids.prefix(3) {
+            let exec = try await h.ctr(["task", "exec", "--detach", "--exec-id", "stays", id, "sleep", "1000"])
+            #expect(exec.status == 0, "exec -d in \(id): \(exec.output)")
+        }
+        let threads = threadNames(shim)
+        #expect(threads.count <= threadBound, "\(threads.count) threads for a pod of 10 containers and 13 execs (bound \(threadBound)): \(threads)")
+
+        // Idle: nothing may wake the shim. A poll loop of any period shows up as context
+        // switches (a 100 ms stdio poll: 10 per second per stream). What the last calls left
+        // is let pass first: the deadline timer of a runsc call that ended early still fires
+        // once at its deadline (runsc_call_timeout, 5 s; a Swift Task.sleep is not
+        // unregistered when cancelled), and stdio's close grace is 2 s.
+        try await Task.sleep(for: .seconds(7))
+        let before = activity(shim)
+        try await Task.sleep(for: .seconds(5))
+        let after = activity(shim)
+        let wakeups = after.switches - before.switches
+        let ticks = after.cpuTicks - before.cpuTicks
+        let byThread = after.byThread.compactMap { name, count -> String? in
+            let delta = count - (before.byThread[name] ?? 0)
+            return delta == 0 ? nil : "\(name): \(delta)"
+        }.sorted()
+        #expect(wakeups <= 5, "an idle shim woke \(wakeups) times in 5 s: \(byThread)")
+        #expect(ticks <= 1, "an idle shim used \(ticks) clock ticks of CPU in 5 s")
+        print("footprint (\(h.runtime)): \(threads.count) threads, idle 5 s: \(wakeups) wakeups, \(ticks) ticks")
+
+        #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", ids[0]]).status == 0)
+        for id in ids { try await h.waitForTask(id, status: "STOPPED") }
+        for id in ids.reversed() {
+            #expect(try await h.ctr(["task", "rm", id]).status == 0)
+            #expect(try await h.ctr(["container", "rm", id]).status == 0)
+        }
+    }
+
+    /// Names of the process's threads.
+    static func threadNames(_ pid: Int32) -> [String] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.compactMap { tid in
+            (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/comm", encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+        }.sorted()
+    }
+
+    /// Context switches summed over the process's threads, and its CPU time in clock ticks.
+    static func activity(_ pid: Int32) -> (switches: Int, cpuTicks: Int, byThread: [String: Int]) {
+        var switches = 0
+        var byThread: [String: Int] = [:]
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        for tid in tasks {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8)) ?? ""
+            let name = status.split(separator: "\n").first.map { String($0.dropFirst("Name:".count)).trimmingCharacters(in: .whitespaces) } ?? "?"
+            for line in status.split(separator: "\n")
+            where line.hasPrefix("voluntary_ctxt_switches:") || line.hasPrefix("nonvoluntary_ctxt_switches:") {
+                let count = Int(line.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) ?? 0
+                switches += count
+                byThread["\(name)/\(tid)", default: 0] += count
+            }
+        }
+        // /proc/<pid>/stat: fields 14 and 15 (utime, stime), counted after the ")" of comm.
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+        let ticks = fields.count > 13 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
+        return (switches, ticks, byThread)
+    }
+}
