@@ -68,6 +68,18 @@ public enum UnixSocket {
         }
     }
 
+    /// One non-blocking send (no SIGPIPE): what the socket took now, `.wouldBlock` when its
+    /// buffer is full, `.failed` when the peer is gone.
+    public static func sendSome(_ fd: Int32, _ buffer: UnsafeRawBufferPointer) -> FileDescriptor.WriteResult {
+        while true {
+            let written = send(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if written >= 0 { return .wrote(written) }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { return .wouldBlock }
+            return .failed(errno)
+        }
+    }
+
     /// Wakes any thread blocked in read/accept on `fd` without releasing the descriptor number.
     public static func shutdown(_ fd: Int32, reading: Bool = true, writing: Bool = true) {
         let how: Int32 = switch (reading, writing) {

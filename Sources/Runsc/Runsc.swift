@@ -239,11 +239,12 @@ public struct Runsc: Sendable {
         return paths
     }
 
-    /// Removes the state and lock files of every container of sandbox `sandboxID`; returns them.
+    /// Removes the state and lock files of every container of sandbox `sandboxID`, and the
+    /// temporary files of a state write that a killed runsc call left half done; returns them.
     public func removeSandboxState(_ sandboxID: String) -> [String] {
         let suffixes = [".state", ".lock"].map { "_sandbox:\(sandboxID)\($0)" }
         let paths = Directories.entries(configuration.root)
-            .filter { name in suffixes.contains { name.hasSuffix($0) } }
+            .filter { name in suffixes.contains { name.hasSuffix($0) || name.contains($0 + ".tmp") } }
             .map { "\(configuration.root)/\($0)" }
         paths.forEach { FileDescriptor.remove($0) }
         return paths

@@ -23,15 +23,17 @@ public final class EventPublisher: Sendable {
     /// - Parameters:
     ///   - forwardTimeout: bound on one Forward call (containerd's shims use 5 s).
     ///   - attempts: tries per event before it is dropped and logged.
+    ///   - loop: serves the connection to containerd (the shim's, shared with its server).
     public init(
-        address: String, namespace: String, log: ShimLog, forwardTimeout: Duration = .seconds(5), attempts: Int = 5
+        address: String, namespace: String, log: ShimLog, forwardTimeout: Duration = .seconds(5), attempts: Int = 5,
+        loop: FrameLoop? = nil
     ) {
         self.address = address
         self.namespace = namespace
         self.log = log
         let (stream, continuation) = AsyncStream<Event>.makeStream()
         self.continuation = continuation
-        drained = Task { [address, namespace, log] in
+        drained = Task { [address, namespace, log, loop] in
             var client: TTRPCClient?
             for await event in stream {
                 var envelope = Containerd_Services_Events_Ttrpc_V1_Envelope()
@@ -45,7 +47,7 @@ public final class EventPublisher: Sendable {
                 var delivered = false
                 for attempt in 1...max(1, attempts) {
                     do {
-                        if client == nil || client!.isClosed { client = try TTRPCClient.connect(path: address) }
+                        if client == nil || client!.isClosed { client = try TTRPCClient.connect(path: address, loop: loop) }
                         let _: Google_Protobuf_Empty = try await client!.call(
                             service: "containerd.services.events.ttrpc.v1.Events", method: "Forward", request: request,
                             timeout: forwardTimeout)

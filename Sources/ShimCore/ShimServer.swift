@@ -33,7 +33,10 @@ enum ShimServer {
             }
             let runsc = Runsc(configuration: runscConfiguration, supervisor: supervisor)
             let ttrpcAddress = ProcessEnvironment.value("TTRPC_ADDRESS") ?? (flags.address + ".ttrpc")
-            let events = EventPublisher(address: ttrpcAddress, namespace: flags.namespace, log: log)
+            // One thread serves every ttrpc socket of the shim: the listener, containerd's
+            // connections (one per task) and the events connection.
+            let frameLoop = try FrameLoop()
+            let events = EventPublisher(address: ttrpcAddress, namespace: flags.namespace, log: log, loop: frameLoop)
             let (shutdownRequests, shutdownContinuation) = AsyncStream<Void>.makeStream()
             let shim = PodShim(
                 runsc: runsc, supervisor: supervisor, stdioCopier: try StdioCopier(), events: events, log: log,
@@ -47,7 +50,7 @@ enum ShimServer {
             options.onAnswered = { _, method, took, code in
                 log.debug("rpc \(method) \(milliseconds(took))ms status \(code)")
             }
-            let server = TTRPCServer(registry: registry, options: options)
+            let server = TTRPCServer(registry: registry, options: options, loop: frameLoop)
             try server.serve(listener: listenerDescriptor)
             log.info("serving (pid \(ProcessIdentity.pid), runsc \(config.runsc), root \(config.root))")
 

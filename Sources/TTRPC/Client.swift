@@ -27,13 +27,16 @@ public final class TTRPCClient: Sendable {
 
     private init() {}
 
-    /// Connects to `path` (a `unix://` prefix is accepted).
-    public static func connect(path: String) throws -> TTRPCClient {
+    /// Connects to `path` (a `unix://` prefix is accepted). The connection is served by
+    /// `loop` (e.g. the shim's, shared with its server), or by a loop of its own.
+    public static func connect(path: String, loop: FrameLoop? = nil) throws -> TTRPCClient {
         let fd = try UnixSocket.connect(path: path)
+        let loop = try loop ?? FrameLoop()
         let client = TTRPCClient()
         let connection = FrameConnection(
             fd: fd,
             name: "ttrpc-cli",
+            loop: loop,
             onFrame: { [weak client] item in client?.received(item) ?? .close },
             onCorrupt: { _ in },
             onClose: { [weak client] in client?.closed(TTRPCStatus(.unavailable, "ttrpc connection to \(path) closed")) }

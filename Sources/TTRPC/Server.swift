@@ -97,18 +97,23 @@ public struct ServerOptions: Sendable {
 public final class TTRPCServer: Sendable {
     private let registry: ServiceRegistry
     private let options: ServerOptions
+    private let givenLoop: FrameLoop?
     private let state = Mutex(State())
 
     private struct State {
-        var listener: Int32?
+        var listener: (fd: Int32, tag: UInt64)?
         var listenerPath: String?
+        var loop: FrameLoop?
         var connections: [ObjectIdentifier: ServerConnection] = [:]
         var shutDown = false
     }
 
-    public init(registry: ServiceRegistry, options: ServerOptions = ServerOptions()) {
+    /// `loop` serves the listener and every connection (the shim shares it with its events
+    /// client); without one the server makes its own at `serve`.
+    public init(registry: ServiceRegistry, options: ServerOptions = ServerOptions(), loop: FrameLoop? = nil) {
         self.registry = registry
         self.options = options
+        self.givenLoop = loop
     }
 
     /// Binds `path` (mode 0600) and starts serving.
@@ -120,16 +125,40 @@ public final class TTRPCServer: Sendable {
 
     /// Serves on an already listening descriptor, e.g. one inherited as fd 3.
     public func serve(listener fd: Int32) throws(Errno) {
+        let loop: FrameLoop
+        do throws(Errno) {
+            if let givenLoop { loop = givenLoop } else { loop = try FrameLoop() }
+        } catch {
+            UnixSocket.close(fd)
+            throw error
+        }
         let alreadyShutDown = state.withLock { state -> Bool in
             if state.shutDown { return true }
-            state.listener = fd
+            state.loop = loop
             return false
         }
         if alreadyShutDown {
             UnixSocket.close(fd)
             return
         }
-        try DetachedThread.spawn(name: "ttrpc-accept") { [self] in acceptLoop(fd) }
+        let tag: UInt64
+        do throws(Errno) {
+            tag = try loop.register(fd, ListenerHandler(server: self, fd: fd))
+        } catch {
+            UnixSocket.close(fd)
+            throw error
+        }
+        let closeNow = state.withLock { state -> Bool in
+            if state.shutDown { return true }
+            state.listener = (fd, tag)
+            return false
+        }
+        if closeNow {
+            loop.perform {
+                loop.unregister(fd, tag: tag)
+                UnixSocket.close(fd)
+            }
+        }
     }
 
     /// Number of open connections (for tests and `warden ps`).
@@ -138,31 +167,34 @@ public final class TTRPCServer: Sendable {
     /// Stops accepting, closes every connection and cancels the requests in flight.
     /// The socket file, if this server created it, is removed.
     public func shutdown() {
-        let (listener, path, connections) = state.withLock { state in
+        let (listener, path, connections, loop) = state.withLock { state in
             state.shutDown = true
-            let result = (state.listener, state.listenerPath, Array(state.connections.values))
+            let result = (state.listener, state.listenerPath, Array(state.connections.values), state.loop)
             state.listener = nil
             return result
         }
-        if let listener {
-            // shutdown wakes the accept thread, which then closes the descriptor.
-            UnixSocket.shutdown(listener)
+        if let listener, let loop {
+            // Closed on the loop thread, which may be accepting on it right now.
+            loop.perform {
+                loop.unregister(listener.fd, tag: listener.tag)
+                UnixSocket.close(listener.fd)
+            }
         }
         if let path { UnixSocket.remove(path: path) }
         for connection in connections { connection.close() }
     }
 
-    private func acceptLoop(_ listener: Int32) {
-        defer { UnixSocket.close(listener) }
+    /// The listener is readable: admit every pending connection (on the loop thread).
+    fileprivate func acceptAvailable(_ listener: Int32) {
         while true {
             let fd: Int32
             do {
                 fd = try UnixSocket.accept(listener)
             } catch {
-                if state.withLock({ $0.shutDown }) { return }
+                if error.code == Errno.EAGAIN || state.withLock({ $0.shutDown }) { return }
                 options.log("ttrpc: accept failed: \(error)")
-                if error.code == Errno.EBADF { return }
-                continue
+                // EMFILE and the like: leave the rest queued rather than spin on them now.
+                return
             }
             admit(fd)
         }
@@ -179,22 +211,37 @@ public final class TTRPCServer: Sendable {
         }
         let connection = ServerConnection(registry: registry, options: options, peer: peer)
         let key = ObjectIdentifier(connection)
-        let admitted = state.withLock { state -> Bool in
-            guard !state.shutDown else { return false }
+        let (admitted, loop) = state.withLock { state -> (Bool, FrameLoop?) in
+            guard !state.shutDown, let loop = state.loop else { return (false, nil) }
             state.connections[key] = connection
-            return true
+            return (true, loop)
         }
-        guard admitted else {
+        guard admitted, let loop else {
             UnixSocket.close(fd)
             return
         }
         do {
-            try connection.start(fd: fd) { [weak self] in
+            try connection.start(fd: fd, loop: loop) { [weak self] in
                 _ = self?.state.withLock { $0.connections.removeValue(forKey: key) }
             }
         } catch {
             options.log("ttrpc: cannot serve connection: \(error)")
             _ = state.withLock { $0.connections.removeValue(forKey: key) }
         }
+    }
+}
+
+/// The listening socket's handler on the loop.
+private final class ListenerHandler: FrameLoop.Handler {
+    private weak let server: TTRPCServer?
+    private let fd: Int32
+
+    init(server: TTRPCServer, fd: Int32) {
+        self.server = server
+        self.fd = fd
+    }
+
+    func ready(_ events: UInt32) {
+        server?.acceptAvailable(fd)
     }
 }

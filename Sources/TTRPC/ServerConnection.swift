@@ -31,10 +31,11 @@ final class ServerConnection: Sendable {
         self.peer = peer
     }
 
-    func start(fd: Int32, onClose: @escaping @Sendable () -> Void) throws(Errno) {
+    func start(fd: Int32, loop: FrameLoop, onClose: @escaping @Sendable () -> Void) throws(Errno) {
         let connection = FrameConnection(
             fd: fd,
             name: "ttrpc-srv",
+            loop: loop,
             onFrame: { [self] in received($0) },
             onCorrupt: { [self] in corrupt($0) },
             onClose: { [self] in

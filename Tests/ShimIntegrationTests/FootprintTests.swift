@@ -7,10 +7,11 @@ import WardenTestSupport
 /// containers and execs of the pod, and an idle pod's shim does not wake up (no poll loop).
 @Suite(.serialized)
 struct FootprintTests {
-    /// Threads a shim may have whatever the pod runs: main, ttrpc accept, containerd's
-    /// connection (reader, writer), the events connection (reader, writer), supervisor, stdio
-    /// copier, Dispatch's overcommit thread, plus Swift's cooperative pool (one per core).
-    static var threadBound: Int { 9 + ProcessInfo.processInfo.activeProcessorCount }
+    /// Threads a shim may have whatever the pod runs: main, the ttrpc loop (listener and every
+    /// connection), supervisor, stdio copier, libdispatch's manager, plus Swift's cooperative
+    /// pool (one per core); 2 spare. Before the loops, each connection (one per container)
+    /// and each stdio stream had threads of its own: 29 for this pod.
+    static var threadBound: Int { 7 + ProcessInfo.processInfo.activeProcessorCount }
 
     @Test(arguments: RuntimeKind.allCases)
     func aPodOfTenContainersWithExecsHasBoundedThreadsAndIdlesWithoutWakeups(_ runtime: RuntimeKind) async throws {
@@ -65,15 +66,19 @@ struct FootprintTests {
         let before = activity(shim)
         try await Task.sleep(for: .seconds(5))
         let after = activity(shim)
-        let wakeups = after.switches - before.switches
+        // Per thread: one that ended in between (an idle pool thread retiring) takes its
+        // count with it, one that started counts from zero.
+        let wakeups = after.byThread.reduce(0) { sum, entry in sum + max(0, entry.value - (before.byThread[entry.key] ?? 0)) }
         let ticks = after.cpuTicks - before.cpuTicks
         let byThread = after.byThread.compactMap { name, count -> String? in
             let delta = count - (before.byThread[name] ?? 0)
             return delta == 0 ? nil : "\(name): \(delta)"
         }.sorted()
-        #expect(wakeups <= 5, "an idle shim woke \(wakeups) times in 5 s: \(byThread)")
+        // libdispatch's manager thread ticks once a second on its own; anything that polls
+        // (before: a 100 ms stdio poll per stream, a 500 ms orphan sweep) is far above this.
+        #expect(wakeups <= 10, "an idle shim woke \(wakeups) times in 5 s: \(byThread)")
         #expect(ticks <= 1, "an idle shim used \(ticks) clock ticks of CPU in 5 s")
-        print("footprint (\(h.runtime)): \(threads.count) threads, idle 5 s: \(wakeups) wakeups, \(ticks) ticks")
+        print("footprint (\(h.runtime)): \(threads.count) threads \(threads), idle 5 s: \(wakeups) wakeups \(byThread), \(ticks) ticks")
 
         #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", ids[0]]).status == 0)
         for id in ids { try await h.waitForTask(id, status: "STOPPED") }
