@@ -21,7 +21,6 @@
 #include <unistd.h>
 #include <sched.h>
 #include <malloc.h>
-#include <sys/signalfd.h>
 #include <stdio.h>
 #include <linux/netlink.h>
 
@@ -442,29 +441,4 @@ int clinux_limit_malloc_arenas(int count) {
 
 void clinux_malloc_trim(void) {
     malloc_trim(0);
-}
-
-int clinux_block_child_signal(void) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    return pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 ? 0 : -1;
-}
-
-int clinux_child_signal_blocked(void) {
-    sigset_t current;
-    if (pthread_sigmask(SIG_BLOCK, NULL, &current) != 0) return 0;
-    return sigismember(&current, SIGCHLD) == 1;
-}
-
-int clinux_child_signalfd(void) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-}
-
-void clinux_signalfd_drain(int fd) {
-    struct signalfd_siginfo info[16];
-    while (read(fd, info, sizeof(info)) > 0) {}
 }

@@ -65,26 +65,6 @@ public enum ChildProcesses {
         _ = try retryingEINTR("prctl(PR_SET_CHILD_SUBREAPER)") { clinux_set_child_subreaper() }
     }
 
-    /// Blocks SIGCHLD in the calling thread and the threads it starts from now on: call it
-    /// first thing in main, before any thread exists, so that `exitNotifications()` sees every
-    /// child's exit. Spawned processes start with an empty mask.
-    public static func blockExitSignal() {
-        _ = clinux_block_child_signal()
-    }
-
-    /// A non-blocking descriptor readable when a child has exited (a SIGCHLD signalfd), or nil
-    /// when SIGCHLD is not blocked in this thread (the signal would not reach the descriptor).
-    public static func exitNotifications() -> Int32? {
-        guard clinux_child_signal_blocked() == 1 else { return nil }
-        let fd = clinux_child_signalfd()
-        return fd >= 0 ? fd : nil
-    }
-
-    /// Consumes what `exitNotifications()`'s descriptor holds.
-    public static func drainExitNotifications(_ fd: Int32) {
-        clinux_signalfd_drain(fd)
-    }
-
     /// The pid of one exited child, left unreaped; nil if none (or no children at all).
     public static func peekExited() -> Int32? {
         var pid: pid_t = 0

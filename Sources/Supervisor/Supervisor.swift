@@ -33,12 +33,12 @@ public final class Supervisor: Sendable {
         /// Off only where another owner reaps children too (e.g. a test process using
         /// Foundation.Process).
         public var reapsUnknownChildren = true
-        /// How often unknown children are looked for when nothing else wakes the loop, in a
-        /// process that does not block SIGCHLD (tests, tools). The shim blocks it from the
-        /// start of main, so an orphan's exit wakes the loop through a signalfd instead, and
-        /// this sweep only runs as a safety net every `notifiedSweepIntervalMilliseconds`.
+        /// How soon unknown children are looked for after something happened (a spawn, an
+        /// adoption, an exit, an orphan reaped). Orphans appear only then (runsc create, exec
+        /// and kill daemonize and leave processes), so each quiet sweep doubles the wait, up
+        /// to `idleSweepIntervalMilliseconds`: an idle pod's shim is not woken twice a second.
         public var sweepIntervalMilliseconds: Int32 = 500
-        public var notifiedSweepIntervalMilliseconds: Int32 = 30_000
+        public var idleSweepIntervalMilliseconds: Int32 = 8_000
         /// Told of each unknown child reaped.
         public var onUnknownReaped: @Sendable (Int32, ExitStatus) -> Void = { _, _ in }
 
@@ -64,9 +64,6 @@ public final class Supervisor: Sendable {
 
     private let options: Options
     private let epoll: Epoll
-    /// SIGCHLD as a descriptor, when this process blocks it (see `Options`).
-    private let exitSignals: Int32?
-    private static let exitSignalTag: UInt64 = .max - 1
     private let state = Mutex(State())
     /// Held from posix_spawn/pidfd_open to registration, and by the unknown-child sweep, so
     /// the sweep can never reap a child in the instant before it is tracked.
@@ -75,13 +72,7 @@ public final class Supervisor: Sendable {
     public init(options: Options = Options()) throws(Errno) {
         self.options = options
         epoll = try Epoll()
-        exitSignals = ChildProcesses.exitNotifications()
-        if let exitSignals { try epoll.add(exitSignals, tag: Self.exitSignalTag) }
         try DetachedThread.spawn(name: "supervisor") { [self] in loop() }
-    }
-
-    deinit {
-        if let exitSignals { FileDescriptor.close(exitSignals) }
     }
 
     /// Spawns a tracked child.
@@ -159,6 +150,7 @@ public final class Supervisor: Sendable {
         }
         do throws(Errno) {
             try epoll.add(pidfd, tag: id)
+            epoll.wake()  // a new process: orphans may follow, sweep soon again
         } catch {
             state.withLock { state in
                 state.entries[id] = nil
@@ -248,17 +240,18 @@ public final class Supervisor: Sendable {
     }
 
     private func loop() {
-        let sweepInterval = exitSignals == nil ? options.sweepIntervalMilliseconds : options.notifiedSweepIntervalMilliseconds
+        var interval = options.sweepIntervalMilliseconds
         while !state.withLock({ $0.stopped }) {
-            let ready = epoll.wait(timeoutMilliseconds: sweepInterval)
+            let ready = epoll.wait(timeoutMilliseconds: interval)
             for tag in ready where tag != Epoll.wakeTag {
-                if tag == Self.exitSignalTag, let exitSignals {
-                    ChildProcesses.drainExitNotifications(exitSignals)
-                    continue
-                }
                 collect(tag)
             }
-            if options.reapsUnknownChildren { sweepUnknownChildren() }
+            let reaped = options.reapsUnknownChildren ? sweepUnknownChildren() : 0
+            if !ready.isEmpty || reaped > 0 {
+                interval = options.sweepIntervalMilliseconds
+            } else {
+                interval = min(interval * 2, max(options.idleSweepIntervalMilliseconds, options.sweepIntervalMilliseconds))
+            }
         }
     }
 
@@ -289,8 +282,10 @@ public final class Supervisor: Sendable {
         for waiter in waiters { waiter.resume(returning: outcome) }
     }
 
-    private func sweepUnknownChildren() {
+    /// Reaps exited children no one tracks; returns how many.
+    private func sweepUnknownChildren() -> Int {
         registration.withLock { _ in
+            var reapedCount = 0
             var seen: Set<Int32> = []
             while let pid = ChildProcesses.peekExited(), seen.insert(pid).inserted {
                 if let id = state.withLock({ $0.idOfPid[pid] }) {
@@ -303,7 +298,9 @@ public final class Supervisor: Sendable {
                     if state.recentlyReaped.count > 64 { state.recentlyReaped.removeFirst() }
                 }
                 options.onUnknownReaped(pid, status)
+                reapedCount += 1
             }
+            return reapedCount
         }
     }
 }

@@ -3,7 +3,4 @@
 import LinuxSys
 import ShimCore
 
-// Before any thread exists, so every thread inherits it: the Supervisor then learns of
-// orphans' exits from a SIGCHLD signalfd instead of sweeping on a timer.
-ChildProcesses.blockExitSignal()
 exit(await ShimCommand.run(arguments: Array(CommandLine.arguments.dropFirst())))

@@ -109,12 +109,4 @@ unsigned long long clinux_process_start_time(pid_t pid);
 int clinux_limit_malloc_arenas(int count);
 void clinux_malloc_trim(void);
 
-/// SIGCHLD as a descriptor: blocked in the calling thread (and every thread it starts
-/// later), then read through a signalfd, so a subreaper learns of an orphan's exit without
-/// polling. posix_spawn here resets the mask, so children start with nothing blocked.
-int clinux_block_child_signal(void);
-int clinux_child_signal_blocked(void);
-int clinux_child_signalfd(void);
-void clinux_signalfd_drain(int fd);
-
 #endif
