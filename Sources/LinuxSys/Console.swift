@@ -22,3 +22,16 @@ public enum Console {
 public func exit(_ status: Int32) -> Never {
     Glibc.exit(status)
 }
+
+/// Ends the process at once (`_exit`): no atexit handlers, no runtime teardown. For the
+/// short-lived `start` and `delete` commands, whose output is written unbuffered, and whose
+/// exit containerd waits for.
+public func exitImmediately(_ status: Int32) -> Never {
+    Glibc._exit(status)
+}
+
+/// Parks the calling thread for good (the main thread, while tasks do the work and end the
+/// process themselves).
+public func parkForever() -> Never {
+    while true { Glibc.pause() }
+}

@@ -19,9 +19,17 @@ struct OCISpec: Decodable {
         var namespaces: [Namespace]?
         var cgroupsPath: String?
     }
+    struct Hooks: Decodable {
+        struct Hook: Decodable { var path: String }
+        var poststop: [Hook]?
+    }
     var process: Process?
     var annotations: [String: String]?
     var linux: Linux?
+    var hooks: Hooks?
+
+    /// Whether `runsc delete` has hooks of the spec to run (so Delete must call it).
+    var hasPoststopHooks: Bool { !(hooks?.poststop ?? []).isEmpty }
 
     /// The pod's network namespace when the spec joins an existing one (CRI, `ctr --with-ns`).
     var networkNamespacePath: String? {

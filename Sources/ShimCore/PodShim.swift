@@ -69,6 +69,8 @@ public actor PodShim {
         var rootfsMounted = false
         /// Its cgroup, removed at Delete if runsc left it.
         let cgroups: ContainerCgroups?
+        /// The spec has poststop hooks, which only `runsc delete` runs.
+        var hasPoststopHooks = false
         var watcher: Task<Void, Never>?
         /// The teardown of a failed create or start; Kill and Delete join it.
         var teardown: Task<Void, Never>?
@@ -170,6 +172,7 @@ public actor PodShim {
         let container = Container(
             id: id, bundle: request.bundle, sandboxID: sandboxID, initProcess: initProcess, cgroups: spec.cgroups)
         container.rootfsMounted = !request.rootfs.isEmpty
+        container.hasPoststopHooks = spec.hasPoststopHooks
         do throws(ShimError) {
             do throws(RunscError) {
                 // A subcontainer's stdio is handed over by `runsc start`; the root's by create.
@@ -737,16 +740,16 @@ public actor PodShim {
             if let processFile = exec.processFile { FileDescriptor.remove(processFile) }
         }
         await process.io.close(grace: remaining(atMost: .seconds(2)))
-        do throws(RunscError) {
-            // Half the time left at most, so that a hung runsc leaves time for the rest.
-            try await runsc.delete(id, force: true, timeout: remaining(atMost: deadlines.runscCallTimeout) / 2)
-        } catch {
-            if case .notFound = error {} else {
-                counters.count(.runscDeleteFailed)
-                let removed = runsc.removeState(id)
-                if !removed.isEmpty { counters.count(.stateRemoved) }
-                log.warn("runsc delete \(id): \(error); removed its state: \(removed.joined(separator: " "))")
-            }
+        if container.isSandboxRoot, let sandbox = sandboxes[id], supervisor.outcome(sandbox.process) != nil,
+            !container.hasPoststopHooks
+        {
+            // The sandbox is reaped: all `runsc delete` would still do is remove runsc's state
+            // files and the cgroup, which Warden does below without a process on the critical
+            // path of every container removal (`ctr run --rm`, StopPodSandbox).
+            let removed = runsc.removeState(id)
+            log.debug("sandbox \(id) reaped: removed its runsc state without runsc delete: \(removed.joined(separator: " "))")
+        } else {
+            await runscDelete(id, within: remaining(atMost: deadlines.runscCallTimeout))
         }
         if container.isSandboxRoot, let sandbox = sandboxes[id] {
             // runsc delete should have ended it; the pidfds make sure, without a pid race.
@@ -788,6 +791,21 @@ public actor PodShim {
         log.info("deleted \(id) in \(milliseconds(clock.now - (deleteBy - deadlines.deleteDeadline)))ms")
         if shutdownRequested && containers.isEmpty { onEmptyShutdown() }
         return deleteResponse(process)
+    }
+
+    /// `runsc delete --force`, given half of `bound` at most so a hung runsc leaves time for
+    /// the rest of Delete; if it hangs or fails, runsc's state files are removed by hand.
+    private func runscDelete(_ id: String, within bound: Duration) async {
+        do throws(RunscError) {
+            try await runsc.delete(id, force: true, timeout: bound / 2)
+        } catch {
+            if case .notFound = error {} else {
+                counters.count(.runscDeleteFailed)
+                let removed = runsc.removeState(id)
+                if !removed.isEmpty { counters.count(.stateRemoved) }
+                log.warn("runsc delete \(id): \(error); removed its state: \(removed.joined(separator: " "))")
+            }
+        }
     }
 
     private func deleteResponse(_ process: Process) -> Containerd_Task_V2_DeleteResponse {

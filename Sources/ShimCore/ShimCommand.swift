@@ -15,28 +15,37 @@ public enum ShimCommand {
     /// Written into the bundle so a later `delete` (a fresh process, no options) uses the same config.
     static let bundleConfigFile = "warden-config-path"
 
-    public static func run(arguments: [String]) async -> Int32 {
+    /// The binary's main. `start` and `delete` are on the critical path of every container
+    /// start and removal (containerd waits for them to exit): `start` runs on the main thread
+    /// without starting Swift's concurrency runtime, and both end with `_exit` right after
+    /// their output. The server runs as a task; the main thread parks.
+    public static func main(arguments: [String]) -> Never {
         let flags: ShimFlags
         do throws(ShimFlags.UsageError) {
             flags = try ShimFlags.parse(arguments)
         } catch {
             Console.error("containerd-shim-warden-v2: \(error)")
-            return 2
+            exitImmediately(2)
         }
         if flags.version {
             Console.output("containerd-shim-warden-v2:\n  Version: \(wardenVersion)\n  Runtime: io.containerd.warden.v2")
-            return 0
+            exitImmediately(0)
         }
         switch flags.action {
         case "start":
-            return ShimStart.run(flags)
+            exitImmediately(ShimStart.run(flags))
         case "delete":
-            return await ShimDelete.run(flags)
+            // .medium: the default QoS, as every task the shim starts later. A task inheriting
+            // the main thread's (user-initiated) would get a second set of pool threads.
+            Task(priority: .medium) { exitImmediately(await ShimDelete.run(flags)) }
+            parkForever()
         case nil:
-            return await ShimServer.run(flags)
+            // A normal exit: the server has shut everything down by then.
+            Task(priority: .medium) { exit(await ShimServer.run(flags)) }
+            parkForever()
         case let action?:
             Console.error("containerd-shim-warden-v2: unknown action \"\(action)\" (expected start or delete)")
-            return 2
+            exitImmediately(2)
         }
     }
 

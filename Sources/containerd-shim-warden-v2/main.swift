@@ -3,4 +3,4 @@
 import LinuxSys
 import ShimCore
 
-exit(await ShimCommand.run(arguments: Array(CommandLine.arguments.dropFirst())))
+ShimCommand.main(arguments: Array(CommandLine.arguments.dropFirst()))
