@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Through Kubernetes' CRI: a private containerd 1.6.20 with its CRI plugin (tests/cri/crinode.py),
-# release builds. Runs the CRI suite's wedged-pod cases (Warden, then containerd's runc shim
+# Warden as shipped (scripts/build-shim.sh). Runs the CRI suite's wedged-pod cases (Warden, then containerd's runc shim
 # driving the same runsc on the same fault, kubelet-like 20 s deadline per call) and the 20-pod
 # loops, and prints what they recorded as a markdown section (scripts/bench.sh puts it into
 # docs/benchmarks.md).
@@ -9,19 +9,19 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 ensure_packages containerd runsc busybox-static python3-grpcio python3-protobuf gcc libc6-dev \
   iproute2 containernetworking-plugins
-swift build -c release --product containerd-shim-warden-v2 >/dev/null
-swift build -c release --product fake-runsc >/dev/null
+# Warden as shipped (scripts/build-shim.sh), fake-runsc built the same way beside it.
+bin=$(WARDEN_EXTRA_PRODUCTS=fake-runsc scripts/build-shim.sh)
 scripts/build-test-image.sh >/dev/null
 record=$(mktemp /tmp/wbench-cri-XXXXXX)
 trap 'rm -f "$record"' EXIT
-WARDEN_BIN=$(swift build -c release --show-bin-path) WARDEN_CRI_RECORD=$record \
+WARDEN_BIN=$bin WARDEN_CRI_RECORD=$record \
   /usr/bin/python3 -m unittest discover -s tests/cri -k WedgedPodTests -k PodLoopTests >&2
 
 echo "## Through CRI: StopPodSandbox of a wedged pod, and pods in a loop"
 echo
 echo "Written by \`scripts/bench-cri.sh\` (via \`scripts/bench.sh\`) on $(date -u +%Y-%m-%d): containerd"
 echo "$(containerd --version | awk '{print $3}') with its CRI plugin, Debian runsc $(dpkg-query -W -f='${Version}' runsc) (\`network=none\`) or fake-runsc,"
-echo "release builds, driven through CRI v1 by tools/cri. Warden's deadlines: runsc_call_timeout 2s,"
+echo "Warden as shipped (static executable), driven through CRI v1 by tools/cri. Warden's deadlines: runsc_call_timeout 2s,"
 echo "kill_grace 1s, stop_deadline 5s, delete_deadline 5s. Each StopPodSandbox/RemovePodSandbox"
 echo "call has a 20 s deadline (kubelet's is 2 min); DEADLINE_EXCEEDED is kubelet's"
 echo "\`context deadline exceeded\`. Warden's pods have two containers; the runc shim's pods are the"

@@ -11,9 +11,8 @@ cd "$(dirname "$0")/.."
 
 . scripts/lib.sh
 ensure_packages containerd runsc busybox-static
-swift build -c release --product containerd-shim-warden-v2 >/dev/null
-swift build -c release --product fake-runsc >/dev/null
-bin=$(swift build -c release --show-bin-path)
+# Warden as shipped (scripts/build-shim.sh), fake-runsc built the same way beside it.
+bin=$(WARDEN_EXTRA_PRODUCTS=fake-runsc scripts/build-shim.sh)
 scripts/build-test-image.sh >/dev/null
 
 tmp=$(mktemp -d /tmp/wbf-XXXXXX)
@@ -62,7 +61,8 @@ leaks() {  # leaks SHIM KIND ID -> "none" or what is left
     [ "${d#/proc/}" = "$containerd_pid" ] && continue
     tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q "$tmp" && awk '{print $2}' "$d/stat" 2>/dev/null
   done | sort | uniq -c | awk '{printf "%s%s×%s", sep, $2, $1; sep=", "}')
-  files=$(ls "$(state_dir "$1" "$2")" 2>/dev/null | grep -v -e '^faults$' -e '^shim$' | wc -l)
+  # Files at any depth: Warden keeps each pod's runsc state under <root>/<namespace>/<pod>.
+  files=$(find "$(state_dir "$1" "$2")" -type f ! -name faults ! -name fault-log 2>/dev/null | grep -v '/shim/' | wc -l)
   # The container's cgroup, counted once however many hierarchies hold it.
   cgroups=$(for m in $(awk '$4 == "/" && / - cgroup2? / {print $5}' /proc/self/mountinfo); do
     ls -d "$m/$(private_namespace "$tmp")"/*/ 2>/dev/null | xargs -r -n1 basename; done | sort -u | wc -l)
@@ -113,7 +113,7 @@ echo "## Fault matrix: Warden beside containerd's runc shim on the same runsc"
 echo
 echo "Written by \`scripts/bench-faults.sh\` (via \`scripts/bench.sh\`) on $(date -u +%Y-%m-%d): one private containerd"
 echo "$(containerd --version | awk '{print $3}'), Debian runsc $(dpkg-query -W -f='${Version}' runsc) (\`network=none\`) or fake-runsc with the"
-echo "fault injected, release builds, both shims with default settings (Warden: runsc_call_timeout 5s, kill_grace 2s,"
+echo "fault injected, Warden as shipped (static executable), both shims with default settings (Warden: runsc_call_timeout 5s, kill_grace 2s,"
 echo "stop_deadline 10s, delete_deadline 5s). Per row: \`ctr run -d\`, the fault, \`ctr task kill -s SIGKILL\`, time until"
 echo "the task is no longer RUNNING/CREATED, \`ctr task rm -f\`, then what is left 3 s later. Every ctr call is"
 echo "bounded at 30 s. The runc shim gets runsc or fake-runsc as its \`--runc-binary\`."

@@ -5,13 +5,14 @@
 # per shim). Prints the directory holding containerd-shim-warden-v2 (and `warden`).
 # install.sh, the node image, the demo and the benchmarks use this build.
 #   scripts/build-shim.sh [extra swift build arguments]
+#   WARDEN_EXTRA_PRODUCTS="fake-runsc"   also build these the same way (the benchmarks' fault runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scratch=.build-shim
 # Output goes to $scratch/build.log; shown only on failure. (glibc's link-time warnings that
 # getpwnam & co. need its NSS modules at runtime are expected: the shim never looks up users.)
 mkdir -p "$scratch"
-for product in containerd-shim-warden-v2 warden; do
+for product in containerd-shim-warden-v2 warden ${WARDEN_EXTRA_PRODUCTS:-}; do
   if ! swift build -c release --product "$product" --scratch-path "$scratch" -Xswiftc -static-executable "$@" \
       > "$scratch/build.log" 2>&1; then
     cat "$scratch/build.log" >&2

@@ -116,7 +116,7 @@ outcome = re.search(r'outcome=\\"([^\\]*)', record).group(1)
 print(f"     {'total':<11} {total:>6} ms  {outcome}")
 PY
 left=$(pgrep -f -- "$dir" | grep -v "^$containerd_pid$" || true)
-echo "   processes left: ${left:-none}; runsc state left: $(ls "$dir/runsc" 2>/dev/null | grep -v '^shim$' | wc -l) files"
+echo "   processes left: ${left:-none}; runsc state left: $(find "$dir/runsc" -type f 2>/dev/null | grep -v '/shim/' | wc -l) files"
 
 echo
 echo "== Kubernetes' path: containerd's CRI plugin, runtime handler 'warden', a wedged pod"

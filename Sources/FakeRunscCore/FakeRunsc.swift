@@ -97,6 +97,7 @@ public enum FakeRunsc {
         }
         do {
             var arguments = Array(rest.dropFirst())
+            if cliVerbsNamingAContainer.contains(verb) { try resolveContainerID(in: &arguments, root: root) }
             switch verb {
             case "create": try create(&arguments, root: root, executable: executable, globals: globals, faults: faults)
             case "start": try start(arguments, root: root, faults: faults)
@@ -384,7 +385,7 @@ public enum FakeRunsc {
 
     /// Appends a line to `<root>/fault-log` (what a fault saw, in order, for the tests).
     static func record(root: String, _ line: String) {
-        guard let fd = try? FileDescriptor.openForAppend("\(root)/fault-log") else { return }
+        guard let fd = try? FileDescriptor.openForAppend("\(Faults.directory(root: root))/fault-log") else { return }
         defer { FileDescriptor.close(fd) }
         try? FileDescriptor.writeAll(fd, Array("\(line)\n".utf8))
     }
@@ -540,6 +541,42 @@ public enum FakeRunsc {
         return id
     }
 
+    /// The verbs whose container id runsc resolves by prefix (not create, which names a new one).
+    static let cliVerbsNamingAContainer: Set<String> = [
+        "start", "state", "kill", "wait", "delete", "ps", "pause", "resume", "events", "exec",
+    ]
+
+    /// Resolves the container id argument as runsc (2022-12-19) does: every container in
+    /// `--root` whose id begins with it is a candidate, an exact match included, so `c1`
+    /// is ambiguous once `c10` exists there. Unknown ids are left for the verb to report.
+    static func resolveContainerID(in arguments: inout [String], root: String) throws {
+        guard let index = positionalIndex(arguments) else { return }
+        let partial = arguments[index]
+        let candidates = Directories.entries(root).compactMap { name -> String? in
+            guard name.hasSuffix(".state"), let range = name.firstRange(of: "_sandbox:") else { return nil }
+            let id = String(name[..<range.lowerBound])
+            return id.hasPrefix(partial) ? id : nil
+        }.sorted()
+        if candidates.count > 1 {
+            throw Failure("loading sandbox: id \"\(partial)\" is ambiguous and could refer to multiple containers: \(candidates)", status: 128)
+        }
+        if let only = candidates.first { arguments[index] = only }
+    }
+
+    /// Where the first positional argument (the container id) is, skipping flags and the
+    /// values of those that take one.
+    static func positionalIndex(_ arguments: [String]) -> Int? {
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if !argument.hasPrefix("-") { return index }
+            let name = String(argument.drop(while: { $0 == "-" }))
+            if !name.contains("="), Options.valueFlags.contains(name) { index += 1 }
+            index += 1
+        }
+        return nil
+    }
+
     /// runsc's own layout: `<root>/<container>_sandbox:<sandbox>.state`.
     static func statePath(_ id: String, root: String) -> String? {
         Directories.entries(root).first { $0.hasPrefix("\(id)_sandbox:") && $0.hasSuffix(".state") }.map { "\(root)/\($0)" }
@@ -569,6 +606,10 @@ public enum FakeRunsc {
     static func environment() -> [String] { ["PATH=/usr/local/bin:/usr/bin:/bin"] }
 
     struct Options {
+        /// Flags of the subcommands that take a value as the next argument.
+        static let valueFlags: Set<String> = [
+            "bundle", "pid-file", "console-socket", "format", "user-log", "interval", "process", "internal-pid-file", "pid",
+        ]
         var values: [String: String] = [:]
         var flags: Set<String> = []
         var positional: [String] = []
@@ -580,9 +621,7 @@ public enum FakeRunsc {
                     let name = String(argument.drop(while: { $0 == "-" }))
                     if let equals = name.firstIndex(of: "=") {
                         values[String(name[..<equals])] = String(name[name.index(after: equals)...])
-                    } else if ["bundle", "pid-file", "console-socket", "format", "user-log", "interval", "process",
-                        "internal-pid-file", "pid"].contains(name),
-                        index + 1 < arguments.count
+                    } else if Self.valueFlags.contains(name), index + 1 < arguments.count
                     {
                         values[name] = arguments[index + 1]
                         index += 1
@@ -601,9 +640,24 @@ public enum FakeRunsc {
         let names: Set<String>
         init(root: String) {
             var text = ProcessEnvironment.value("WARDEN_FAKE_RUNSC_FAULTS") ?? ""
-            if let bytes = FileDescriptor.readAll("\(root)/faults") { text += "\n" + String(decoding: bytes, as: UTF8.self) }
+            if let bytes = FileDescriptor.readAll("\(Self.directory(root: root))/faults") {
+                text += "\n" + String(decoding: bytes, as: UTF8.self)
+            }
             names = Set(text.split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == " " }).map(String.init))
         }
         func contains(_ name: String) -> Bool { names.contains(name) }
+
+        /// Where a test put the `faults` file (and reads `fault-log`): `--root`, or up to two
+        /// levels above it, as Warden gives each pod a root of its own under the configured
+        /// one (`<root>/<namespace>/<pod>`).
+        static func directory(root: String) -> String {
+            var candidate = root
+            for _ in 0..<3 {
+                if FileDescriptor.exists(candidate + "/faults") { return candidate }
+                guard let slash = candidate.lastIndex(of: "/"), slash > candidate.startIndex else { break }
+                candidate = String(candidate[..<slash])
+            }
+            return root
+        }
     }
 }

@@ -12,6 +12,8 @@ public enum ShimCommand {
     /// Passed from `start` to the server it spawns.
     static let configPathVariable = "WARDEN_CONFIG_PATH"
     static let socketPathVariable = "WARDEN_SOCKET_PATH"
+    /// The pod (CRI sandbox id, else the first container's id): names the server's runsc root.
+    static let podVariable = "WARDEN_POD"
     /// Written into the bundle so a later `delete` (a fresh process, no options) uses the same config.
     static let bundleConfigFile = "warden-config-path"
 

@@ -27,6 +27,8 @@ enum ShimDelete {
             config = WardenConfig()
         }
         var warnings: [String] = []
+        let spec = try? OCISpec.load(bundle: bundle)
+        let pod = spec?.groupID(containerID: flags.id) ?? flags.id
         let clock = ContinuousClock()
         let deleteBy = clock.now + config.deadlines.deleteDeadline
         let recordPath = bundle + "/" + PodShim.processRecordFile
@@ -44,9 +46,17 @@ enum ShimDelete {
                 FileDescriptor.removeDirectory(scratch)
                 FileDescriptor.removeDirectory(config.root + "/shim")  // only if no live shim uses it
             }
-            let runsc = Runsc(
-                configuration: ShimServer.runscConfiguration(config, scratchDirectory: scratch),
+            // The pod's own runsc root; a pod started by a Warden before per-pod roots keeps
+            // its state directly under the configured root.
+            let podRoot = ShimServer.runscRoot(config: config, namespace: flags.namespace, pod: pod)
+            var runsc = Runsc(
+                configuration: ShimServer.runscConfiguration(config, scratchDirectory: scratch, root: podRoot),
                 supervisor: supervisor)
+            let legacy = Runsc(
+                configuration: ShimServer.runscConfiguration(config, scratchDirectory: scratch, root: config.root),
+                supervisor: supervisor)
+            if !runsc.hasState(flags.id) && legacy.hasState(flags.id) { runsc = legacy }
+            defer { ShimServer.removePodRoot(config: config, namespace: flags.namespace, pod: pod) }
             // After a normal teardown (containerd runs `delete` then too) runsc has nothing left:
             // no call, so a wedged runsc costs nothing here.
             if runsc.hasState(flags.id) {
@@ -62,7 +72,7 @@ enum ShimDelete {
             }
             // What runsc left of the container's cgroup (it cannot remove it after the sandbox was
             // killed); for a pod's sandbox, with whatever still runs in it.
-            if let spec = try? OCISpec.load(bundle: bundle), let cgroups = spec.cgroups {
+            if let spec, let cgroups = spec.cgroups {
                 let report = await cgroups.release(
                     killingLeftovers: spec.joinsSandbox == nil, within: max(.zero, deleteBy - clock.now), supervisor: supervisor)
                 if report.killed > 0 || !report.left.isEmpty { warnings.append("cgroup \(cgroups.path): \(report)") }

@@ -27,7 +27,10 @@ enum ShimServer {
             let supervisor = try Supervisor()
             let scratch = scratchDirectory(config: config, flags: flags)
             try Directories.make(scratch)
-            var runscConfiguration = runscConfiguration(config, scratchDirectory: scratch)
+            let pod = ProcessEnvironment.value(ShimCommand.podVariable) ?? flags.id
+            let podRoot = runscRoot(config: config, namespace: flags.namespace, pod: pod)
+            try Directories.make(podRoot)
+            var runscConfiguration = runscConfiguration(config, scratchDirectory: scratch, root: podRoot)
             runscConfiguration.onCallEnded = { verb, took, succeeded in
                 log.debug("runsc \(verb) \(milliseconds(took))ms\(succeeded ? "" : " (failed)")")
             }
@@ -52,7 +55,7 @@ enum ShimServer {
             }
             let server = TTRPCServer(registry: registry, options: options, loop: frameLoop)
             try server.serve(listener: listenerDescriptor)
-            log.info("serving (pid \(ProcessIdentity.pid), runsc \(config.runsc), root \(config.root))")
+            log.info("serving (pid \(ProcessIdentity.pid), runsc \(config.runsc), root \(podRoot))")
 
             for await _ in shutdownRequests { break }
             // Let the Shutdown answer reach containerd before the socket goes away.
@@ -64,6 +67,7 @@ enum ShimServer {
             }
             FileDescriptor.removeDirectory(scratch)
             FileDescriptor.removeDirectory(config.root + "/shim")  // only once no other shim uses it
+            removePodRoot(config: config, namespace: flags.namespace, pod: pod)
             supervisor.shutdown()
             log.info("shut down")
             return 0
@@ -76,16 +80,30 @@ enum ShimServer {
     /// How this shim invokes runsc, from warden.toml. `callTimeout` defaults to
     /// `runsc_call_timeout`; the `delete` command bounds its calls by `delete_deadline`.
     static func runscConfiguration(
-        _ config: WardenConfig, scratchDirectory: String, callTimeout: Duration? = nil
+        _ config: WardenConfig, scratchDirectory: String, root: String, callTimeout: Duration? = nil
     ) -> RunscConfiguration {
         RunscConfiguration(
-            binary: config.runsc, root: config.root,
+            binary: config.runsc, root: root,
             flags: config.runscFlags.map { (key: $0.key, value: $0.value) },
             // A fixed PATH; fake-runsc's fault variables pass through for the tests.
             environment: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
                 + ProcessEnvironment.all.filter { $0.hasPrefix("WARDEN_FAKE_RUNSC") },
             scratchDirectory: scratchDirectory, callTimeout: callTimeout ?? config.deadlines.runscCallTimeout,
             createTimeout: config.deadlines.createTimeout)
+    }
+
+    /// runsc's `--root` for one pod: `<root>/<namespace>/<pod>`. runsc resolves a container id
+    /// by prefix among every container in its root (`c1` is ambiguous once `c10` exists, and
+    /// a call could reach the wrong container): with a root per pod it sees only the pod's own.
+    static func runscRoot(config: WardenConfig, namespace: String, pod: String) -> String {
+        "\(config.root)/\(namespace)/\(pod)"
+    }
+
+    /// Removes the pod's runsc root and its namespace directory, each only if empty (runsc
+    /// state left there is a leak the audits and `delete` should see, not something to hide).
+    static func removePodRoot(config: WardenConfig, namespace: String, pod: String) {
+        FileDescriptor.removeDirectory(runscRoot(config: config, namespace: namespace, pod: pod))
+        FileDescriptor.removeDirectory("\(config.root)/\(namespace)")
     }
 
     /// Per-shim directory for runsc call output, pid files, exec specs and console sockets.

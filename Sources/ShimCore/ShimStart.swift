@@ -76,10 +76,12 @@ enum ShimStart {
                 serverStderr = file
             }
             defer { if serverStderr != null { FileDescriptor.close(serverStderr) } }
-            var environment = ProcessEnvironment.all.filter {
-                !$0.hasPrefix(ShimCommand.configPathVariable + "=") && !$0.hasPrefix(ShimCommand.socketPathVariable + "=")
-            }
-            environment += ["\(ShimCommand.configPathVariable)=\(configPath)", "\(ShimCommand.socketPathVariable)=\(path)"]
+            let ownVariables = [ShimCommand.configPathVariable, ShimCommand.socketPathVariable, ShimCommand.podVariable]
+            var environment = ProcessEnvironment.all.filter { entry in !ownVariables.contains { entry.hasPrefix($0 + "=") } }
+            environment += [
+                "\(ShimCommand.configPathVariable)=\(configPath)", "\(ShimCommand.socketPathVariable)=\(path)",
+                "\(ShimCommand.podVariable)=\(group)",
+            ]
             // The server gets /dev/null, never containerd's pipes (which would hold `start`'s
             // output open), its own session, and the listener as fd 3.
             let pid = try Spawn.spawn(

@@ -44,7 +44,9 @@ struct TerminationTests {
                 try FileManager.default.createDirectory(atPath: h.runscRoot, withIntermediateDirectories: true)
                 if fault.beforeCreate { try "\(fault)\n".write(toFile: faults, atomically: true, encoding: .utf8) }
                 // hang-wait only matters for a container that joined the sandbox: run a pod of two.
-                let pod = fault == .hangWait
+                // hang-delete too: Delete of a reaped pod sandbox removes runsc's state without
+                // calling runsc, so the hung `runsc delete` is the app container's.
+                let pod = fault == .hangWait || fault == .hangDelete
                 _ = try await h.ctr(["run", "-d"] + h.runtimeFlags + (pod ? Self.podAnnotations("sandbox") : []) + [ShimHarness.image, "victim", "sleep", "1000"])
                 if pod {
                     _ = try await h.ctr(["run", "-d"] + h.runtimeFlags + Self.podAnnotations("container") + [ShimHarness.image, "victim-app", "sleep", "1000"])
@@ -87,7 +89,11 @@ struct TerminationTests {
                 #expect(!processExists(sandboxPid) || isZombie(sandboxPid), "sandbox pid \(sandboxPid) still alive at STOPPED")
 
                 if pod {
-                    _ = try await h.ctr(["task", "rm", "victim-app"])
+                    let appDeleteStarted = ContinuousClock.now
+                    let appRemoved = try await h.ctr(["task", "rm", "victim-app"])
+                    let appDeleteTook = ContinuousClock.now - appDeleteStarted
+                    #expect(appRemoved.status == 0, "task rm victim-app: \(appRemoved.output)")
+                    #expect(appDeleteTook < Self.deleteDeadline + Self.ctrOverhead, "Delete of victim-app took \(appDeleteTook)")
                     _ = try await h.ctr(["container", "rm", "victim-app"])
                 }
                 let deleteStarted = ContinuousClock.now
@@ -132,8 +138,8 @@ struct TerminationTests {
         }
     }
 
-    static func podAnnotations(_ type: String) -> [String] {
-        ["--annotation", "io.kubernetes.cri.container-type=\(type)", "--annotation", "io.kubernetes.cri.sandbox-id=victim"]
+    static func podAnnotations(_ type: String, pod: String = "victim") -> [String] {
+        ["--annotation", "io.kubernetes.cri.container-type=\(type)", "--annotation", "io.kubernetes.cri.sandbox-id=\(pod)"]
     }
 
     /// A failed create and a failed start leave nothing that `ctr` cannot remove, and nothing behind.

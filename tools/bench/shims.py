@@ -168,12 +168,16 @@ class Bench:
                 self.ctr("run", "-d", *self.flags[runtime], "--annotation", f"io.kubernetes.cri.container-type={kind}",
                          "--annotation", f"io.kubernetes.cri.sandbox-id={pod}", self.args.image,
                          pod if i == 0 else f"{pod}-{i}", "sleep", "1000")
-            except (RuntimeError, subprocess.TimeoutExpired) as error:
+            except subprocess.TimeoutExpired:
                 # The runc shim cannot add a container to a runsc sandbox: record it, go on.
-                failed = f"container {i + 1}: {str(error).splitlines()[0][:120]}"
+                failed = f"container {i + 1}: `ctr run -d` did not return within 30 s"
+                break
+            except RuntimeError as error:
+                failed = f"container {i + 1}: {str(error).strip().splitlines()[-1][:100]}"
                 break
         time.sleep(2)
-        running = self.ctr("task", "ls").stdout.count("RUNNING")
+        running = sum(1 for line in self.ctr("task", "ls").stdout.splitlines()
+                      if line.startswith(pod) and "RUNNING" in line)
         memory = self.memory(runtime)
         self.stop_all()
         return {"memory": memory, "running": running, "failed": failed}
