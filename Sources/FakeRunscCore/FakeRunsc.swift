@@ -109,7 +109,9 @@ public enum FakeRunsc {
             case "pause": try pauseOrResume(arguments, root: root, pause: true)
             case "resume": try pauseOrResume(arguments, root: root, pause: false)
             case "events": try events(arguments, root: root)
-            case "exec": try exec(arguments, root: root, executable: executable, globals: globals)
+            case "exec":
+                if faults.contains("fail-exec") { throw Failure("exec: fake fail-exec") }
+                try exec(arguments, root: root, executable: executable, globals: globals)
             case "sandbox-main": return sandboxMain(arguments, root: root, faults: faults)
             case "container-main": return containerMain(arguments, root: root, faults: faults)
             case "exec-main": return execMain(arguments, root: root)

@@ -267,6 +267,20 @@ public actor PodShim {
         container.teardown = Task { await self.tearDown(container, reason: "failed") }
     }
 
+    /// An exec whose `runsc exec` failed: `failed` (shown stopped, exit 255), its waiters
+    /// released, and its stdio closed before Start answers, since containerd's client waits
+    /// for the output streams to end before it reports the error (ctr hung there for good).
+    private func failExec(_ process: Process) async {
+        process.status = .failed
+        process.exitStatus = 255
+        let (seconds, nanos) = WallClock.now()
+        process.exitedAt = Google_Protobuf_Timestamp(seconds: seconds, nanos: nanos)
+        let waiters = process.waiters
+        process.waiters = []
+        waiters.forEach { $0.resume() }
+        await process.io.close(grace: .zero)
+    }
+
     /// Ends whatever a container that never ran left: the sandbox through the ladder without
     /// runsc kill or grace (a root), or runsc's state of a subcontainer; its stdio closed.
     private func tearDown(_ container: Container, reason: String) async {
@@ -313,6 +327,8 @@ public actor PodShim {
             if execID.isEmpty {
                 // Nothing can start it again, and runsc may have left a sandbox behind.
                 markFailed(container)
+            } else {
+                await failExec(process)
             }
             throw error
         }
@@ -720,7 +736,7 @@ public actor PodShim {
         let container = try container(id)
         let process = try process(id, execID)
         if !execID.isEmpty {
-            guard process.status == .stopped || process.status == .created else {
+            guard process.status == .stopped || process.status == .created || process.status == .failed else {
                 throw ShimError(.failedPrecondition, "cannot delete \(describe(process)): it is \(process.status)")
             }
             container.execs[execID] = nil

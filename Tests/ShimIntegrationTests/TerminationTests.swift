@@ -142,6 +142,39 @@ struct TerminationTests {
         ["--annotation", "io.kubernetes.cri.container-type=\(type)", "--annotation", "io.kubernetes.cri.sandbox-id=\(pod)"]
     }
 
+    /// An exec whose `runsc exec` fails ends `ctr task exec` with the error at once (its stdio
+    /// is closed; containerd's client waits for the streams to end before reporting it, and
+    /// hung there for good), the container runs on, and the exec is deleted.
+    @Test func aFailedExecStartReturnsAtOnceAndTheContainerRunsOn() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        try await withTimeout(.seconds(60), "failed exec start") {
+            let h = try await ShimHarness.start(.fake, deadlines: Self.deadlines)
+            do {
+                _ = try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "host", "sleep", "1000"])
+                try await h.waitForTask("host", status: "RUNNING")
+                try FileManager.default.createDirectory(atPath: h.runscRoot, withIntermediateDirectories: true)
+                try "fail-exec\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
+                let started = ContinuousClock.now
+                let failed = try await h.ctr(["task", "exec", "--exec-id", "broken", "host", "echo", "hi"], timeout: .seconds(20))
+                let took = ContinuousClock.now - started
+                #expect(failed.status != 0, "the failed exec is reported: \(failed.output)")
+                #expect(took < .seconds(3), "ctr task exec returned after \(took)")
+                try FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
+                try await h.waitForTask("host", status: "RUNNING", timeout: .milliseconds(500))
+                let works = try await h.ctr(["task", "exec", "--exec-id", "works", "host", "echo", "fine"])
+                #expect(works.status == 0 && works.output.contains("fine"), "a later exec: \(works.output)")
+                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "host"]).status == 0)
+                try await h.waitForTask("host", status: "STOPPED")
+                #expect(try await h.ctr(["task", "rm", "host"]).status == 0)
+                #expect(try await h.ctr(["container", "rm", "host"]).status == 0)
+                try await h.finish()
+            } catch {
+                await h.abandon()
+                throw error
+            }
+        }
+    }
+
     /// A failed create and a failed start leave nothing that `ctr` cannot remove, and nothing behind.
     @Test(arguments: ["crash-on-create", "fail-start"])
     func aFailedCreateOrStartIsCleanedUp(_ fault: String) async throws {
