@@ -58,8 +58,9 @@ enum ShimServer {
             log.info("serving (pid \(ProcessIdentity.pid), runsc \(config.runsc), root \(podRoot))")
 
             for await _ in shutdownRequests { break }
-            // Let the Shutdown answer reach containerd before the socket goes away.
-            try? await Task.sleep(for: .milliseconds(20))
+            // The Shutdown answer (and any other) reaches containerd before the socket goes
+            // away; containerd waits for the connection to close before it runs `delete`.
+            await server.waitUntilAnswered(within: .milliseconds(500))
             await events.close(within: config.deadlines.shutdownDeadline)
             server.shutdown()
             if let socketPath = ProcessEnvironment.value(ShimCommand.socketPathVariable) {

@@ -1,3 +1,4 @@
+import Deadlines
 import LinuxSys
 import SwiftProtobuf
 import Synchronization
@@ -158,6 +159,16 @@ public final class TTRPCServer: Sendable {
                 loop.unregister(fd, tag: tag)
                 UnixSocket.close(fd)
             }
+        }
+    }
+
+    /// Returns once every request in flight on every connection has been answered, or after
+    /// `timeout`: a shim shutting down closes its sockets right after its last answers went
+    /// out, without guessing how long that takes.
+    public func waitUntilAnswered(within timeout: Duration) async {
+        let connections = state.withLock { Array($0.connections.values) }
+        _ = await waitAtMost(timeout) {
+            for connection in connections { await connection.waitUntilAnswered() }
         }
     }
 

@@ -23,6 +23,8 @@ final class ServerConnection: Sendable {
         var lastStreamID: UInt32 = 0
         var inFlight: [UInt32: Task<Void, Never>] = [:]
         var closed = false
+        /// Waiting for every request in flight to be answered (or the connection to close).
+        var idleWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     init(registry: ServiceRegistry, options: ServerOptions, peer: PeerCredentials?) {
@@ -53,13 +55,28 @@ final class ServerConnection: Sendable {
 
     private var connection: FrameConnection? { connectionBox.withLock { $0 } }
 
+    /// Returns once no request is in flight: each has been answered (its reply handed to the
+    /// socket) or the connection closed.
+    func waitUntilAnswered() async {
+        await withCheckedContinuation { continuation in
+            let idle = state.withLock { state -> Bool in
+                if state.closed || state.inFlight.isEmpty { return true }
+                state.idleWaiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+    }
+
     private func closed() {
-        let tasks = state.withLock { state -> [Task<Void, Never>] in
+        let (tasks, waiters) = state.withLock { state -> ([Task<Void, Never>], [CheckedContinuation<Void, Never>]) in
             state.closed = true
             let tasks = Array(state.inFlight.values)
             state.inFlight = [:]
-            return tasks
+            defer { state.idleWaiters = [] }
+            return (tasks, state.idleWaiters)
         }
+        waiters.forEach { $0.resume() }
         // Breaks the connection ↔ handler reference cycle; late replies find no connection.
         connectionBox.withLock { $0 = nil }
         // The client is gone: nobody will read these answers.
@@ -170,11 +187,18 @@ final class ServerConnection: Sendable {
                 } catch {
                     outcome = .failure(error)
                 }
-                let stillOpen = self.state.withLock { state -> Bool in
-                    state.inFlight.removeValue(forKey: streamID)
-                    return !state.closed
+                // Answered first, then out of the in-flight set: whoever waits for the
+                // connection to be idle (a Shutdown) knows every reply reached the socket.
+                defer {
+                    let waiters = self.state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                        state.inFlight.removeValue(forKey: streamID)
+                        guard state.inFlight.isEmpty else { return [] }
+                        defer { state.idleWaiters = [] }
+                        return state.idleWaiters
+                    }
+                    waiters.forEach { $0.resume() }
                 }
-                guard stillOpen else { return }
+                guard !self.state.withLock({ $0.closed }) else { return }
                 let status: TTRPCStatus
                 switch outcome {
                 case .success(let bytes):
