@@ -83,11 +83,14 @@ What the timeline showed, and what was changed (issue 12). Measured with this ti
 | shim server exec → `runsc create` | 18 | ~4 | the same runtime start on the server's path before it answered Create. |
 | Delete RPC, before `runsc delete` | 94 | ~5 | the stdin pump was a thread polling with a 100 ms timeout, and `stop()` waited for its next tick; a 20 ms sleep loop waited for the output pumps. Now one epoll-driven copier thread for all of a pod's streams: stop, EOF and CloseIO act at once. |
 | `runsc delete` in Delete (root of a reaped sandbox) | 25 | not run | the sandbox is already reaped through its pidfd; Warden removes runsc's state files and the cgroup itself (poststop hooks still go through `runsc delete`). The runc shim runs `runsc delete` twice (Delete, then `shim delete`). |
+| Shutdown → connection closed (containerd waits for it before `shim delete`) | 23 | ~1 | a fixed 20 ms sleep let the Shutdown answer go out; now the server closes once every request in flight is answered. |
 | threads of a pod of 10 containers with execs | 29 | 7 | a reader and a writer thread per ttrpc connection (containerd opens one per task), an accept thread, a thread per stdio stream: now one ttrpc loop and one stdio copier (FootprintTests holds the bound). |
 
 The older figure in this file's history (2026-11-23: `run --rm` 856 vs 331 ms with the image)
 predates these measurements; on main at the start of this work the image path measured
 280–390 ms against the runc shim's 273–310 ms in one run, the gap being the rows above.
-`runsc create` and `runsc start` are runsc's own work and take the same time under both shims
-(they differ run to run by ±10 ms).
+`runsc create` and `runsc start` are runsc's own work; `runsc create` measured 8–15 ms longer
+under Warden than under the runc shim in each of four timelines (same wrapper, same flags but
+`--root`; cause not found). `ctr run --rm` medians of three full runs on 2026-12-01: 241 vs 279,
+244 vs 260 and 263 vs 273 ms (ratios 0.86, 0.94, 0.96); the tables above are the last run's.
 TEXT
