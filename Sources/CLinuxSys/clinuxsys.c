@@ -167,14 +167,6 @@ int clinux_epoll_create(void) {
     return epoll_create1(EPOLL_CLOEXEC);
 }
 
-int clinux_epoll_add(int epfd, int fd, unsigned long long tag) {
-    struct epoll_event ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN;
-    ev.data.u64 = tag;
-    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
-}
-
 int clinux_epoll_control(int epfd, int op, int fd, unsigned int events, unsigned long long tag) {
     struct epoll_event ev;
     memset(&ev, 0, sizeof(ev));
@@ -197,15 +189,6 @@ int clinux_epoll_wait_events(int epfd, unsigned long long *tags, unsigned int *e
 
 int clinux_epoll_remove(int epfd, int fd) {
     return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
-}
-
-int clinux_epoll_wait(int epfd, unsigned long long *tags, int max, int timeout_ms) {
-    struct epoll_event events[64];
-    if (max > 64) max = 64;
-    int n = epoll_wait(epfd, events, max, timeout_ms);
-    if (n < 0) return -1;
-    for (int i = 0; i < n; i++) tags[i] = events[i].data.u64;
-    return n;
 }
 
 int clinux_eventfd(void) {

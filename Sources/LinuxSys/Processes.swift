@@ -176,7 +176,7 @@ public final class Epoll: Sendable {
             _ = Glibc.close(epfd)
             throw error
         }
-        _ = clinux_epoll_add(epfd, wakeFD, Self.wakeTag)
+        _ = clinux_epoll_control(epfd, 0, wakeFD, Interest.readable.rawValue, Self.wakeTag)
     }
 
     deinit {
@@ -185,7 +185,7 @@ public final class Epoll: Sendable {
     }
 
     public func add(_ fd: Int32, tag: UInt64) throws(Errno) {
-        _ = try retryingEINTR("epoll_ctl(ADD)") { clinux_epoll_add(epfd, fd, tag) }
+        try watch(fd, tag: tag, for: .readable, replacing: false)
     }
 
     public func remove(_ fd: Int32) {
@@ -229,13 +229,6 @@ public final class Epoll: Sendable {
 
     /// Tags of ready descriptors (the wake tag included, drained); empty on timeout.
     public func wait(timeoutMilliseconds: Int32) -> [UInt64] {
-        var tags = [UInt64](repeating: 0, count: 64)
-        let count = tags.withUnsafeMutableBufferPointer { buffer in
-            clinux_epoll_wait(epfd, buffer.baseAddress, 64, timeoutMilliseconds)
-        }
-        guard count > 0 else { return [] }
-        let ready = Array(tags[0..<Int(count)])
-        if ready.contains(Self.wakeTag) { clinux_eventfd_drain(wakeFD) }
-        return ready
+        waitEvents(timeoutMilliseconds: timeoutMilliseconds).map(\.tag)
     }
 }

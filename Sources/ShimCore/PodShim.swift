@@ -256,21 +256,21 @@ public actor PodShim {
     /// A create or start that failed: the task becomes `failed` (containerd sees it stopped,
     /// exit status 255) and everything it left is torn down in the background, bounded.
     private func markFailed(_ container: Container) {
-        let process = container.initProcess
-        process.status = .failed
-        process.exitStatus = 255
-        let (seconds, nanos) = WallClock.now()
-        process.exitedAt = Google_Protobuf_Timestamp(seconds: seconds, nanos: nanos)
-        let waiters = process.waiters
-        process.waiters = []
-        waiters.forEach { $0.resume() }
+        markProcessFailed(container.initProcess)
         container.teardown = Task { await self.tearDown(container, reason: "failed") }
     }
 
-    /// An exec whose `runsc exec` failed: `failed` (shown stopped, exit 255), its waiters
-    /// released, and its stdio closed before Start answers, since containerd's client waits
-    /// for the output streams to end before it reports the error (ctr hung there for good).
+    /// An exec whose `runsc exec` failed: `failed` too, and its stdio closed before Start
+    /// answers, since containerd's client waits for the output streams to end before it
+    /// reports the error (ctr hung there for good).
     private func failExec(_ process: Process) async {
+        markProcessFailed(process)
+        await process.io.close(grace: .zero)
+    }
+
+    /// `failed` (containerd sees it stopped, exit status 255), its waiters released; no
+    /// TaskExit, as it never ran.
+    private func markProcessFailed(_ process: Process) {
         process.status = .failed
         process.exitStatus = 255
         let (seconds, nanos) = WallClock.now()
@@ -278,7 +278,6 @@ public actor PodShim {
         let waiters = process.waiters
         process.waiters = []
         waiters.forEach { $0.resume() }
-        await process.io.close(grace: .zero)
     }
 
     /// Ends whatever a container that never ran left: the sandbox through the ladder without

@@ -75,26 +75,3 @@ import WardenTestSupport
         #expect(result < 0)
     }
 }
-
-@Suite(.timeLimit(.minutes(1))) struct BlockingQueueTests {
-    @Test func deliversInOrderAcrossThreadsAndDrainsAfterClose() async throws {
-        let queue = BlockingQueue<Int>()
-        let received = try await withTimeout(.seconds(5)) {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[Int], any Error>) in
-                do {
-                    try DetachedThread.spawn(name: "consumer") {
-                        var items: [Int] = []
-                        while let item = queue.pop() { items.append(item) }
-                        continuation.resume(returning: items)
-                    }
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-                for i in 0..<1000 { queue.push(i) }
-                queue.close()
-            }
-        }
-        #expect(received == Array(0..<1000))
-        #expect(queue.push(1) == false)
-    }
-}

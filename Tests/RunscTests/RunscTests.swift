@@ -185,14 +185,21 @@ struct FakeRunsc {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let names = [
             "pod_sandbox:pod.state", "pod_sandbox:pod.lock", "app_sandbox:pod.lock",  // pod "pod"
+            "pod_sandbox:pod.state.tmp-4242",  // a state write a killed runsc call left half done
             "other_sandbox:other.state", "other_sandbox:other.lock", "notes.txt",  // not its
+            "other_sandbox:other.state.tmp-4242", "pod_sandbox:pod2.state",
         ]
         for name in names { FileManager.default.createFile(atPath: root + "/" + name, contents: Data()) }
         #expect(fake.runsc.hasState("app"))
         #expect(fake.runsc.removeState("app") == [root + "/app_sandbox:pod.lock"])
         #expect(!fake.runsc.hasState("app"))
-        #expect(Set(fake.runsc.removeSandboxState("pod")) == [root + "/pod_sandbox:pod.state", root + "/pod_sandbox:pod.lock"])
+        #expect(Set(fake.runsc.removeSandboxState("pod")) == [
+            root + "/pod_sandbox:pod.state", root + "/pod_sandbox:pod.lock", root + "/pod_sandbox:pod.state.tmp-4242",
+        ])
         let left = try FileManager.default.contentsOfDirectory(atPath: root).sorted()
-        #expect(left == ["notes.txt", "other_sandbox:other.lock", "other_sandbox:other.state"])
+        #expect(left == [
+            "notes.txt", "other_sandbox:other.lock", "other_sandbox:other.state", "other_sandbox:other.state.tmp-4242",
+            "pod_sandbox:pod2.state",
+        ])
     }
 }

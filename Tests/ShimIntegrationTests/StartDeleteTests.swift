@@ -142,6 +142,30 @@ struct StartDeleteTests {
         #expect(livingProcesses(mentioning: dir.path).isEmpty)
     }
 
+    /// A pod started by a Warden before per-pod runsc roots keeps its runsc state directly
+    /// under the configured root: `delete` after its shim died still finds and removes it,
+    /// and leaves no per-pod root behind.
+    @Test func deleteFindsThePreUpgradeRunscRoot() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        let dir = try TempDir("wds")
+        defer { dir.remove() }
+        let root = dir.file("runsc")
+        try "runsc = \"\(ShimHarness.buildDirectory)/fake-runsc\"\nroot = \"\(root)\"\n"
+            .write(toFile: dir.file("warden.toml"), atomically: true, encoding: .utf8)
+        let bundle = try Self.bundle(in: dir, id: "c1", annotations: [:])
+        try dir.file("warden.toml").write(toFile: bundle + "/warden-config-path", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let legacyState = root + "/c1_sandbox:c1.state"
+        try #"{"id":"c1","bundle":"\#(bundle)","status":"stopped","sandboxPid":0,"goferPid":0,"sandboxID":"c1"}"#
+            .write(toFile: legacyState, atomically: true, encoding: .utf8)
+        let deleted = try await Self.shim(
+            ["-namespace", "ns1", "-address", dir.file("c.sock"), "-id", "c1", "-bundle", bundle, "delete"], cwd: bundle)
+        #expect(deleted.status == 0, "delete: \(deleted.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: legacyState), "the pre-upgrade runsc state was deleted")
+        let left = try FileManager.default.contentsOfDirectory(atPath: root)
+        #expect(left.isEmpty, "left under the runsc root: \(left)")
+    }
+
     @Test func startRefusesABadConfigNamingTheKey() async throws {
         guard ShimHarness.available(.fake) else { return }
         let dir = try TempDir("wds")

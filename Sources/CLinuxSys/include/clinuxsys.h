@@ -78,15 +78,13 @@ int clinux_set_blocking(int fd);
 /// Ignores SIGPIPE process-wide, so a write to a pipe or fifo whose reader left fails with EPIPE.
 void clinux_ignore_sigpipe(void);
 
-/// epoll helpers: create (close-on-exec), add a descriptor for EPOLLIN with a 64-bit tag,
-/// remove it, and wait for up to `max` events, writing their tags.
+/// epoll helpers: create (close-on-exec); add (op 0) or modify (op 1) a descriptor's interest
+/// (an EPOLL* mask) with a 64-bit tag; remove it; wait for up to `max` events, writing their
+/// tags and event masks.
 int clinux_epoll_create(void);
-int clinux_epoll_add(int epfd, int fd, unsigned long long tag);
-int clinux_epoll_remove(int epfd, int fd);
-/* op 0: EPOLL_CTL_ADD, otherwise EPOLL_CTL_MOD; `events` is an EPOLL* mask. */
 int clinux_epoll_control(int epfd, int op, int fd, unsigned int events, unsigned long long tag);
+int clinux_epoll_remove(int epfd, int fd);
 int clinux_epoll_wait_events(int epfd, unsigned long long *tags, unsigned int *events, int max, int timeout_ms);
-int clinux_epoll_wait(int epfd, unsigned long long *tags, int max, int timeout_ms);
 
 /// eventfd (close-on-exec, non-blocking) to wake an epoll loop; signal and drain.
 int clinux_eventfd(void);
