@@ -19,6 +19,10 @@ let package = Package(
         .target(name: "CLinuxSys"),
         // The only Swift code that makes syscalls.
         .target(name: "LinuxSys", dependencies: ["CLinuxSys"]),
+        // libseccomp (Debian libseccomp-dev), linked statically into the shim.
+        .target(name: "CSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
+        // The shim's own allow-list filter and the call that loads it (design.md §6).
+        .target(name: "Seccomp", dependencies: ["CSeccomp"]),
         // withDeadline: the one race of an operation against a deadline, shared by ttrpc and runsc.
         .target(name: "Deadlines"),
         .testTarget(name: "DeadlinesTests", dependencies: ["Deadlines", "WardenTestSupport"]),
@@ -51,7 +55,7 @@ let package = Package(
         .target(
             name: "ShimCore",
             dependencies: [
-                "TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor", "Runsc", "Config", "Deadlines", "NetNS",
+                "TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor", "Runsc", "Config", "Deadlines", "NetNS", "Seccomp",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]
         ),

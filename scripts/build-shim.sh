@@ -8,6 +8,8 @@
 #   WARDEN_EXTRA_PRODUCTS="fake-runsc"   also build these the same way (the benchmarks' fault runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_packages libseccomp-dev  # the shim's seccomp filter, linked statically
 scratch=.build-shim
 # Output goes to $scratch/build.log; shown only on failure. (glibc's link-time warnings that
 # getpwnam & co. need its NSS modules at runtime are expected: the shim never looks up users.)

@@ -1,5 +1,6 @@
 import CLinuxSys
 import Glibc
+import Synchronization
 
 /// How a process ended.
 public enum ExitStatus: Equatable, Sendable, CustomStringConvertible {
@@ -106,23 +107,82 @@ public enum Spawn {
     ) throws(Errno) -> Int32 {
         precondition(descriptors.count >= 3, "stdio descriptors are required")
         var pid: pid_t = 0
+        let rc = withCStrings(path: path, arguments: arguments, environment: environment) { argv, envp in
+            descriptors.withUnsafeBufferPointer { fds in
+                clinux_spawn_fds(path, argv, envp, fds.baseAddress, Int32(fds.count), newSession ? 1 : 0, &pid)
+            }
+        }
+        if rc != 0 { throw Errno.current("posix_spawn(\(path))") }
+        return pid
+    }
+
+    /// argv (with the binary's base name as argv[0]) and envp as NULL-terminated C arrays.
+    static func withCStrings<Result>(
+        path: String, arguments: [String], environment: [String],
+        _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>?, UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> Result
+    ) -> Result {
         let argv = ([path.split(separator: "/").last.map(String.init) ?? path] + arguments).map { strdup($0) }
         let envp = environment.map { strdup($0) }
         defer {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
-        let rc = (argv + [nil]).withUnsafeBufferPointer { argvBuffer in
-            (envp + [nil]).withUnsafeBufferPointer { envBuffer in
+        return (argv + [nil]).withUnsafeBufferPointer { argvBuffer in
+            (envp + [nil]).withUnsafeBufferPointer { envBuffer in body(argvBuffer.baseAddress, envBuffer.baseAddress) }
+        }
+    }
+}
+
+/// The process that execs on the shim's behalf once the shim's seccomp filter forbids
+/// `execve` (CLinuxSys/spawner.c). Forked before the filter, while the shim is still
+/// single-threaded; every process it creates is the shim's own child (CLONE_PARENT), so
+/// pidfds, reaping and exit statuses work as for `Spawn.spawn`.
+public final class SpawnHelper: Sendable {
+    public let pid: Int32
+    private let socket: Mutex<Int32>
+
+    private init(pid: Int32, socket: Int32) {
+        self.pid = pid
+        self.socket = Mutex(socket)
+    }
+
+    /// Forks the helper. Only while the process has a single thread.
+    public static func start() throws(Errno) -> SpawnHelper {
+        var pid: pid_t = 0
+        let fd = clinux_spawner_start(&pid)
+        if fd < 0 { throw Errno.current("fork(spawn helper)") }
+        return SpawnHelper(pid: pid, socket: fd)
+    }
+
+    /// What `Spawn.spawn` does, through the helper. A process whose exec failed is reaped
+    /// before the error is thrown.
+    public func spawn(
+        path: String, arguments: [String], environment: [String], descriptors: [Int32], newSession: Bool
+    ) throws(Errno) -> Int32 {
+        precondition(descriptors.count >= 3, "stdio descriptors are required")
+        var pid: pid_t = 0
+        let (rc, code) = socket.withLock { fd in
+            let rc = Spawn.withCStrings(path: path, arguments: arguments, environment: environment) { argv, envp in
                 descriptors.withUnsafeBufferPointer { fds in
-                    clinux_spawn_fds(
-                        path, argvBuffer.baseAddress, envBuffer.baseAddress, fds.baseAddress, Int32(fds.count),
-                        newSession ? 1 : 0, &pid)
+                    clinux_spawner_spawn(fd, path, argv, envp, fds.baseAddress, Int32(fds.count), newSession ? 1 : 0, &pid)
                 }
             }
+            return (rc, errno)
         }
-        if rc != 0 { throw Errno.current("posix_spawn(\(path))") }
-        return pid
+        guard rc != 0 else { return pid }
+        switch code {
+        case EPIPE: throw Errno(code: code, call: "spawn helper (pid \(self.pid)) is gone; cannot run \(path)")
+        case EAGAIN: throw Errno(code: code, call: "spawn helper (pid \(self.pid)) did not answer within 10s for \(path)")
+        default: throw Errno(code: code, call: "spawn helper: execve(\(path))")
+        }
+    }
+
+    /// Closes the shim's end: the helper exits.
+    public func close() {
+        socket.withLock { fd in
+            if fd >= 0 { _ = Glibc.close(fd) }
+            fd = -1
+        }
     }
 }
 

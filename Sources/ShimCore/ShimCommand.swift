@@ -42,8 +42,17 @@ public enum ShimCommand {
             Task(priority: .medium) { exitImmediately(await ShimDelete.run(flags)) }
             parkForever()
         case nil:
+            // Forked first, while this is the only thread and the heap is small: the helper
+            // keeps a copy-on-write image of the shim as it is now (SpawnHelper).
+            let spawnHelper: SpawnHelper
+            do throws(Errno) {
+                spawnHelper = try SpawnHelper.start()
+            } catch {
+                Console.error("containerd-shim-warden-v2: \(error)")
+                exitImmediately(1)
+            }
             // A normal exit: the server has shut everything down by then.
-            Task(priority: .medium) { exit(await ShimServer.run(flags)) }
+            Task(priority: .medium) { exit(await ShimServer.run(flags, spawnHelper: spawnHelper)) }
             parkForever()
         case let action?:
             Console.error("containerd-shim-warden-v2: unknown action \"\(action)\" (expected start or delete)")

@@ -1,6 +1,7 @@
 import Config
 import LinuxSys
 import Runsc
+import Seccomp
 import Supervisor
 import TTRPC
 
@@ -9,7 +10,7 @@ import TTRPC
 enum ShimServer {
     static let listenerDescriptor: Int32 = 3
 
-    static func run(_ flags: ShimFlags) async -> Int32 {
+    static func run(_ flags: ShimFlags, spawnHelper: SpawnHelper) async -> Int32 {
         Signals.ignoreBrokenPipe()
         MallocTuning.limitArenas(1)
         let configPath = ProcessEnvironment.value(ShimCommand.configPathVariable)
@@ -24,7 +25,7 @@ enum ShimServer {
         let log = ShimLog(fifo: "log", level: config.logLevel, fields: " id=\(flags.id)")
         do throws(Errno) {
             try ChildProcesses.becomeSubreaper()
-            let supervisor = try Supervisor()
+            let supervisor = try Supervisor(spawnHelper: spawnHelper)
             let scratch = scratchDirectory(config: config, flags: flags)
             try Directories.make(scratch)
             let pod = ProcessEnvironment.value(ShimCommand.podVariable) ?? flags.id
@@ -53,9 +54,19 @@ enum ShimServer {
             options.onAnswered = { _, method, took, code in
                 log.debug("rpc \(method) \(milliseconds(took))ms status \(code)")
             }
+            if ProcessEnvironment.value(SeccompProbe.variable) != nil { SeccompProbe.register(into: &registry, log: log) }
             let server = TTRPCServer(registry: registry, options: options, loop: frameLoop)
+            // Every thread is up; from here on the shim makes only the syscalls it serves with.
+            do throws(ConfinementError) {
+                try ShimSyscalls.confine(ConfinementMode(config.seccompMode))
+            } catch {
+                log.error("cannot confine the shim: \(error)")
+                return 1
+            }
             try server.serve(listener: listenerDescriptor)
-            log.info("serving (pid \(ProcessIdentity.pid), runsc \(config.runsc), root \(podRoot))")
+            log.info(
+                "serving (pid \(ProcessIdentity.pid), runsc \(config.runsc), root \(podRoot), seccomp \(config.seccompMode.rawValue), spawn helper pid \(spawnHelper.pid))"
+            )
 
             for await _ in shutdownRequests { break }
             // The Shutdown answer (and any other) reaches containerd before the socket goes
@@ -69,6 +80,7 @@ enum ShimServer {
             FileDescriptor.removeDirectory(scratch)
             FileDescriptor.removeDirectory(config.root + "/shim")  // only once no other shim uses it
             removePodRoot(config: config, namespace: flags.namespace, pod: pod)
+            spawnHelper.close()
             supervisor.shutdown()
             log.info("shut down")
             return 0
@@ -110,5 +122,15 @@ enum ShimServer {
     /// Per-shim directory for runsc call output, pid files, exec specs and console sockets.
     static func scratchDirectory(config: WardenConfig, flags: ShimFlags) -> String {
         "\(config.root)/shim/\(flags.namespace)-\(flags.id)"
+    }
+}
+
+extension ConfinementMode {
+    init(_ mode: WardenConfig.SeccompMode) {
+        switch mode {
+        case .off: self = .off
+        case .log: self = .log
+        case .enforce: self = .enforce
+        }
     }
 }

@@ -63,16 +63,22 @@ public final class Supervisor: Sendable {
     }
 
     private let options: Options
+    /// Set when the process may not exec itself (its seccomp filter forbids execve).
+    private let spawnHelper: SpawnHelper?
     private let epoll: Epoll
     private let state = Mutex(State())
     /// Held from posix_spawn/pidfd_open to registration, and by the unknown-child sweep, so
     /// the sweep can never reap a child in the instant before it is tracked.
     private let registration = Mutex(())
 
-    public init(options: Options = Options()) throws(Errno) {
+    /// With a `spawnHelper`, every spawn goes through it; the helper itself is tracked, so
+    /// it is never taken for a pod's process by `adoptUntrackedChildren`.
+    public init(options: Options = Options(), spawnHelper: SpawnHelper? = nil) throws(Errno) {
         self.options = options
+        self.spawnHelper = spawnHelper
         epoll = try Epoll()
         try DetachedThread.spawn(name: "supervisor") { [self] in loop() }
+        if let spawnHelper { _ = try adopt(pid: spawnHelper.pid) }
     }
 
     /// Spawns a tracked child.
@@ -90,9 +96,16 @@ public final class Supervisor: Sendable {
         path: String, arguments: [String], environment: [String], descriptors: [Int32], newSession: Bool = false
     ) throws(Errno) -> Child {
         try registration.withLock { _ throws(Errno) -> Child in
-            let pid = try Spawn.spawn(
-                path: path, arguments: arguments, environment: environment, descriptors: descriptors,
-                newSession: newSession)
+            let pid =
+                if let spawnHelper {
+                    try spawnHelper.spawn(
+                        path: path, arguments: arguments, environment: environment, descriptors: descriptors,
+                        newSession: newSession)
+                } else {
+                    try Spawn.spawn(
+                        path: path, arguments: arguments, environment: environment, descriptors: descriptors,
+                        newSession: newSession)
+                }
             let pidfd: Int32
             do throws(Errno) {
                 pidfd = try PidFD.open(pid)

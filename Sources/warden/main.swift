@@ -13,7 +13,9 @@ case "config" where arguments.count >= 2 && arguments[1] == "check" && arguments
     let path = arguments.count == 3 ? arguments[2] : WardenConfig.defaultPath
     do {
         let config = try WardenConfig.load(path: path) { FileDescriptor.readAll($0) }
-        Console.output("\(path): ok (runsc \(config.runsc), root \(config.root), stop_deadline \(config.deadlines.stopDeadline))")
+        Console.output(
+            "\(path): ok (runsc \(config.runsc), root \(config.root), stop_deadline \(config.deadlines.stopDeadline), seccomp \(config.seccompMode.rawValue))"
+        )
         exit(0)
     } catch {
         Console.error("warden: \(error)")

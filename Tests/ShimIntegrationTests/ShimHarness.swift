@@ -135,8 +135,18 @@ final class ShimHarness: Sendable {
         }
     }
 
-    /// Live shim processes of this harness (their command line carries containerd's address).
+    /// Live shim servers of this harness (their command line carries containerd's address),
+    /// without their spawn helpers (same command line, named warden-spawner).
     func shimProcesses() -> [String] {
+        shimImages().filter { processName($0) != "warden-spawner" }
+    }
+
+    /// Each shim's spawn helper (SpawnHelper): there while its shim serves, gone with it.
+    func spawnHelpers() -> [String] {
+        shimImages().filter { processName($0) == "warden-spawner" }
+    }
+
+    private func shimImages() -> [String] {
         livingProcesses(mentioning: containerd.address).filter { $0.contains("containerd-shim-warden-v2") }
     }
 
@@ -145,9 +155,10 @@ final class ShimHarness: Sendable {
     func finish() async throws {
         // Shims exit on their own after their last container's Shutdown; give them a moment.
         let deadline = ContinuousClock.now + .seconds(5)
-        while !shimProcesses().isEmpty && ContinuousClock.now < deadline {
+        while !shimImages().isEmpty && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(50))
         }
+        #expect(spawnHelpers().isEmpty, "spawn helpers outlived their shims: \(spawnHelpers())")
         await containerd.stop()
         let sockets = (try? FileManager.default.contentsOfDirectory(atPath: containerd.dir.file("state/s"))) ?? []
         let runscState = (try? FileManager.default.contentsOfDirectory(atPath: runscRoot)) ?? []

@@ -86,7 +86,9 @@ struct StartDeleteTests {
         let joined = try await Self.shim(flags + ["-id", "c2", "start"], cwd: second, stdin: stdin)
         #expect(joined.status == 0 && joined.stderr.isEmpty)
         #expect(String(decoding: joined.stdout, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) == address)
-        #expect(livingProcesses(mentioning: dir.file("c.sock")).count == 1, "one server for the pod")
+        let images = livingProcesses(mentioning: dir.file("c.sock"))
+        #expect(images.filter { processName($0) != "warden-spawner" }.count == 1, "one server for the pod: \(images)")
+        #expect(images.filter { processName($0) == "warden-spawner" }.count == 1, "one spawn helper for it: \(images)")
 
         // It serves the task API; Shutdown with no container makes it exit and remove its socket.
         let socketPath = String(address.dropFirst("unix://".count))
@@ -107,6 +109,11 @@ struct StartDeleteTests {
             while processExists(serverPid) && !isZombie(serverPid) { try await Task.sleep(for: .milliseconds(20)) }
         }
         #expect(!FileManager.default.fileExists(atPath: socketPath), "socket removed at exit")
+        try await withTimeout(.seconds(5), "the spawn helper's exit after its shim's") {
+            while livingProcesses(mentioning: dir.file("c.sock")).contains(where: { processName($0) == "warden-spawner" }) {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
 
         // delete: bounded, DeleteResponse with 137 on stdout.
         let deleted = try await Self.shim(flags + ["-id", "c1", "-bundle", first, "delete"], cwd: first)

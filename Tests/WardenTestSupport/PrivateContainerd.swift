@@ -75,6 +75,14 @@ public func livingProcesses(mentioning text: String) -> [String] {
     return result
 }
 
+/// /proc/PID/comm of a `livingProcesses` entry ("PID: cmdline"), or "" once it is gone.
+public func processName(_ entry: String) -> String {
+    guard let pid = entry.split(separator: ":").first,
+        let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)
+    else { return "" }
+    return comm.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
 /// A zombie has exited; only its parent's reaping is missing (containerd 1.6 leaves its shims
 /// to pid 1, which on these machines does not reap).
 public func isZombie(_ pid: Int32) -> Bool {

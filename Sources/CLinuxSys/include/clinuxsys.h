@@ -52,6 +52,15 @@ int clinux_set_child_subreaper(void);
 int clinux_spawn_fds(const char *path, char *const argv[], char *const envp[], const int *fds, int count,
                      int new_session, pid_t *pid);
 
+// The spawn helper (spawner.c): forks it and returns the shim's end of its socket, or -1.
+// Call while the process is single-threaded.
+int clinux_spawner_start(pid_t *helper);
+// Asks the helper for a process whose fd i is fds[i]; 0, or -1 with errno (the helper's
+// clone/execve error, or EPIPE/EAGAIN when the helper is gone or silent). *pid is the new
+// process (the caller's child) whenever one was created, even if its execve failed.
+int clinux_spawner_spawn(int sock, const char *path, char *const argv[], char *const envp[], const int *fds,
+                         int count, int new_session, pid_t *pid);
+
 /// Receives one descriptor passed with SCM_RIGHTS on a connected Unix socket (runsc's
 /// --console-socket sends the pty master this way). Returns the descriptor, close-on-exec.
 int clinux_receive_fd(int sock);
