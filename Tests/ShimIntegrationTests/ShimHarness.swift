@@ -49,7 +49,12 @@ final class ShimHarness: Sendable {
         self.runscRoot = runscRoot
     }
 
-    static func start(_ runtime: RuntimeKind, deadlines: String = "", dir: TempDir? = nil) async throws -> ShimHarness {
+    /// `extraConfig` is appended to warden.toml (e.g. a `[seccomp]` table); `shimEnvironment`
+    /// reaches the shims through containerd's environment.
+    static func start(
+        _ runtime: RuntimeKind, deadlines: String = "", extraConfig: String = "", shimEnvironment: [String: String] = [:],
+        dir: TempDir? = nil
+    ) async throws -> ShimHarness {
         let dir = try dir ?? TempDir("wdi")
         let runscRoot = dir.file("runsc")
         let binary = runtime == .real ? "/usr/bin/runsc" : buildDirectory + "/fake-runsc"
@@ -61,13 +66,14 @@ final class ShimHarness: Sendable {
             \(deadlines)
             [runsc_config]
             network = "none"
+            \(extraConfig)
             """
         let configPath = dir.file("warden.toml")
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         let path = buildDirectory + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         // The shim server's stderr (a crash report) goes to a file in the test dir.
         let containerd = try await PrivateContainerd.start(
-            environment: ["PATH": path, "WARDEN_SHIM_STDERR": dir.file("shim.stderr")], in: dir)
+            environment: ["PATH": path, "WARDEN_SHIM_STDERR": dir.file("shim.stderr")].merging(shimEnvironment) { $1 }, in: dir)
         let harness = ShimHarness(containerd: containerd, runtime: runtime, configPath: configPath, runscRoot: runscRoot)
         let imported = try await harness.ctr(["images", "import", imageTar], timeout: .seconds(60))
         if imported.status != 0 {

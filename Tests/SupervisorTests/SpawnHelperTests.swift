@@ -1,0 +1,94 @@
+import Foundation
+import LinuxSys
+import Supervisor
+import Testing
+import WardenTestSupport
+
+/// The spawn helper the confined shim creates every process through (CLinuxSys/spawner.c):
+/// what it starts is the caller's own child (so pidfds, reaping and exit statuses work as
+/// for posix_spawn), with exactly the descriptors asked for; a failed exec is an error naming
+/// the binary and leaves no zombie; the helper exits when its owner closes it.
+@Suite(.serialized, .timeLimit(.minutes(1))) struct SpawnHelperTests {
+    func supervisor(_ helper: SpawnHelper) throws -> Supervisor {
+        var options = Supervisor.Options()
+        options.reapsUnknownChildren = false  // Foundation.Process children share this process
+        return try Supervisor(options: options, spawnHelper: helper)
+    }
+
+    @Test func aSpawnedProcessIsTheCallersChildWithItsStatusAndDescriptors() async throws {
+        let helper = try SpawnHelper.start()
+        defer { helper.close() }
+        let supervisor = try supervisor(helper)
+        defer { supervisor.shutdown() }
+        let null = try FileDescriptor.open("/dev/null")
+        let output = try FileDescriptor.pipe()
+        // fd 3 is passed on; anything else the test process holds must not be.
+        let child = try supervisor.spawn(
+            path: "/bin/sh", arguments: ["-c", "echo ppid=$PPID; ls /proc/self/fd | wc -l >&3; exit 3"],
+            environment: ["PATH=/bin:/usr/bin"], descriptors: [null, output.write, null, output.write])
+        FileDescriptor.close(output.write)
+        FileDescriptor.close(null)
+        let outcome = try await withTimeout(.seconds(10), "the child's exit") { await supervisor.wait(child) }
+        #expect(outcome == .exited(.exited(3)))
+        var text = ""
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while true {
+            let n = read(output.read, &buffer, buffer.count)
+            if n <= 0 { break }
+            text += String(decoding: buffer[0..<n], as: UTF8.self)
+        }
+        FileDescriptor.close(output.read)
+        #expect(text.contains("ppid=\(getpid())"), "the caller is the parent, not the helper: \(text)")
+        // 0, 1, 2, 3 and the one ls opens to read the directory.
+        #expect(text.split(separator: "\n").last.map(String.init) == "5", "descriptors in the child: \(text)")
+    }
+
+    @Test func aFailedExecIsAnErrorNamingTheBinaryAndLeavesNoZombie() throws {
+        let helper = try SpawnHelper.start()
+        defer { helper.close() }
+        let supervisor = try supervisor(helper)
+        defer { supervisor.shutdown() }
+        let null = try FileDescriptor.open("/dev/null")
+        defer { FileDescriptor.close(null) }
+        let before = zombieChildren()
+        #expect {
+            _ = try supervisor.spawn(
+                path: "/nonexistent/runsc", arguments: [], environment: [], stdin: null, stdout: null, stderr: null)
+        } throws: { error in
+            guard let error = error as? Errno else { return false }
+            return error.code == ENOENT && error.description.contains("/nonexistent/runsc")
+        }
+        #expect(zombieChildren() == before, "the failed child was reaped")
+        // The helper goes on serving.
+        let child = try supervisor.spawn(path: "/bin/true", arguments: [], environment: [], stdin: null, stdout: null, stderr: null)
+        #expect(child.pid > 0)
+    }
+
+    @Test func theHelperExitsWhenClosedAndSpawnsThenFailWithAClearError() async throws {
+        let helper = try SpawnHelper.start()
+        let supervisor = try supervisor(helper)
+        defer { supervisor.shutdown() }
+        #expect(processName("\(helper.pid):") == "warden-spawner")
+        helper.close()
+        try await withTimeout(.seconds(5), "the helper's exit") {
+            while processExists(helper.pid) { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        let null = try FileDescriptor.open("/dev/null")
+        defer { FileDescriptor.close(null) }
+        #expect(throws: Errno.self) {
+            _ = try supervisor.spawn(path: "/bin/true", arguments: [], environment: [], stdin: null, stdout: null, stderr: null)
+        }
+    }
+
+    /// Zombie children of this process.
+    func zombieChildren() -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && fields[0] == "Z" && fields[1] == "\(getpid())"
+        }.sorted()
+    }
+}
