@@ -58,6 +58,37 @@ public enum Cgroups {
         try FileDescriptor.writeAll(fd, Array("\(pid)".utf8))
     }
 
+    /// Kills every process in the v2 cgroup `directory` and its descendants at once, in the
+    /// kernel (`cgroup.kill`, Linux 5.14+): nothing can fork its way out. False when the
+    /// directory has no `cgroup.kill` (a v1 hierarchy, an older kernel).
+    public static func killAll(_ directory: String) throws(Errno) -> Bool {
+        guard FileDescriptor.exists(directory + "/cgroup.kill") else { return false }
+        let fd = try FileDescriptor.open(directory + "/cgroup.kill", forWriting: true, append: true)
+        defer { FileDescriptor.close(fd) }
+        try FileDescriptor.writeAll(fd, Array("1".utf8))
+        return true
+    }
+
+    /// Whether `directory` is a v1 freezer cgroup (it has `freezer.state`).
+    public static func isFreezer(_ directory: String) -> Bool {
+        FileDescriptor.exists(directory + "/freezer.state")
+    }
+
+    /// Freezes (or thaws) a v1 freezer cgroup: `freezer.state` written FROZEN or THAWED.
+    /// A frozen process cannot fork or exit; a SIGKILL sent while frozen acts at the thaw.
+    public static func setFrozen(_ directory: String, _ frozen: Bool) throws(Errno) {
+        let fd = try FileDescriptor.open(directory + "/freezer.state", forWriting: true, append: true)
+        defer { FileDescriptor.close(fd) }
+        try FileDescriptor.writeAll(fd, Array((frozen ? "FROZEN" : "THAWED").utf8))
+    }
+
+    /// The v1 freezer state ("THAWED", "FREEZING", "FROZEN"), nil when unreadable.
+    public static func freezerState(_ directory: String) -> String? {
+        FileDescriptor.readAll(directory + "/freezer.state", limit: 64).map {
+            String(decoding: $0, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
+        }
+    }
+
     /// Removes the cgroup directory `directory`. One that is already gone is not an error;
     /// one with processes or child cgroups fails with EBUSY.
     public static func remove(_ directory: String) throws(Errno) {

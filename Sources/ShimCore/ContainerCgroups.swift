@@ -39,6 +39,81 @@ struct ContainerCgroups: Equatable, Sendable {
         Cgroups.directories(of: path, in: hierarchies).filter { FileDescriptor.exists($0) }
     }
 
+    /// What `killMembers` did.
+    struct Kill: CustomStringConvertible {
+        /// Members SIGKILLed through their pidfds.
+        var signalled: [Child] = []
+        /// Directories killed whole by the kernel (`cgroup.kill`, v2).
+        var killedByKernel: [String] = []
+        /// A v1 freezer directory frozen (so nothing forked away) during the kill.
+        var froze = false
+        var failures: [String] = []
+
+        var count: Int { signalled.count + killedByKernel.count }
+        var description: String {
+            var parts = ["\(signalled.count) processes by pidfd" + (signalled.isEmpty ? "" : " (\(signalled.map(\.description).joined(separator: ", ")))")]
+            if !killedByKernel.isEmpty { parts.append("cgroup.kill in \(killedByKernel.count) dirs") }
+            if froze { parts.append("under freezer") }
+            if !failures.isEmpty { parts.append("failed: \(failures.joined(separator: "; "))") }
+            return parts.joined(separator: ", ")
+        }
+    }
+
+    /// SIGKILL to everything in the container's cgroup directories, whether or not it
+    /// descends from a process the shim knows (one that left the shim's tree is ended too).
+    /// On v2 `cgroup.kill` does it in the kernel; on v1 the freezer directory is frozen first,
+    /// so no member forks a new one between the listing and the signal, each member is
+    /// SIGKILLed by pidfd (adopted first, then checked still a member, so a reused pid is
+    /// never hit), and the freezer thawed for the kills to act. Never the shim itself: a
+    /// directory that holds the shim is only listed and killed member by member.
+    func killMembers(of directories: [String], supervisor: Supervisor) async -> Kill {
+        var kill = Kill()
+        let ownPids: Set<Int32> = [ProcessIdentity.pid]
+        func holdsShim(_ directory: String) -> Bool {
+            !(Cgroups.processes(in: directory) ?? []).allSatisfy { !ownPids.contains($0) }
+        }
+        var frozen: [String] = []
+        for directory in directories where Cgroups.isFreezer(directory) && !holdsShim(directory) {
+            do throws(Errno) {
+                try Cgroups.setFrozen(directory, true)
+                frozen.append(directory)
+            } catch {
+                kill.failures.append("\(error)")
+            }
+        }
+        // FREEZING until every member stopped; a member in uninterruptible sleep can hold it there.
+        for directory in frozen {
+            for _ in 0..<50 where Cgroups.freezerState(directory) != "FROZEN" { try? await Task.sleep(for: .milliseconds(2)) }
+        }
+        kill.froze = !frozen.isEmpty
+        for directory in directories {
+            if !holdsShim(directory) {
+                do throws(Errno) {
+                    if try Cgroups.killAll(directory) {
+                        kill.killedByKernel.append(directory)
+                        continue
+                    }
+                } catch {
+                    kill.failures.append("\(error)")
+                }
+            }
+            for pid in Cgroups.processes(in: directory) ?? [] where !ownPids.contains(pid) {
+                guard let child = try? supervisor.adopt(pid: pid), !kill.signalled.contains(child) else { continue }
+                // Still a member with its pidfd held: the pid was not reused in between.
+                guard Cgroups.processes(in: directory)?.contains(pid) == true else { continue }
+                if (try? supervisor.signal(child, 9)) == true { kill.signalled.append(child) }
+            }
+        }
+        for directory in frozen {
+            do throws(Errno) {
+                try Cgroups.setFrozen(directory, false)
+            } catch {
+                kill.failures.append("\(error)")
+            }
+        }
+        return kill
+    }
+
     /// Removes the container's cgroup directories. With `killingLeftovers` (the pod's sandbox
     /// cgroup at its Delete, when every process of the pod is due to be gone), what still runs
     /// in them is SIGKILLed by pidfd first and waited for up to `within`. The shim itself is
@@ -50,18 +125,10 @@ struct ContainerCgroups: Equatable, Sendable {
         let directories = directories(in: hierarchies)
         var report = Report()
         if killingLeftovers {
-            var signalled: [Child] = []
-            for directory in directories {
-                for pid in Cgroups.processes(in: directory) ?? [] where pid != ProcessIdentity.pid {
-                    guard let child = try? supervisor.adopt(pid: pid), !signalled.contains(child) else { continue }
-                    // Still a member with its pidfd held: the pid was not reused in between.
-                    guard Cgroups.processes(in: directory)?.contains(pid) == true else { continue }
-                    if (try? supervisor.signal(child, 9)) == true { signalled.append(child) }
-                }
-            }
-            report.killed = signalled.count
-            if !signalled.isEmpty {
-                let waitFor = signalled
+            let killed = await killMembers(of: directories, supervisor: supervisor)
+            report.killed = killed.signalled.count
+            if !killed.signalled.isEmpty {
+                let waitFor = killed.signalled
                 _ = await waitAtMost(within) {
                     for child in waitFor { _ = await supervisor.wait(child) }
                 }

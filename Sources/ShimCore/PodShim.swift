@@ -239,7 +239,8 @@ public actor PodShim {
             return
         }
         let sandbox = Sandbox(
-            id: container.id, process: process, companions: companions, networkNamespacePath: networkNamespacePath)
+            id: container.id, process: process, companions: companions, networkNamespacePath: networkNamespacePath,
+            cgroups: container.cgroups)
         sandboxes[container.id] = sandbox
         let records = sandbox.all.compactMap { ProcessRecord.of($0.pid) }
         do throws(Errno) {

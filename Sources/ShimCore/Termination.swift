@@ -13,14 +13,17 @@ final class Sandbox {
     let process: Child
     var companions: [Child]
     let networkNamespacePath: String?
+    /// The sandbox container's cgroup: runsc puts the sandbox and the gofer there.
+    let cgroups: ContainerCgroups?
     var exited = false
     var termination: Task<Void, Never>?
 
-    init(id: String, process: Child, companions: [Child], networkNamespacePath: String?) {
+    init(id: String, process: Child, companions: [Child], networkNamespacePath: String?, cgroups: ContainerCgroups?) {
         self.id = id
         self.process = process
         self.companions = companions
         self.networkNamespacePath = networkNamespacePath
+        self.cgroups = cgroups
     }
 
     var all: [Child] { [process] + companions }
@@ -57,6 +60,7 @@ struct EscalationCounters: CustomStringConvertible {
         case runscKillFailed = "runsc_kill_failed", graceExpired = "grace_expired", sigkill
         case reapTimedOut = "reap_timed_out", runscDeleteFailed = "runsc_delete_failed", stateRemoved = "state_removed"
         case leftoversKilled = "leftovers_killed", cgroupLeftovers = "cgroup_leftovers"
+        case cgroupKilled = "cgroup_killed"
     }
     private(set) var values: [Step: Int] = [:]
 
@@ -130,6 +134,16 @@ extension PodShim {
             step("sigkill", since: since, "\(signalled) processes")
         }
 
+        // 4b. Whatever still runs in the sandbox's cgroup, in the shim's tree or not (a
+        // process that was re-parented elsewhere or moved in): cgroup.kill on v2, freezer
+        // and SIGKILL by pidfd on v1. After the pidfd kills, so it usually finds nothing.
+        if !isDead(sandbox) || sandboxCgroupHasMembers(sandbox), let cgroups = sandbox.cgroups {
+            let since = clock.now
+            let kill = await cgroups.killMembers(of: cgroups.directories(in: Cgroups.mountedHierarchies()), supervisor: supervisor)
+            if kill.count > 0 { counters.count(.cgroupKilled, kill.count) }
+            step("cgroup", since: since, "\(kill)")
+        }
+
         // 5. Reap the sandbox; what is left of the pod (a gofer that stays) is killed at once,
         // since the pod is being killed, and reaped in the background.
         let since = clock.now
@@ -148,6 +162,14 @@ extension PodShim {
         record.total = clock.now - started
         record.outcome = reaped ? "stopped" : "sandbox pid \(sandbox.process.pid) survived SIGKILL; exits published as 137"
         if reaped { log.info("\(record) counters: \(counters)") } else { log.error("\(record) counters: \(counters)") }
+    }
+
+    /// Whether any process (other than the shim) is still in the sandbox's cgroup.
+    func sandboxCgroupHasMembers(_ sandbox: Sandbox) -> Bool {
+        guard let cgroups = sandbox.cgroups else { return false }
+        return cgroups.directories(in: Cgroups.mountedHierarchies()).contains { directory in
+            (Cgroups.processes(in: directory) ?? []).contains { $0 != ProcessIdentity.pid }
+        }
     }
 
     /// Dead as soon as its pidfd reported the exit, even before the watcher marked it.

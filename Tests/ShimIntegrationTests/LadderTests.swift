@@ -1,0 +1,150 @@
+import Foundation
+import LinuxSys
+import Testing
+import WardenTestSupport
+
+/// Escalation-ladder paths that need a hostile machine to reach (issue 13): a process in the
+/// sandbox's cgroup that is not in the shim's tree, a sandbox SIGKILL cannot end (held by a
+/// frozen v1 freezer cgroup), and a spec whose network namespace is not one.
+@Suite(.serialized) struct LadderTests {
+    static let deadlines = TerminationTests.deadlines
+    static let stopDeadline = TerminationTests.stopDeadline
+
+    /// A `sleep` the test starts (its parent is the test, not the shim) and moves into the
+    /// sandbox's cgroup is SIGKILLed by the ladder itself: dead when the task shows STOPPED,
+    /// before Delete's cgroup cleanup runs. `controller` picks the v1 hierarchy (freezer: the
+    /// frozen-then-killed path; pids: member by member).
+    @Test(arguments: [(RuntimeKind.fake, "freezer"), (RuntimeKind.fake, "pids"), (RuntimeKind.real, "pids")])
+    func aProcessMovedIntoTheSandboxCgroupIsKilledByTheLadder(_ runtime: RuntimeKind, _ controller: String) async throws {
+        guard ShimHarness.available(runtime) else { return }
+        try await withTimeout(.seconds(60), "cgroup kill, \(runtime) runsc, \(controller)") {
+            let h = try await ShimHarness.start(runtime, deadlines: Self.deadlines)
+            var stranger: Int32 = 0
+            do {
+                #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
+                try await h.waitForTask("c1", status: "RUNNING")
+                let directory = "/sys/fs/cgroup/\(controller)/\(h.namespace)/c1"
+                #expect(FileManager.default.fileExists(atPath: directory), "runsc made \(directory)")
+                let null = try FileDescriptor.open("/dev/null")
+                stranger = try Spawn.spawn(
+                    path: "/bin/sleep", arguments: ["1000"], environment: [], stdin: null, stdout: null, stderr: null,
+                    newSession: true)
+                FileDescriptor.close(null)
+                try Cgroups.addProcess(stranger, to: directory)
+                #expect(Cgroups.processes(in: directory)?.contains(stranger) == true)
+
+                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
+                try await h.waitForTask("c1", status: "STOPPED", timeout: Self.stopDeadline + .milliseconds(500))
+                let moved = stranger
+                let status = try await withTimeout(.seconds(1), "the moved process's death") {
+                    while true {
+                        if let status = ChildProcesses.reap(moved) { return status }
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
+                }
+                stranger = 0
+                #expect(status == .signaled(9))
+                let log = h.containerd.process.outputText
+                let named = try Regex(#"cgroup=\d+ms\(\d+ processes by pidfd \([^)]*pid \#(moved)[,)]"#)
+                #expect(log.contains(named), "the cgroup step names it")
+                #expect(!log.contains("cgroup_killed=0"), "counted as a cgroup kill")
+                #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
+                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
+                try await h.finish()
+            } catch {
+                if stranger > 0 {
+                    kill(stranger, SIGKILL)
+                    _ = ChildProcesses.waitBlocking(stranger)
+                }
+                await h.abandon()
+                throw error
+            }
+        }
+    }
+
+    /// A sandbox held in a frozen freezer cgroup (not its own: the test's) does not die on
+    /// SIGKILL. The reap waits only until stop_deadline; then the exit is published as 137,
+    /// the record says the sandbox survived, and the reap timeout is counted. Thawed, the
+    /// pending SIGKILL ends it and Delete leaves nothing.
+    @Test func aSandboxThatSurvivesSigkillIsReportedStoppedAtTheDeadline() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        try await withTimeout(.seconds(60), "reap timeout") {
+            let h = try await ShimHarness.start(.fake, deadlines: Self.deadlines)
+            let hold = "/sys/fs/cgroup/freezer/\(h.namespace)-hold"
+            do {
+                #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
+                try await h.waitForTask("c1", status: "RUNNING")
+                let sandboxPid = try #require(try await h.taskPid("c1"))
+                try FileManager.default.createDirectory(atPath: hold, withIntermediateDirectories: false)
+                try Cgroups.addProcess(sandboxPid, to: hold)
+                try Cgroups.setFrozen(hold, true)
+
+                let killed = ContinuousClock.now
+                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
+                try await h.waitForTask("c1", status: "STOPPED", timeout: Self.stopDeadline + .seconds(1))
+                let took = ContinuousClock.now - killed
+                #expect(took < Self.stopDeadline + .seconds(1), "STOPPED after \(took)")
+                #expect(processExists(sandboxPid) && !isZombie(sandboxPid), "the frozen sandbox really survived")
+                let log = h.containerd.process.outputText
+                #expect(log.contains("survived SIGKILL; exits published as 137"), "the record names the survivor")
+                #expect(log.contains("reap_timed_out=1"), "the reap timeout is counted")
+
+                try Cgroups.setFrozen(hold, false)
+                try await withTimeout(.seconds(5), "the thawed sandbox's death") {
+                    while processExists(sandboxPid) && !isZombie(sandboxPid) { try await Task.sleep(for: .milliseconds(20)) }
+                }
+                let removed = try await h.ctr(["task", "rm", "c1"])
+                #expect(removed.status == 0 && removed.output.contains("137"), "task rm: \(removed.output)")
+                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
+                try await Self.removeCgroup(hold)
+                try await h.finish()
+            } catch {
+                try? Cgroups.setFrozen(hold, false)
+                await h.abandon()
+                try? await Self.removeCgroup(hold)
+                throw error
+            }
+        }
+    }
+
+    /// A spec whose network namespace is a plain file: the release step fails with an error
+    /// naming the file, is counted, and the ladder goes on; the pod stops in its deadline
+    /// and the file is untouched.
+    @Test func aNetworkNamespaceThatIsNotOneFailsItsStepAndThePodStillStops() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        try await withTimeout(.seconds(60), "netns release failure") {
+            let h = try await ShimHarness.start(.fake, deadlines: Self.deadlines)
+            do {
+                let notANamespace = h.containerd.dir.file("not-a-netns")
+                try "plain file\n".write(toFile: notANamespace, atomically: true, encoding: .utf8)
+                let run = try await h.ctr(
+                    ["run", "-d", "--with-ns", "network:\(notANamespace)"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"])
+                #expect(run.status == 0, "run: \(run.output)")
+                try await h.waitForTask("c1", status: "RUNNING")
+                let killed = ContinuousClock.now
+                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
+                try await h.waitForTask("c1", status: "STOPPED", timeout: Self.stopDeadline + .milliseconds(500))
+                #expect(ContinuousClock.now - killed < Self.stopDeadline + .milliseconds(500))
+                let log = h.containerd.process.outputText
+                #expect(log.contains("netns=") && log.contains("failed: network namespace \(notANamespace)"), "the step names the file")
+                #expect(log.contains("netns_failed=1"), "the failure is counted")
+                #expect(try String(contentsOfFile: notANamespace, encoding: .utf8) == "plain file\n")
+                #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
+                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
+                try await h.finish()
+            } catch {
+                await h.abandon()
+                throw error
+            }
+        }
+    }
+
+    /// rmdir of a cgroup whose last process has just died can fail with EBUSY for a moment.
+    static func removeCgroup(_ directory: String) async throws {
+        for _ in 0..<100 {
+            if (try? Cgroups.remove(directory)) != nil { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try Cgroups.remove(directory)
+    }
+}
