@@ -32,6 +32,7 @@ public enum FakeRunsc {
             var args: [String]
             var env: [String]?
             var terminal: Bool?
+            var oomScoreAdj: Int?
         }
         struct Root: Decodable {
             var path: String
@@ -187,6 +188,21 @@ public enum FakeRunsc {
         guard state.status == "created" else { throw Failure("cannot start container in state \(state.status)") }
         if faults.contains("fail-start") { throw Failure("starting container: fake fail-start") }
         if faults.contains("slow-start") { Sleep.seconds(2) }
+        if state.sandboxID == nil || state.sandboxID == id, let bytes = FileDescriptor.readAll("\(state.bundle)/config.json"),
+            let adjust = (try? JSONDecoder().decode(Spec.self, from: Data(bytes)))?.process.oomScoreAdj
+        {
+            // As runsc start: the sandbox and gofer get the spec's oom_score_adj, and a value
+            // the caller may not set (lower than its own without CAP_SYS_RESOURCE) fails start.
+            for pid in [state.sandboxPid, state.goferPid] where pid > 0 {
+                do throws(Errno) {
+                    let fd = try FileDescriptor.open("/proc/\(pid)/oom_score_adj", forWriting: true, append: true)
+                    defer { FileDescriptor.close(fd) }
+                    try FileDescriptor.writeAll(fd, Array("\(adjust)".utf8))
+                } catch {
+                    throw Failure("starting container: setting oom_score_adj \(adjust) of pid \(pid): \(error)")
+                }
+            }
+        }
         state.status = "running"
         try save(state, root: root)  // the sandbox polls its state for this
         if let sandboxID = state.sandboxID, sandboxID != id {

@@ -112,4 +112,21 @@ public enum UnixSocket {
 public enum ProcessIdentity {
     public static var uid: UInt32 { getuid() }
     public static var pid: Int32 { getpid() }
+
+    /// CAP_SYS_RESOURCE: needed to lower an oom_score_adj below the process's own.
+    public static let capSysResource = 24
+
+    /// Whether `capability` is in this process's effective set (/proc/self/status CapEff).
+    public static func hasEffectiveCapability(_ capability: Int) -> Bool {
+        guard let status = FileDescriptor.readText("/proc/self/status"),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+            let mask = UInt64(line.dropFirst("CapEff:".count).filter { !$0.isWhitespace }, radix: 16)
+        else { return false }
+        return mask & (1 << UInt64(capability)) != 0
+    }
+
+    /// This process's /proc/self/oom_score_adj.
+    public static var oomScoreAdj: Int? {
+        FileDescriptor.readText("/proc/self/oom_score_adj").flatMap { Int($0.filter { !$0.isWhitespace }) }
+    }
 }

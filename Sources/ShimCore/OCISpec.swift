@@ -10,6 +10,7 @@ struct OCISpec: Decodable {
     struct Process: Decodable {
         var terminal: Bool?
         var args: [String]?
+        var oomScoreAdj: Int?
     }
     struct Linux: Decodable {
         struct Namespace: Decodable {

@@ -153,6 +153,7 @@ public actor PodShim {
         defer { reserved.remove(id) }
 
         let spec = try OCISpec.load(bundle: request.bundle)
+        if let clamped = try OOMScoreClamp.apply(bundle: request.bundle, spec: spec) { log.warn("create \(id): \(clamped)") }
         let sandboxID = spec.joinsSandbox ?? id
         let paths = ProcessIO.Paths(
             stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, terminal: request.terminal)

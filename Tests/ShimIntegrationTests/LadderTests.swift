@@ -148,3 +148,60 @@ import WardenTestSupport
         try Cgroups.remove(directory)
     }
 }
+
+/// A pod whose spec asks for an oomScoreAdj below the shim's own, under a containerd (and so
+/// a shim) without CAP_SYS_RESOURCE: runsc start would fail writing it (fake-runsc does as
+/// runsc does); the shim clamps the spec to its own score, logs it, and the pod runs.
+@Suite(.serialized) struct OOMScoreAdjTests {
+    @Test func aScoreTheShimMayNotSetIsClampedAndThePodRuns() async throws {
+        guard ShimHarness.available(.fake), FileManager.default.fileExists(atPath: "/usr/bin/setpriv") else {
+            if ProcessInfo.processInfo.environment["WARDEN_INTEROP"] == "1" { Issue.record("setpriv missing") }
+            return
+        }
+        try await withTimeout(.seconds(60), "oomScoreAdj clamp") {
+            let h = try await ShimHarness.start(
+                .fake, deadlines: LadderTests.deadlines,
+                launcher: ["/usr/bin/setpriv", "--inh-caps=-sys_resource", "--bounding-set=-sys_resource", "--"])
+            do {
+                let own = Int(try String(contentsOfFile: "/proc/self/oom_score_adj", encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+                let requested = own - 10
+                let defaults = try await runCommand("/usr/bin/ctr", ["oci", "spec"])
+                var spec = try #require(
+                    try JSONSerialization.jsonObject(with: Data(defaults.output.utf8)) as? [String: Any])
+                var process = spec["process"] as? [String: Any] ?? [:]
+                process["args"] = ["sleep", "1000"]
+                process["env"] = ["PATH=/bin:/usr/bin"]
+                process["oomScoreAdj"] = requested
+                spec["process"] = process
+                var linux = spec["linux"] as? [String: Any] ?? [:]
+                linux["cgroupsPath"] = "/\(h.namespace)/c1"
+                spec["linux"] = linux
+                // An empty root (fake-runsc runs the command on the host): with --config, ctr takes no image.
+                let root = h.containerd.dir.file("empty-root")
+                try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+                spec["root"] = ["path": root]
+                let specPath = h.containerd.dir.file("spec.json")
+                try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: specPath))
+
+                let run = try await h.ctr(["run", "-d", "--config", specPath] + h.runtimeFlags + ["c1"])
+                #expect(run.status == 0, "run: \(run.output)")
+                try await h.waitForTask("c1", status: "RUNNING")
+                let sandboxPid = try #require(try await h.taskPid("c1"))
+                let applied = try String(contentsOfFile: "/proc/\(sandboxPid)/oom_score_adj", encoding: .utf8)
+                #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "\(own)", "the sandbox got the clamped score")
+                #expect(
+                    h.containerd.process.outputText.contains("oomScoreAdj \(requested) clamped to \(own)"),
+                    "the clamp is logged")
+                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
+                try await h.waitForTask("c1", status: "STOPPED")
+                #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
+                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
+                try await h.finish()
+            } catch {
+                await h.abandon()
+                throw error
+            }
+        }
+    }
+}

@@ -53,7 +53,7 @@ final class ShimHarness: Sendable {
     /// reaches the shims through containerd's environment.
     static func start(
         _ runtime: RuntimeKind, deadlines: String = "", extraConfig: String = "", shimEnvironment: [String: String] = [:],
-        dir: TempDir? = nil
+        launcher: [String] = [], dir: TempDir? = nil
     ) async throws -> ShimHarness {
         let dir = try dir ?? TempDir("wdi")
         let runscRoot = dir.file("runsc")
@@ -73,7 +73,7 @@ final class ShimHarness: Sendable {
         let path = buildDirectory + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         // The shim server's stderr (a crash report) goes to a file in the test dir.
         let containerd = try await PrivateContainerd.start(
-            environment: ["PATH": path, "WARDEN_SHIM_STDERR": dir.file("shim.stderr")].merging(shimEnvironment) { $1 }, in: dir)
+            environment: ["PATH": path, "WARDEN_SHIM_STDERR": dir.file("shim.stderr")].merging(shimEnvironment) { $1 }, launcher: launcher, in: dir)
         let harness = ShimHarness(containerd: containerd, runtime: runtime, configPath: configPath, runscRoot: runscRoot)
         let imported = try await harness.ctr(["images", "import", imageTar], timeout: .seconds(60))
         if imported.status != 0 {

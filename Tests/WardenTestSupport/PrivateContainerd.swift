@@ -15,8 +15,10 @@ public final class PrivateContainerd: Sendable {
     }
 
     /// Starts containerd and waits until it serves. `extraConfig` is appended to the TOML.
+    /// `launcher` (e.g. setpriv and its flags) execs containerd, keeping its pid.
     public static func start(
-        extraConfig: String = "", disableCRI: Bool = true, environment: [String: String]? = nil, in existing: TempDir? = nil
+        extraConfig: String = "", disableCRI: Bool = true, environment: [String: String]? = nil, launcher: [String] = [],
+        in existing: TempDir? = nil
     ) async throws -> PrivateContainerd {
         let dir = try existing ?? TempDir("wdc")
         let config = """
@@ -29,8 +31,8 @@ public final class PrivateContainerd: Sendable {
             \(extraConfig)
             """
         try config.write(toFile: dir.file("config.toml"), atomically: true, encoding: .utf8)
-        let process = try ChildProcess(
-            "/usr/bin/containerd", ["--config", dir.file("config.toml"), "--log-level", "info"], environment: environment)
+        let command = launcher + ["/usr/bin/containerd", "--config", dir.file("config.toml"), "--log-level", "info"]
+        let process = try ChildProcess(command[0], Array(command.dropFirst()), environment: environment)
         let containerd = PrivateContainerd(dir: dir, process: process)
         do {
             try await process.waitForOutput(containing: "containerd successfully booted", timeout: .seconds(30))
