@@ -101,6 +101,17 @@ let package = Package(
         ),
         // Interop with real peers (Go ttrpc fixtures, a private containerd). scripts/test.sh
         // builds the fixtures and sets WARDEN_INTEROP=1, which turns a missing peer into a failure.
+        // The shim's front door as a fuzz target: frame decoder, ttrpc envelope, every Task
+        // request decoder as registered (Tests/FuzzTests runs it; scripts/fuzz.sh under libFuzzer).
+        .target(
+            name: "FrontDoorFuzz",
+            dependencies: [
+                "ShimCore", "TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor", "Runsc",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Tests/Tools/FrontDoorFuzz"
+        ),
+        .testTarget(name: "FuzzTests", dependencies: ["FrontDoorFuzz", "WardenTestSupport"]),
         .testTarget(
             name: "InteropTests",
             dependencies: [
@@ -110,3 +121,12 @@ let package = Package(
         ),
     ]
 )
+
+// libFuzzer's entry point (no main: libFuzzer brings it), only when scripts/fuzz.sh asks, so
+// an ordinary build never has to link it: WARDEN_FUZZ=1 swift build -sanitize=fuzzer.
+if Context.environment["WARDEN_FUZZ"] == "1" {
+    package.targets.append(
+        .executableTarget(
+            name: "warden-fuzz", dependencies: ["FrontDoorFuzz"], path: "Tests/Tools/warden-fuzz",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+}

@@ -34,7 +34,10 @@ public typealias MethodHandler = @Sendable (RequestContext, [UInt8]) async throw
 
 /// Handlers by service and method, built before the server starts (never mutated after).
 public struct ServiceRegistry: Sendable {
+    public typealias RequestDecoder = @Sendable ([UInt8]) throws -> any SwiftProtobuf.Message
     private var services: [String: [String: MethodHandler]] = [:]
+    /// The payload decoder of each typed method: the very decoding its handler does first.
+    private var decoders: [String: [String: RequestDecoder]] = [:]
 
     public init() {}
 
@@ -47,6 +50,7 @@ public struct ServiceRegistry: Sendable {
     public mutating func register<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
         service: String, method: String, _ handler: @escaping @Sendable (RequestContext, Request) async throws -> Response
     ) {
+        decoders[service, default: [:]][method] = { payload in try Request(serializedBytes: payload) }
         register(service: service, method: method) { context, payload in
             let request: Request
             do {
@@ -56,6 +60,13 @@ public struct ServiceRegistry: Sendable {
             }
             return try await handler(context, request).serializedBytes()
         }
+    }
+
+    /// Every (service, method) with a typed handler, and its request decoder (for fuzzing the
+    /// request decoding without running handlers).
+    public var requestDecoders: [(service: String, method: String, decode: RequestDecoder)] {
+        decoders.flatMap { service, methods in methods.map { (service: service, method: $0.key, decode: $0.value) } }
+            .sorted { ($0.service, $0.method) < ($1.service, $1.method) }
     }
 
     /// The handler, or the Unimplemented status Go's ttrpc gives ("service X" / "method X").

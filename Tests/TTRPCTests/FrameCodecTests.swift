@@ -1,4 +1,5 @@
 import Testing
+import WardenTestSupport
 @testable import TTRPC
 
 /// The ttrpc frame codec on fixed byte strings (containerd/ttrpc channel.go layout).
@@ -154,18 +155,5 @@ import Testing
         }
         #expect(frame.type == 0x7f)
         #expect(frame.messageType == nil)
-    }
-}
-
-/// Deterministic PRNG so the garbage test is reproducible.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
