@@ -123,7 +123,7 @@ let package = Package(
 )
 
 // libFuzzer's entry point (no main: libFuzzer brings it), only when scripts/fuzz.sh asks, so
-// an ordinary build never has to link it: WARDEN_FUZZ=1 swift build -sanitize=fuzzer.
+// an ordinary build never has to link it: WARDEN_FUZZ=1 swift build --sanitize=fuzzer.
 if Context.environment["WARDEN_FUZZ"] == "1" {
     package.targets.append(
         .executableTarget(

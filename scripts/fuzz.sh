@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 scratch=.build-fuzz
 mkdir -p "$scratch"
-if ! WARDEN_FUZZ=1 swift build -c release --product warden-fuzz --scratch-path "$scratch" -sanitize=fuzzer \
+if ! WARDEN_FUZZ=1 swift build -c release --product warden-fuzz --scratch-path "$scratch" --sanitize=fuzzer \
     > "$scratch/build.log" 2>&1; then
   cat "$scratch/build.log" >&2
   echo "fuzz.sh: building warden-fuzz with -sanitize=fuzzer failed" >&2

@@ -48,10 +48,15 @@ echo "== swift test (unit and interop)"
 # would load both cores under them, so it runs on its own afterwards.
 # PidReuseTests recycles pids through ns_last_pid: run alongside, another test could find a
 # pid it just reaped taken again (a false "still there"), so it runs on its own.
-swift test --skip-build --skip ShimIntegrationTests --skip PidReuseTests
+swift test --skip-build --skip ShimIntegrationTests --skip PidReuseTests --skip FuzzTests
 swift test --skip-build --filter PidReuseTests
+echo "== fuzzing the front door (seeded mutations in the suite, then libFuzzer for 60 s)"
+# Both load the cores: on their own, after the timing-sensitive unit tests.
+WARDEN_FUZZ_SECONDS=10 swift test --skip-build --filter FuzzTests
+scripts/fuzz.sh 60
 echo "== swift test (shim integration: containerd + ctr + Warden, real runsc and fake-runsc)"
-swift test --skip-build --filter ShimIntegrationTests
+# One suite at a time: each runs containerd and sandboxes, and bounds how long steps take.
+swift test --skip-build --no-parallel --filter ShimIntegrationTests
 echo "== CRI tests (containerd's CRI plugin + Warden handler; tools/cri client; install.sh)"
 # Debian's python (python3-grpcio), not whatever python3 comes first on PATH.
 WARDEN_BIN=$(swift build --show-bin-path) /usr/bin/python3 -m unittest discover -s tests/cri -v

@@ -16,6 +16,7 @@
 #include <sys/mount.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -212,12 +213,24 @@ int clinux_spawn_fds(const char *path, char *const argv[], char *const envp[], c
     posix_spawnattr_t attr;
     posix_spawn_file_actions_init(&actions);
     posix_spawnattr_init(&attr);
-    // Park every source above the target range first, so a source that is also a target
-    // number (fd 3 handed over as fd 4, say) is not overwritten before it is copied.
-    for (int i = 0; i < count; i++) posix_spawn_file_actions_adddup2(&actions, fds[i], 1000 + i);
-    for (int i = 0; i < count; i++) {
-        posix_spawn_file_actions_adddup2(&actions, 1000 + i, i);
-        posix_spawn_file_actions_addclose(&actions, 1000 + i);
+    // Park every source above the target range and above every source first, so a source
+    // that is also a target number (fd 3 handed over as fd 4, say) is not overwritten before
+    // it is copied. Just above them, not at a fixed high number: a soft RLIMIT_NOFILE of 256
+    // makes dup2 to fd 1000 fail (and adddup2 refuses such a target up front).
+    int park = count;
+    for (int i = 0; i < count; i++)
+        if (fds[i] >= park) park = fds[i] + 1;
+    int rc = 0;
+    for (int i = 0; i < count && rc == 0; i++) rc = posix_spawn_file_actions_adddup2(&actions, fds[i], park + i);
+    for (int i = 0; i < count && rc == 0; i++) {
+        rc = posix_spawn_file_actions_adddup2(&actions, park + i, i);
+        if (rc == 0) rc = posix_spawn_file_actions_addclose(&actions, park + i);
+    }
+    if (rc != 0) {
+        posix_spawn_file_actions_destroy(&actions);
+        posix_spawnattr_destroy(&attr);
+        errno = rc;
+        return -1;
     }
     // Nothing else crosses over, even a descriptor the parent inherited without
     // close-on-exec (a parent's pipe held by a long-lived child would never see EOF).
@@ -230,7 +243,7 @@ int clinux_spawn_fds(const char *path, char *const argv[], char *const envp[], c
     short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
     if (new_session) flags |= POSIX_SPAWN_SETSID;
     posix_spawnattr_setflags(&attr, flags);
-    int rc = posix_spawn(pid, path, &actions, &attr, argv, envp);
+    rc = posix_spawn(pid, path, &actions, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {
@@ -424,4 +437,15 @@ int clinux_limit_malloc_arenas(int count) {
 
 void clinux_malloc_trim(void) {
     malloc_trim(0);
+}
+
+unsigned long long clinux_raise_nofile_to_hard(void) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+    if (limit.rlim_cur < limit.rlim_max) {
+        struct rlimit raised = limit;
+        raised.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return (unsigned long long)raised.rlim_cur;
+    }
+    return (unsigned long long)limit.rlim_cur;
 }

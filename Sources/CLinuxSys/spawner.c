@@ -28,10 +28,6 @@
 #define SPAWNER_MAX_MESSAGE 65536
 #define SPAWNER_MAX_FDS 16
 #define SPAWNER_MAX_STRINGS 1024
-// Where a child parks its inherited descriptors before moving them to 0..n-1, and keeps the
-// close-on-exec pipe that reports a failed execve.
-#define SPAWNER_PARK_BASE 1000
-#define SPAWNER_REPORT_FD 2000
 
 struct spawner_header {
     uint32_t magic;
@@ -47,13 +43,20 @@ struct spawner_reply {
 
 static void spawner_child(const char *path, char **argv, char **envp, const int *fds, int count,
                           int new_session, int report) {
-    int keep = fcntl(report, F_DUPFD_CLOEXEC, SPAWNER_REPORT_FD);
+    // The report pipe, then the parked sources, go just above every source and target (not
+    // at a fixed high number, which a low RLIMIT_NOFILE would forbid).
+    int base = count;
+    for (int i = 0; i < count; i++)
+        if (fds[i] >= base) base = fds[i] + 1;
+    if (report >= base) base = report + 1;
+    int keep = fcntl(report, F_DUPFD_CLOEXEC, base);
     int error = 0;
     if (keep < 0) _exit(127);
+    int park = keep + 1;
     for (int i = 0; i < count && error == 0; i++)
-        if (dup2(fds[i], SPAWNER_PARK_BASE + i) < 0) error = errno;
+        if (dup2(fds[i], park + i) < 0) error = errno;
     for (int i = 0; i < count && error == 0; i++)
-        if (dup2(SPAWNER_PARK_BASE + i, i) < 0) error = errno;
+        if (dup2(park + i, i) < 0) error = errno;
     if (error == 0) {
         // Only descriptors 0..count-1 cross over (and the report pipe, close-on-exec).
         syscall(SYS_close_range, (unsigned)count, (unsigned)keep - 1, 0);

@@ -25,6 +25,8 @@ public struct Errno: Error, Equatable, Sendable, CustomStringConvertible {
     public static let EBADF = Glibc.EBADF
     public static let ESRCH = Glibc.ESRCH
     public static let ECHILD = Glibc.ECHILD
+    public static let EMFILE = Glibc.EMFILE
+    public static let ENFILE = Glibc.ENFILE
 }
 
 /// Runs `body` until it succeeds or fails with something other than EINTR.

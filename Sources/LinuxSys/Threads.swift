@@ -43,3 +43,16 @@ public enum MallocTuning {
         clinux_malloc_trim()
     }
 }
+
+/// The process's descriptor limit.
+public enum OpenFileLimit {
+    /// Raises the soft RLIMIT_NOFILE to the hard one (as Go's runtime does for containerd's
+    /// own shims): the shim holds a descriptor per connection, stream, pidfd and pipe, and
+    /// a soft limit of 1024 is what a peer opening connections runs it out of. Processes
+    /// the shim starts keep the original limit: the spawn helper was forked before this.
+    /// Returns the soft limit now in force.
+    @discardableResult
+    public static func raiseToHard() -> UInt64 {
+        UInt64(clinux_raise_nofile_to_hard())
+    }
+}

@@ -118,6 +118,9 @@ public final class TTRPCServer: Sendable {
         var loop: FrameLoop?
         var connections: [ObjectIdentifier: ServerConnection] = [:]
         var shutDown = false
+        /// A descriptor held in reserve: out of descriptors, it is closed to accept (and drop)
+        /// a pending connection, so the listener does not stay readable and spin the loop.
+        var reserve: Int32 = -1
     }
 
     /// `loop` serves the listener and every connection (the shim shares it with its events
@@ -144,9 +147,11 @@ public final class TTRPCServer: Sendable {
             UnixSocket.close(fd)
             throw error
         }
+        let reserve = (try? FileDescriptor.openNull()) ?? -1
         let alreadyShutDown = state.withLock { state -> Bool in
             if state.shutDown { return true }
             state.loop = loop
+            state.reserve = reserve
             return false
         }
         if alreadyShutDown {
@@ -193,6 +198,8 @@ public final class TTRPCServer: Sendable {
             state.shutDown = true
             let result = (state.listener, state.listenerPath, Array(state.connections.values), state.loop)
             state.listener = nil
+            if state.reserve >= 0 { FileDescriptor.close(state.reserve) }
+            state.reserve = -1
             return result
         }
         if let listener, let loop {
@@ -214,11 +221,26 @@ public final class TTRPCServer: Sendable {
                 fd = try UnixSocket.accept(listener)
             } catch {
                 if error.code == Errno.EAGAIN || state.withLock({ $0.shutDown }) { return }
+                if error.code == Errno.EMFILE || error.code == Errno.ENFILE, dropOneConnection(listener) {
+                    options.log("ttrpc: out of file descriptors (\(error)): dropped a new connection")
+                    continue
+                }
                 options.log("ttrpc: accept failed: \(error)")
-                // EMFILE and the like: leave the rest queued rather than spin on them now.
                 return
             }
             admit(fd)
+        }
+    }
+
+    /// Accepts one pending connection with the reserve descriptor's slot and closes it at once.
+    private func dropOneConnection(_ listener: Int32) -> Bool {
+        state.withLock { state -> Bool in
+            guard state.reserve >= 0 else { return false }
+            FileDescriptor.close(state.reserve)
+            let dropped = try? UnixSocket.accept(listener)
+            if let dropped { UnixSocket.close(dropped) }
+            state.reserve = (try? FileDescriptor.openNull()) ?? -1
+            return dropped != nil
         }
     }
 

@@ -75,3 +75,4 @@ import WardenTestSupport
         #expect(result < 0)
     }
 }
+

@@ -49,7 +49,17 @@ import WardenTestSupport
                 default: #expect(probe.value == "ptrace=ESRCH exec=ok seccomp=0")
                 }
                 if mode != "off" {
-                    let logged = try await kernelLogLines(pid: shimPid, syscall: 101)  // ptrace on x86_64
+                    // The kernel rate-limits audit lines to its log: probe again until one shows.
+                    var logged: [String] = []
+                    for _ in 0..<10 where logged.isEmpty {
+                        logged = try await kernelLogLines(pid: shimPid, syscall: 101)  // ptrace on x86_64
+                        if logged.isEmpty {
+                            try await Task.sleep(for: .milliseconds(300))
+                            let _: Google_Protobuf_StringValue = try await client.call(
+                                service: "warden.test.v1.SeccompProbe", method: "Probe", request: Google_Protobuf_Empty(),
+                                timeout: .seconds(5))
+                        }
+                    }
                     #expect(!logged.isEmpty, "the kernel logged the shim's ptrace (audit type 1326)")
                 }
 

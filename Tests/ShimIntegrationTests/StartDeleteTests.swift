@@ -18,10 +18,14 @@ struct StartDeleteTests {
 
     /// Runs the shim with separate stdout/stderr pipes, read to EOF as containerd does: if the
     /// server child held them, this would not return until the server exits.
-    static func shim(_ arguments: [String], cwd: String, stdin: Data = Data(), environment: [String: String] = [:]) async throws -> Run {
+    /// `launcher` (e.g. prlimit and its flags) execs the shim.
+    static func shim(
+        _ arguments: [String], cwd: String, stdin: Data = Data(), environment: [String: String] = [:], launcher: [String] = []
+    ) async throws -> Run {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: ShimHarness.buildDirectory + "/containerd-shim-warden-v2")
-        process.arguments = arguments
+        let command = launcher + [ShimHarness.buildDirectory + "/containerd-shim-warden-v2"] + arguments
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         process.currentDirectoryURL = URL(fileURLWithPath: cwd)
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let out = Pipe(), err = Pipe(), input = Pipe()
@@ -71,7 +75,9 @@ struct StartDeleteTests {
         let first = try Self.bundle(in: dir, id: "c1", annotations: pod)
         let second = try Self.bundle(in: dir, id: "c2", annotations: pod)
 
-        let started = try await Self.shim(flags + ["-id", "c1", "start"], cwd: first, stdin: stdin)
+        // Started under a soft descriptor limit of 256 (the server raises it to the hard one).
+        let started = try await Self.shim(
+            flags + ["-id", "c1", "start"], cwd: first, stdin: stdin, launcher: ["/usr/bin/prlimit", "--nofile=256:"])
         #expect(started.status == 0, "start: \(started.stderr)")
         #expect(started.stderr.isEmpty, "start wrote to stderr: \(started.stderr)")
         #expect(started.elapsed < .seconds(3), "start's pipes held open: \(started.elapsed)")
@@ -96,6 +102,10 @@ struct StartDeleteTests {
         let connected: Containerd_Task_V2_ConnectResponse = try await client.call(
             service: "containerd.task.v3.Task", method: "Connect", request: Containerd_Task_V2_ConnectRequest(), timeout: .seconds(5))
         #expect(connected.shimPid == UInt32(serverPid))
+        // Serving, so set up: it raised the soft descriptor limit start had (256) to the hard one.
+        let limits = try String(contentsOfFile: "/proc/\(serverPid)/limits", encoding: .utf8)
+        let openFiles = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }?.split(separator: " ") ?? []
+        #expect(openFiles.count >= 5 && openFiles[3] == openFiles[4], "soft raised to hard: \(openFiles)")
         var unknown = Containerd_Task_V2_StateRequest()
         unknown.id = "nope"
         await #expect(throws: TTRPCStatus.self) {

@@ -68,7 +68,9 @@ import WardenTestSupport
         let helper = try SpawnHelper.start()
         let supervisor = try supervisor(helper)
         defer { supervisor.shutdown() }
-        #expect(processName("\(helper.pid):") == "warden-spawner")
+        try await withTimeout(.seconds(5), "the helper naming itself") {
+            while processName("\(helper.pid):") != "warden-spawner" { try await Task.sleep(for: .milliseconds(5)) }
+        }
         helper.close()
         try await withTimeout(.seconds(5), "the helper's exit") {
             while processExists(helper.pid) { try await Task.sleep(for: .milliseconds(20)) }

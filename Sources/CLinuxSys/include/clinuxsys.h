@@ -52,6 +52,9 @@ int clinux_set_child_subreaper(void);
 int clinux_spawn_fds(const char *path, char *const argv[], char *const envp[], const int *fds, int count,
                      int new_session, pid_t *pid);
 
+// RLIMIT_NOFILE: soft raised to hard; returns the soft limit in force (0 on error).
+unsigned long long clinux_raise_nofile_to_hard(void);
+
 // The spawn helper (spawner.c): forks it and returns the shim's end of its socket, or -1.
 // Call while the process is single-threaded.
 int clinux_spawner_start(pid_t *helper);
