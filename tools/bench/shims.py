@@ -90,9 +90,35 @@ class Bench:
             return None
         return values.get("Rss", 0), values.get("Pss", 0), threads
 
+    @staticmethod
+    def comm_of(pid):
+        try:
+            with open(f"/proc/{pid}/comm") as file:
+                return file.read().strip()
+        except OSError:
+            return ""
+
     def memory(self, runtime):
-        """Mean per-shim RSS and PSS (MB) and threads, and the number of shims."""
-        samples = [m for m in (self.memory_of(p) for p in self.shim_pids(runtime)) if m]
+        """Mean per-shim RSS and PSS (MB) and threads, and the number of shims. A Warden shim's
+        spawn helper (a child named warden-spawner, same command line) is counted with its shim:
+        RSS and PSS and threads are the pair's sums."""
+        pids = self.shim_pids(runtime)
+        helpers = [p for p in pids if self.comm_of(p) == "warden-spawner"]
+        samples = []
+        for pid in (p for p in pids if p not in helpers):
+            own = self.memory_of(pid)
+            if not own:
+                continue
+            for helper in helpers:
+                try:
+                    with open(f"/proc/{helper}/stat") as file:
+                        parent = int(file.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+                extra = self.memory_of(helper) if parent == pid else None
+                if extra:
+                    own = tuple(a + b for a, b in zip(own, extra))
+            samples.append(own)
         if not samples:
             return None
         n = len(samples)
