@@ -13,6 +13,8 @@ let package = Package(
     dependencies: [
         // No default traits: BinaryDelimitedStreams imports all of Foundation (+ICU, ~7 MB PSS).
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0", traits: []),
+        // Prometheus exposition (no Foundation): the shim's metrics textfile.
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
     ],
     targets: [
         // C wrappers for what Glibc's Swift module does not expose cleanly (ucred, pidfd, …).
@@ -57,14 +59,19 @@ let package = Package(
             dependencies: [
                 "TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor", "Runsc", "Config", "Deadlines", "NetNS", "Seccomp",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .executableTarget(name: "containerd-shim-warden-v2", dependencies: ["ShimCore", "LinuxSys"]),
         // Test double with runsc's CLI and process model (design.md §4), plus fault injection.
         .target(name: "FakeRunscCore", dependencies: ["LinuxSys", "NetNS"]),
         .executableTarget(name: "fake-runsc", dependencies: ["FakeRunscCore", "LinuxSys"]),
+        // What the operator CLI reads off a node: Warden shims and their metrics files, and
+        // what stuck pods of any runtime left (doctor), and clearing it (sweep).
+        .target(name: "WardenNode", dependencies: ["Config", "LinuxSys", "Supervisor"]),
+        .testTarget(name: "WardenNodeTests", dependencies: ["WardenNode", "LinuxSys", "WardenTestSupport"]),
         // Operator CLI.
-        .executableTarget(name: "warden", dependencies: ["Config", "LinuxSys"]),
+        .executableTarget(name: "warden", dependencies: ["Config", "LinuxSys", "WardenNode"]),
 
         // The echo service both the interop tests and warden-ttrpc-echo serve (mirrors the Go fixture).
         .target(

@@ -18,7 +18,7 @@ root=$(pwd)
 # iproute2 and containernetworking-plugins: the network-release tests (test-made namespaces,
 # CNI bridge).
 # python3-grpcio: the CRI client; gcc, libc6-dev: the static pause binary of the test image.
-ensure_packages containerd runc runsc busybox-static bsdutils python3 protobuf-compiler libseccomp-dev \
+ensure_packages containerd runc runsc busybox-static bsdutils python3 protobuf-compiler libseccomp-dev python3-prometheus-client \
   iproute2 containernetworking-plugins python3-grpcio python3-protobuf gcc libc6-dev \
   golang-go golang-github-containerd-ttrpc-dev \
   golang-github-containerd-containerd-dev golang-github-containerd-cgroups-dev

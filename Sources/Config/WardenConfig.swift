@@ -14,6 +14,8 @@ public struct WardenConfig: Sendable, Equatable {
     /// `[runsc_config]`: each `key = value` becomes `--key=value` on every runsc call.
     public var runscFlags: [RunscFlag] = []
     public var seccompMode: SeccompMode = .enforce
+    /// `[metrics] dir`: where each shim writes its Prometheus textfile; empty: none.
+    public var metricsDirectory = "/run/warden/metrics"
 
     public init() {}
 
@@ -122,6 +124,10 @@ public struct WardenConfig: Sendable, Equatable {
         case "deadlines.shutdown_deadline": deadlines.shutdownDeadline = try duration()
         case "deadlines.netns_release": netnsRelease = try choice(NetnsRelease.self)
         case "seccomp.mode": seccompMode = try choice(SeccompMode.self)
+        case "metrics.dir":
+            let text = try string()
+            guard text.isEmpty || text.hasPrefix("/") else { throw fail("expected an absolute path or \"\" (off), found \"\(text)\"") }
+            metricsDirectory = text
         default:
             throw ConfigError(file: file, line: entry.line, message: "unknown key \(entry.key)")
         }

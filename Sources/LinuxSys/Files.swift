@@ -2,6 +2,30 @@ import Glibc
 
 /// Small file-system helpers for state files (fake-runsc, the shim's bundle files).
 public enum Files {
+    /// Writes `bytes` to `path` atomically (temp file + rename) with `mode`, creating the
+    /// directory (0755) if it is missing.
+    public static func write(_ path: String, _ bytes: [UInt8], mode: UInt32) throws(Errno) {
+        if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            let directory = String(path[..<slash])
+            if !FileDescriptor.exists(directory) {
+                try Directories.make(directory)
+                _ = chmod(directory, 0o755)  // readable by a collector running as another user
+            }
+        }
+        let temporary = "\(path).tmp-\(getpid())"
+        let fd = try FileDescriptor.open(temporary, forWriting: true)
+        do throws(Errno) {
+            if fchmod(fd, mode_t(mode)) != 0 { throw Errno.current("fchmod(\(temporary))") }
+            try FileDescriptor.writeAll(fd, bytes)
+        } catch {
+            FileDescriptor.close(fd)
+            _ = unlink(temporary)
+            throw error
+        }
+        FileDescriptor.close(fd)
+        _ = try retryingEINTR("rename(\(path))") { rename(temporary, path) }
+    }
+
     /// Writes `text` to `path` atomically (temp file + rename), mode 0600.
     public static func write(_ path: String, _ text: String) throws(Errno) {
         let temporary = "\(path).tmp-\(getpid())"

@@ -69,3 +69,95 @@ public enum ProcessTable {
         return state == "Z" || state == "X"
     }
 }
+
+/// One process as /proc shows it, for the operator CLI (status, doctor).
+public struct ProcessEntry: Sendable, Equatable {
+    public let pid: Int32
+    public let parent: Int32
+    /// `comm` (a thread may rename it, e.g. warden-spawner).
+    public let name: String
+    /// The command line, argv[0] first.
+    public let arguments: [String]
+    /// Clock ticks since boot: with the pid, names the process for good.
+    public let startTime: UInt64
+    public let state: Character
+}
+
+extension ProcessTable {
+    /// Every process now (zombies included, marked by `state`).
+    public static func snapshot() -> [ProcessEntry] {
+        Directories.entries("/proc").compactMap { Int32($0) }.compactMap(entry)
+    }
+
+    /// One process, nil when it is gone.
+    public static func entry(_ pid: Int32) -> ProcessEntry? {
+        guard let stat = FileDescriptor.readText("/proc/\(pid)/stat"), let open = stat.firstIndex(of: "("),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let name = String(stat[stat.index(after: open)..<close])
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let state = fields[0].first, let parent = Int32(fields[1]), let start = UInt64(fields[19])
+        else { return nil }
+        let raw = FileDescriptor.readAll("/proc/\(pid)/cmdline", limit: 1 << 16) ?? []
+        let arguments = raw.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        return ProcessEntry(
+            pid: pid, parent: parent, name: name, arguments: arguments.last == "" ? Array(arguments.dropLast()) : arguments,
+            startTime: start, state: state)
+    }
+
+    /// `NAME=value` strings of the process's environment (root can read any).
+    public static func environment(_ pid: Int32) -> [String] {
+        (FileDescriptor.readAll("/proc/\(pid)/environ", limit: 1 << 20) ?? []).split(separator: 0)
+            .map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// RSS and PSS in KiB (smaps_rollup), nil when gone.
+    public static func memory(_ pid: Int32) -> (rss: Int, pss: Int)? {
+        guard let text = FileDescriptor.readText("/proc/\(pid)/smaps_rollup") else { return nil }
+        var rss = 0
+        var pss = 0
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard parts.count >= 2, let value = Int(parts[1]) else { continue }
+            if parts[0] == "Rss:" { rss = value }
+            if parts[0] == "Pss:" { pss = value }
+        }
+        return (rss, pss)
+    }
+
+    /// The network namespace the process is in (device and inode of /proc/PID/ns/net).
+    public static func networkNamespace(_ pid: Int32) -> FileIdentity? {
+        FileIdentity.of("/proc/\(pid)/ns/net")
+    }
+}
+
+/// A file's device and inode: two paths naming the same object (a netns bind mount and
+/// /proc/PID/ns/net) have the same identity.
+public struct FileIdentity: Hashable, Sendable {
+    public let device: UInt64
+    public let inode: UInt64
+
+    /// Follows symlinks (so /proc/PID/ns/net names the namespace), nil if it cannot be read.
+    public static func of(_ path: String) -> FileIdentity? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    }
+}
+
+/// /proc's clock: process start times are in ticks since boot.
+public enum ClockTicks {
+    public static var perSecond: Int { sysconf(Int32(_SC_CLK_TCK)) }
+    /// Seconds since boot (/proc/uptime).
+    public static var uptimeSeconds: Double {
+        FileDescriptor.readText("/proc/uptime").flatMap { $0.split(separator: " ").first.flatMap { Double($0) } } ?? 0
+    }
+}
+
+public enum FileKind {
+    /// Whether `path` is a unix socket (not following a symlink).
+    public static func isSocket(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK
+    }
+}

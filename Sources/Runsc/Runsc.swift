@@ -10,6 +10,13 @@ import Synchronization
 
 /// How runsc is invoked: the binary, its `--root`, and the `[runsc_config]` flags added to
 /// every call (as gVisor's runsc.toml does), in a fixed order so argv is deterministic.
+/// How a runsc call ended, for `RunscConfiguration.onCallEnded`.
+public enum CallOutcome: Sendable {
+    case succeeded, failed
+    /// Killed at its deadline.
+    case timedOut
+}
+
 public struct RunscConfiguration: Sendable {
     public var binary: String
     public var root: String
@@ -25,7 +32,7 @@ public struct RunscConfiguration: Sendable {
     /// Deadline of create and start (`create_timeout`).
     public var createTimeout: Duration
     /// Told of every call when it ends: verb, time taken, whether it succeeded (exit 0).
-    public var onCallEnded: @Sendable (_ verb: String, _ took: Duration, _ succeeded: Bool) -> Void = { _, _, _ in }
+    public var onCallEnded: @Sendable (_ verb: String, _ took: Duration, _ outcome: CallOutcome) -> Void = { _, _, _ in }
 
     public init(
         binary: String, root: String, flags: [(key: String, value: String)] = [], environment: [String] = [],
@@ -269,8 +276,8 @@ public struct Runsc: Sendable {
     ) async throws(RunscError) -> String {
         let callNumber = counter.next()
         let began = ContinuousClock.now
-        var succeeded = false
-        defer { configuration.onCallEnded(verb, .now - began, succeeded) }
+        var callOutcome = CallOutcome.failed
+        defer { configuration.onCallEnded(verb, .now - began, callOutcome) }
         let base = "\(configuration.scratchDirectory)/runsc-\(ProcessIdentity.pid)-\(callNumber)-\(verb)"
         let outPath = base + ".out"
         let errPath = base + ".err"
@@ -314,14 +321,17 @@ public struct Runsc: Sendable {
             _ = try? supervisor.signal(child, 9)
             _ = await waitAtMost(.seconds(2)) { await supervisor.wait(child) }
             supervisor.release(child)
-            if let runscError = error as? RunscError { throw runscError }
+            if let runscError = error as? RunscError {
+                if case .timedOut = runscError { callOutcome = .timedOut }
+                throw runscError
+            }
             throw .cancelled(verb: verb)
         }
         supervisor.release(child)
         let stdout = String(decoding: FileDescriptor.readAll(outPath) ?? [], as: UTF8.self)
         switch outcome {
         case .exited(.exited(0)):
-            succeeded = true
+            callOutcome = .succeeded
             return stdout
         case .exited(let status):
             var stderr = String(decoding: FileDescriptor.readAll(errPath) ?? [], as: UTF8.self)

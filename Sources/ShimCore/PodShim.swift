@@ -58,6 +58,32 @@ public actor PodShim {
         var eventID: String { execID.isEmpty ? containerID : execID }
     }
 
+    /// The pod's tasks for the metrics: containers and execs by state, each container's state.
+    func metricsSnapshot() -> ShimMetrics.PodSnapshot {
+        var snapshot = ShimMetrics.PodSnapshot()
+        func name(_ status: Status) -> String {
+            switch status {
+            case .created: "created"
+            case .running: "running"
+            case .paused: "paused"
+            case .stopped, .failed: "stopped"
+            }
+        }
+        for container in containers.values {
+            snapshot.containers[container.id] = name(container.initProcess.status)
+            for process in [container.initProcess] + Array(container.execs.values) {
+                snapshot.tasksByState[name(process.status), default: 0] += 1
+            }
+        }
+        return snapshot
+    }
+
+    /// An escalation step taken: in the termination record's counters and the metrics.
+    func countStep(_ step: EscalationCounters.Step, _ amount: Int = 1) {
+        counters.count(step, amount)
+        metrics.escalation(step, amount)
+    }
+
     final class Container {
         let id: String
         let bundle: String
@@ -93,6 +119,8 @@ public actor PodShim {
     let deadlines: WardenConfig.Deadlines
     let netnsRelease: WardenConfig.NetnsRelease
     var counters = EscalationCounters()
+    /// The shim's Prometheus metrics (escalations, terminations, exits, tasks).
+    let metrics: ShimMetrics
     /// Signals to one process in flight (`runsc kill`), joined by identical Kills so that a
     /// wedged runsc never gets one call per request.
     private var killsInFlight: [String: Task<RunscError?, Never>] = [:]
@@ -110,8 +138,9 @@ public actor PodShim {
         runsc: Runsc, supervisor: Supervisor, stdioCopier: StdioCopier, events: EventPublisher, log: ShimLog,
         namespace: String,
         scratchDirectory: String, deadlines: WardenConfig.Deadlines = .init(), netnsRelease: WardenConfig.NetnsRelease = .down,
-        onEmptyShutdown: @escaping @Sendable () -> Void
+        metrics: ShimMetrics? = nil, onEmptyShutdown: @escaping @Sendable () -> Void
     ) {
+        self.metrics = metrics ?? ShimMetrics(directory: nil, namespace: namespace, pod: "")
         self.runsc = runsc
         self.deadlines = deadlines
         self.netnsRelease = netnsRelease
@@ -302,7 +331,7 @@ public actor PodShim {
     /// to SIGKILL after the network release.
     func joinTermination(_ sandbox: Sandbox, reason: String, graceful: Bool = true) -> Task<Void, Never> {
         if let running = sandbox.termination {
-            counters.count(.joined)
+            countStep(.joined)
             return running
         }
         let task = Task { await self.terminate(sandbox, reason: reason, graceful: graceful) }
@@ -478,7 +507,7 @@ public actor PodShim {
         }
         let orphans = supervisor.adoptUntrackedChildren()
         guard !lingering.isEmpty || !orphans.isEmpty else { return }
-        counters.count(.leftoversKilled, lingering.count + orphans.count)
+        countStep(.leftoversKilled, lingering.count + orphans.count)
         log.warn("sandbox \(sandbox.id) exited; killing what it left: \((lingering + orphans).map(\.description).joined(separator: ", "))")
         sandbox.companions += orphans
         _ = killPodProcesses(sandbox)
@@ -520,6 +549,7 @@ public actor PodShim {
             event.exitStatus = status
             event.exitedAt = process.exitedAt!
             events.publish("/tasks/exit", event)
+            metrics.exitPublished()
         }
         log.info("\(describe(process)) exited with status \(status)")
         // Output still in the pipes reaches containerd; then the fifos are closed so its
@@ -697,7 +727,7 @@ public actor PodShim {
     private func signalOnce(_ id: String, signal: Int32, all: Bool, pid: Int32?) async -> RunscError? {
         let key = "\(id)/\(pid ?? 0)/\(signal)/\(all)"
         if let inFlight = killsInFlight[key] {
-            counters.count(.joined)
+            countStep(.joined)
             return await inFlight.value
         }
         let runsc = self.runsc
@@ -790,7 +820,7 @@ public actor PodShim {
                 killingLeftovers: container.isSandboxRoot, within: remaining(atMost: deadlines.deleteDeadline),
                 supervisor: supervisor)
             if report.killed > 0 || !report.left.isEmpty {
-                counters.count(.cgroupLeftovers)
+                countStep(.cgroupLeftovers)
                 log.warn("cgroup \(cgroups.path) of \(id): \(report)")
             } else if !report.removed.isEmpty {
                 log.info("cgroup \(cgroups.path) of \(id) left by runsc: \(report)")
@@ -817,9 +847,9 @@ public actor PodShim {
             try await runsc.delete(id, force: true, timeout: bound / 2)
         } catch {
             if case .notFound = error {} else {
-                counters.count(.runscDeleteFailed)
+                countStep(.runscDeleteFailed)
                 let removed = runsc.removeState(id)
-                if !removed.isEmpty { counters.count(.stateRemoved) }
+                if !removed.isEmpty { countStep(.stateRemoved) }
                 log.warn("runsc delete \(id): \(error); removed its state: \(removed.joined(separator: " "))")
             }
         }

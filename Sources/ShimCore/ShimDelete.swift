@@ -93,6 +93,10 @@ enum ShimDelete {
                 // The dead shim's scratch directory (runsc call files, pid files, console sockets).
                 Directories.removeTree(ShimServer.scratchDirectory(config: config, flags: flags))
                 FileDescriptor.removeDirectory(config.root + "/shim")
+                // Its metrics file: a dead shim's counts are stale, not a live pod's.
+                if !config.metricsDirectory.isEmpty {
+                    ShimMetrics(directory: config.metricsDirectory, namespace: flags.namespace, pod: pod).close()
+                }
             }
         }
         warnings.forEach { Console.error($0) }

@@ -33,8 +33,17 @@ enum ShimServer {
             let podRoot = runscRoot(config: config, namespace: flags.namespace, pod: pod)
             try Directories.make(podRoot)
             var runscConfiguration = runscConfiguration(config, scratchDirectory: scratch, root: podRoot)
-            runscConfiguration.onCallEnded = { verb, took, succeeded in
-                log.debug("runsc \(verb) \(milliseconds(took))ms\(succeeded ? "" : " (failed)")")
+            let metrics = ShimMetrics(
+                directory: config.metricsDirectory.isEmpty ? nil : config.metricsDirectory, namespace: flags.namespace, pod: pod)
+            runscConfiguration.onCallEnded = { verb, took, outcome in
+                let (suffix, counted): (String, ShimMetrics.RunscOutcome) =
+                    switch outcome {
+                    case .succeeded: ("", .ok)
+                    case .failed: (" (failed)", .failed)
+                    case .timedOut: (" (timed out)", .timedOut)
+                    }
+                log.debug("runsc \(verb) \(milliseconds(took))ms\(suffix)")
+                metrics.runscCall(verb: verb, took: took, outcome: counted)
             }
             let runsc = Runsc(configuration: runscConfiguration, supervisor: supervisor)
             let ttrpcAddress = ProcessEnvironment.value("TTRPC_ADDRESS") ?? (flags.address + ".ttrpc")
@@ -46,14 +55,16 @@ enum ShimServer {
             let shim = PodShim(
                 runsc: runsc, supervisor: supervisor, stdioCopier: try StdioCopier(), events: events, log: log,
                 namespace: flags.namespace, scratchDirectory: scratch, deadlines: config.deadlines,
-                netnsRelease: config.netnsRelease, onEmptyShutdown: { shutdownContinuation.yield() })
+                netnsRelease: config.netnsRelease, metrics: metrics, onEmptyShutdown: { shutdownContinuation.yield() })
+            metrics.setSnapshot { await shim.metricsSnapshot() }
             var registry = ServiceRegistry()
             TaskService.register(shim, into: &registry)
             var options = ServerOptions()
             options.log = { log.warn($0) }
             options.afterLargeMessage = { MallocTuning.trim() }
-            options.onAnswered = { _, method, took, code in
+            options.onAnswered = { service, method, took, code in
                 log.debug("rpc \(method) \(milliseconds(took))ms status \(code)")
+                metrics.requestAnswered(service: service, method: method, code: code)
             }
             if ProcessEnvironment.value(SeccompProbe.variable) != nil { SeccompProbe.register(into: &registry, log: log) }
             let server = TTRPCServer(registry: registry, options: options, loop: frameLoop)
@@ -68,6 +79,7 @@ enum ShimServer {
             log.info(
                 "serving (pid \(ProcessIdentity.pid), runsc \(config.runsc), root \(podRoot), seccomp \(config.seccompMode.rawValue), spawn helper pid \(spawnHelper.pid))"
             )
+            await metrics.write()
 
             for await _ in shutdownRequests { break }
             // The Shutdown answer (and any other) reaches containerd before the socket goes
@@ -82,6 +94,7 @@ enum ShimServer {
             FileDescriptor.removeDirectory(config.root + "/shim")  // only once no other shim uses it
             removePodRoot(config: config, namespace: flags.namespace, pod: pod)
             spawnHelper.close()
+            metrics.close()
             supervisor.shutdown()
             log.info("shut down")
             return 0

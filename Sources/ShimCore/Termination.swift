@@ -84,7 +84,7 @@ extension PodShim {
         let started = clock.now
         let stopBy = started + deadlines.stopDeadline
         var record = TerminationRecord(sandboxID: sandbox.id, reason: reason)
-        counters.count(.terminations)
+        countStep(.terminations)
         func remaining(atMost bound: Duration) -> Duration { max(.zero, min(bound, stopBy - clock.now)) }
         func step(_ name: String, since: ContinuousClock.Instant, _ detail: String) {
             record.steps.append(.init(name: name, duration: clock.now - since, detail: detail))
@@ -98,10 +98,10 @@ extension PodShim {
                 let report = try await onOwnThread(within: remaining(atMost: deadlines.runscCallTimeout)) {
                     try NetworkNamespace(path: path).release(mode)
                 }
-                counters.count(.netnsReleased)
+                countStep(.netnsReleased)
                 step("netns", since: since, "\(mode) \(report)")
             } catch {
-                counters.count(.netnsFailed)
+                countStep(.netnsFailed)
                 step("netns", since: since, "failed: \(error)")
             }
         }
@@ -113,7 +113,7 @@ extension PodShim {
                 try await runsc.kill(sandbox.id, signal: 9, all: true, timeout: remaining(atMost: deadlines.runscCallTimeout))
                 step("runsc_kill", since: since, "SIGKILL delivered")
             } catch {
-                if !isDead(sandbox) { counters.count(.runscKillFailed) }
+                if !isDead(sandbox) { countStep(.runscKillFailed) }
                 step("runsc_kill", since: since, "\(error)")
             }
         }
@@ -122,7 +122,7 @@ extension PodShim {
         if graceful, !isDead(sandbox) {
             let since = clock.now
             let exited = await waitForExit(sandbox.process, within: remaining(atMost: deadlines.killGrace))
-            if !exited { counters.count(.graceExpired) }
+            if !exited { countStep(.graceExpired) }
             step("grace", since: since, exited ? "sandbox exited" : "sandbox still running")
         }
 
@@ -130,7 +130,7 @@ extension PodShim {
         if !isDead(sandbox) {
             let since = clock.now
             let signalled = killPodProcesses(sandbox)
-            counters.count(.sigkill)
+            countStep(.sigkill)
             step("sigkill", since: since, "\(signalled) processes")
         }
 
@@ -140,7 +140,7 @@ extension PodShim {
         if !isDead(sandbox) || sandboxCgroupHasMembers(sandbox), let cgroups = sandbox.cgroups {
             let since = clock.now
             let kill = await cgroups.killMembers(of: cgroups.directories(in: Cgroups.mountedHierarchies()), supervisor: supervisor)
-            if kill.count > 0 { counters.count(.cgroupKilled, kill.count) }
+            if kill.count > 0 { countStep(.cgroupKilled, kill.count) }
             step("cgroup", since: since, "\(kill)")
         }
 
@@ -149,19 +149,20 @@ extension PodShim {
         let since = clock.now
         let reaped = await waitForExit(sandbox.process, within: remaining(atMost: deadlines.stopDeadline))
         let leftovers = killPodProcesses(sandbox)
-        if leftovers > 0 { counters.count(.leftoversKilled, leftovers) }
+        if leftovers > 0 { countStep(.leftoversKilled, leftovers) }
         step("reap", since: since, (reaped ? "sandbox reaped" : "sandbox not reaped") + (leftovers > 0 ? ", \(leftovers) left killed" : ""))
 
         // 6. Every exit published, every Wait released, even for a sandbox that would not die.
         if let outcome = supervisor.outcome(sandbox.process) {
             sandboxExited(sandbox.id, outcome.exitCode)  // a no-op if the watcher was first
         } else {
-            counters.count(.reapTimedOut)
+            countStep(.reapTimedOut)
             sandboxExited(sandbox.id, 137)
         }
         record.total = clock.now - started
         record.outcome = reaped ? "stopped" : "sandbox pid \(sandbox.process.pid) survived SIGKILL; exits published as 137"
         if reaped { log.info("\(record) counters: \(counters)") } else { log.error("\(record) counters: \(counters)") }
+        metrics.terminationEnded(sandbox: sandbox.id, reason: reason, took: record.total, survived: !reaped)
     }
 
     /// Whether any process (other than the shim) is still in the sandbox's cgroup.

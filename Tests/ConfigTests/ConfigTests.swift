@@ -70,6 +70,7 @@ import Testing
         ("runsc = \"runsc\"", "w.toml:1: runsc: expected an absolute path, found \"runsc\""),
         ("runsc = \"/a\"\nrunsc = \"/b\"", "w.toml:2: key runsc already set on line 1"),
         ("[seccomp]\n[seccomp]", "w.toml:2: table [seccomp] defined twice"),
+        ("[seccomp]\nmode = \"strict\"", "w.toml:2: seccomp.mode: \"strict\" is not one of off, log, enforce"),
         ("runsc = \"/usr/bin/runsc", "w.toml:1: unterminated string"),
         ("runsc = [\"/a\"]", "w.toml:1: unsupported value [\"/a\"] (use a string, integer, float or boolean)"),
         ("just some words", "w.toml:1: expected key = value, found just some words"),

@@ -20,6 +20,8 @@ final class ShimHarness: Sendable {
     let runscRoot: String
     static let image = "warden.test/busybox:latest"
     var namespace: String { URL(fileURLWithPath: containerd.dir.path).lastPathComponent }
+    /// Where the shims write their metrics (`[metrics] dir`).
+    var metricsDirectory: String { containerd.dir.file("metrics") }
 
     static var buildDirectory: String {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
@@ -66,6 +68,8 @@ final class ShimHarness: Sendable {
             \(deadlines)
             [runsc_config]
             network = "none"
+            [metrics]
+            dir = "\(dir.file("metrics"))"
             \(extraConfig)
             """
         let configPath = dir.file("warden.toml")
@@ -168,6 +172,8 @@ final class ShimHarness: Sendable {
         await containerd.stop()
         let sockets = (try? FileManager.default.contentsOfDirectory(atPath: containerd.dir.file("state/s"))) ?? []
         let runscState = (try? FileManager.default.contentsOfDirectory(atPath: runscRoot)) ?? []
+        let metricsFiles = (try? FileManager.default.contentsOfDirectory(atPath: metricsDirectory)) ?? []
+        #expect(metricsFiles.isEmpty, "metrics files of exited shims left: \(metricsFiles)")
         try containerd.auditNothingLeft(keep: true)
         #expect(sockets.isEmpty, "shim sockets left: \(sockets)")
         #expect(runscState.isEmpty, "runsc root not empty: \(runscState)")

@@ -67,7 +67,7 @@ struct StartDeleteTests {
         guard ShimHarness.available(.fake) else { return }
         let dir = try TempDir("wds")
         defer { dir.remove() }
-        try "runsc = \"\(ShimHarness.buildDirectory)/fake-runsc\"\nroot = \"\(dir.file("runsc"))\"\n"
+        try "runsc = \"\(ShimHarness.buildDirectory)/fake-runsc\"\nroot = \"\(dir.file("runsc"))\"\n[metrics]\ndir = \"\(dir.file("metrics"))\"\n"
             .write(toFile: dir.file("warden.toml"), atomically: true, encoding: .utf8)
         let stdin = try Self.options(configPath: dir.file("warden.toml"))
         let flags = ["-namespace", "ns1", "-address", dir.file("c.sock"), "-publish-binary", "/usr/bin/containerd"]
@@ -138,7 +138,7 @@ struct StartDeleteTests {
         guard ShimHarness.available(.fake) else { return }
         let dir = try TempDir("wds")
         defer { dir.remove() }
-        try "runsc = \"\(ShimHarness.buildDirectory)/fake-runsc\"\nroot = \"\(dir.file("runsc"))\"\n"
+        try "runsc = \"\(ShimHarness.buildDirectory)/fake-runsc\"\nroot = \"\(dir.file("runsc"))\"\n[metrics]\ndir = \"\(dir.file("metrics"))\"\n"
             .write(toFile: dir.file("warden.toml"), atomically: true, encoding: .utf8)
         let flags = ["-namespace", "ns1", "-address", dir.file("c.sock"), "-id", "c1"]
         let bundle = try Self.bundle(in: dir, id: "c1", annotations: [:])
@@ -167,7 +167,7 @@ struct StartDeleteTests {
         let dir = try TempDir("wds")
         defer { dir.remove() }
         let root = dir.file("runsc")
-        try "runsc = \"\(ShimHarness.buildDirectory)/fake-runsc\"\nroot = \"\(root)\"\n"
+        try "runsc = \"\(ShimHarness.buildDirectory)/fake-runsc\"\nroot = \"\(root)\"\n[metrics]\ndir = \"\(dir.file("metrics"))\"\n"
             .write(toFile: dir.file("warden.toml"), atomically: true, encoding: .utf8)
         let bundle = try Self.bundle(in: dir, id: "c1", annotations: [:])
         try dir.file("warden.toml").write(toFile: bundle + "/warden-config-path", atomically: true, encoding: .utf8)

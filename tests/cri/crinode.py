@@ -150,7 +150,8 @@ class CRINode:
             deadlines = "".join(f'{key} = "{value}"\n' for key, value in self.deadlines.items())
             with open(self.path(f"{name}.toml"), "w") as file:
                 file.write(f'runsc = "{runsc}"\nroot = "{self.path(name)}"\n[deadlines]\n{deadlines}'
-                           '[runsc_config]\nnetwork = "none"\n')
+                           '[runsc_config]\nnetwork = "none"\n'
+                           f'[metrics]\ndir = "{self.path("metrics")}"\n')
             os.makedirs(self.path(name))
         with open(self.path("runsc-none"), "w") as file:
             file.write('#!/bin/sh\nexec /usr/bin/runsc --network=none "$@"\n')
