@@ -38,6 +38,8 @@ stop_deadline = "5s"
 delete_deadline = "5s"
 [runsc_config]
 network = "none"   # --network=sandbox fails on these kernels
+[metrics]
+dir = "$dir/metrics"
 TOML
 
 echo "== starting a private containerd in $dir"
@@ -97,6 +99,11 @@ $ctr task kill -s SIGKILL demo-wedged
 echo "   Kill returned after $(( ($(date +%s%N) - start) / 1000000 )) ms"
 for _ in $(seq 200); do $ctr task ls | grep -q "demo-wedged.*STOPPED" && break; sleep 0.05; done
 echo "   STOPPED after $(( ($(date +%s%N) - start) / 1000000 )) ms"
+echo "   its shim's metrics (warden metrics, the Prometheus textfile), before the task is removed:"
+sleep 0.5
+$bin/warden metrics --dir "$dir/metrics" \
+  | grep -E '^warden_(termination_seconds_(count|sum)|escalation_steps_total.*step="(runsc_kill_failed|grace_expired|sigkill|reap_timed_out)"|runsc_call_timeouts_total|exits_published_total)' \
+  | sed 's/namespace="[^"]*",pod="demo-wedged",//; s/{namespace="[^"]*",pod="demo-wedged"}//; s/^/     /'
 start=$(date +%s%N)
 $ctr task rm demo-wedged 2>&1 | sed 's/^/   /'
 echo "   Delete took $(( ($(date +%s%N) - start) / 1000000 )) ms"
@@ -117,6 +124,45 @@ print(f"     {'total':<11} {total:>6} ms  {outcome}")
 PY
 left=$(pgrep -f -- "$dir" | grep -v "^$containerd_pid$" || true)
 echo "   processes left: ${left:-none}; runsc state left: $(find "$dir/runsc" -type f 2>/dev/null | grep -v '/shim/' | wc -l) files"
+
+echo
+echo "== the operator's view: a stuck pod of containerd's runc shim on the same runsc"
+echo "   (its sandbox SIGSTOPped, its kill hung, its shim killed by hand), beside a live Warden pod"
+printf '#!/bin/sh\nexec /usr/bin/runsc --network=none "$@"\n' > "$dir/runsc-none"
+chmod +x "$dir/runsc-none"
+runc=(--runtime io.containerd.runc.v2 --runc-binary "$dir/runsc-none" --runc-root "$dir/runc")
+$ctr run -d "${runtime[@]}" $image demo-live sleep 1000
+$ctr run -d "${runc[@]}" $image demo-runc sleep 1000
+for _ in $(seq 100); do $ctr task ls | grep -q "demo-runc.*RUNNING" && break; sleep 0.05; done
+kill -STOP "$($ctr task ls | awk '$1 == "demo-runc" {print $2}')"
+set +e
+timeout 5 $ctr task kill -s SIGKILL demo-runc >/dev/null 2>&1
+echo "   runc shim: ctr task kill -s SIGKILL demo-runc hung (stopped after 5 s by timeout: exit $?)"
+set -e
+for d in /proc/[0-9]*; do
+  if tr '\0' ' ' < "$d/cmdline" 2>/dev/null | grep -q -- "containerd-shim-runc-v2 .*-id demo-runc .*$dir/c.sock"; then
+    echo "   the operator's kill -9 of the stuck runc shim (pid ${d#/proc/})"
+    kill -9 "${d#/proc/}"
+  fi
+done
+sleep 8  # containerd's own cleanup of the dead shim runs its delete, which hangs on runsc too
+scope=(--state "$dir/state" --runsc-root "$dir/runsc" --runsc-root "$dir/runc" --address "$dir/c.sock" --config "$dir/warden.toml")
+echo "-- warden status"
+$bin/warden status --config "$dir/warden.toml" | sed 's/^/   /'
+echo "-- warden doctor"
+$bin/warden doctor "${scope[@]}" | sed 's/^/   /' || true
+echo "-- warden sweep --dry-run"
+$bin/warden sweep --dry-run "${scope[@]}" | grep -E '^ +would' | sort | uniq -c | sed 's/^/   /'
+echo "-- warden sweep"
+$bin/warden sweep "${scope[@]}" | grep -E '^[a-z-]+:|done:|FAILED' | paste - - | awk -F'\t' '{print "   " $1 " ->" $2}' | sed 's/    done:/ /'
+echo "-- warden doctor, again"
+$bin/warden doctor "${scope[@]}" | sed 's/^/   /'
+echo "   the live Warden pod: $($ctr task ls | awk '$1 == "demo-live" {print $3}')"
+$ctr task kill -s SIGKILL demo-live
+for _ in $(seq 100); do $ctr task ls | grep -q "demo-live.*STOPPED" && break; sleep 0.05; done
+$ctr task rm demo-live >/dev/null
+$ctr task rm -f demo-runc >/dev/null 2>&1 || true
+$ctr containers rm demo-live demo-runc >/dev/null 2>&1 || true
 
 echo
 echo "== Kubernetes' path: containerd's CRI plugin, runtime handler 'warden', a wedged pod"

@@ -81,6 +81,15 @@ public struct ProcessEntry: Sendable, Equatable {
     /// Clock ticks since boot: with the pid, names the process for good.
     public let startTime: UInt64
     public let state: Character
+
+    public init(pid: Int32, parent: Int32, name: String, arguments: [String], startTime: UInt64, state: Character) {
+        self.pid = pid
+        self.parent = parent
+        self.name = name
+        self.arguments = arguments
+        self.startTime = startTime
+        self.state = state
+    }
 }
 
 extension ProcessTable {

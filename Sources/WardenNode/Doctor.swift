@@ -86,6 +86,18 @@ struct NodeView {
         entry.arguments.first { $0.hasPrefix("--root=") }.map { String($0.dropFirst("--root=".count)) }
     }
 
+    /// The container a runsc process is for: its `--bundle`'s name (the gofer's only clue),
+    /// else its last argument that is not a flag (boot, create, kill … take the id last).
+    static func containerID(_ entry: ProcessEntry) -> String {
+        var bundle: String?
+        for (index, argument) in entry.arguments.enumerated() {
+            if argument.hasPrefix("--bundle=") { bundle = String(argument.dropFirst("--bundle=".count)) }
+            if argument == "--bundle", index + 1 < entry.arguments.count { bundle = entry.arguments[index + 1] }
+        }
+        if let bundle, let name = bundle.split(separator: "/").last { return String(name) }
+        return entry.arguments.dropFirst().last { !$0.hasPrefix("-") } ?? "?"
+    }
+
     /// Whether a live shim is among the process's ancestors.
     func hasShimAncestor(_ entry: ProcessEntry) -> Bool {
         var current = entry.parent
@@ -129,7 +141,7 @@ public enum Doctor {
             let verb = entry.arguments.dropFirst().first { !$0.hasPrefix("-") } ?? ""
             return Finding(
                 kind: .orphanProcess, what: "pid \(entry.pid) (\(command) \(verb))",
-                owner: "runsc root \(root), container \(entry.arguments.last ?? "?")",
+                owner: "runsc root \(root), container \(NodeView.containerID(entry))",
                 why: "no containerd shim among its ancestors (parent pid \(entry.parent)): nothing will stop or reap it",
                 pid: entry.pid, startTime: entry.startTime)
         }

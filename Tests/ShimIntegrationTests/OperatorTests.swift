@@ -110,6 +110,13 @@ import WardenTestSupport
                 #expect(Self.value(samples, "warden_runsc_call_timeouts_total", ["verb": "kill"]) == 1)
                 #expect(Self.value(samples, "warden_runsc_call_seconds_count", ["verb": "kill", "outcome": "timed_out"]) == 1)
                 #expect(Self.value(samples, "warden_exits_published_total") == 1)
+                // The alert rules shipped in shim-config/ name series the shim writes.
+                let rules = try String(contentsOfFile: Self.repository + "/shim-config/alerts.yaml", encoding: .utf8)
+                let referenced = Set(rules.matches(of: #/warden_[a-z_]+/#).map { String($0.output) })
+                #expect(referenced.count >= 4)
+                for name in referenced {
+                    #expect(samples.contains { $0.name == name }, "alerts.yaml names \(name), which the shim writes")
+                }
                 // Within stop_deadline (3 s): the +Inf bucket only above it would mean a miss.
                 #expect(Self.value(samples, "warden_termination_seconds_bucket", ["reason": "kill", "le": "5.0"]) == 1)
                 #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)

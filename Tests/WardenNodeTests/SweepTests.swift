@@ -1,0 +1,40 @@
+import LinuxSys
+import Testing
+import WardenTestSupport
+
+@testable import WardenNode
+
+/// sweep's kill acts on a (pid, start time) pair only: a pid now held by another process
+/// (a different start time) is left alone.
+@Suite(.serialized, .timeLimit(.minutes(1))) struct SweepTests {
+    @Test func aProcessIsKilledOnlyIfItIsStillTheOneDoctorSaw() throws {
+        let null = try FileDescriptor.open("/dev/null")
+        defer { FileDescriptor.close(null) }
+        let pid = try Spawn.spawn(
+            path: "/bin/sleep", arguments: ["30"], environment: [], stdin: null, stdout: null, stderr: null, newSession: true)
+        let start = try #require(ProcessTable.startTime(pid))
+        let deadline = ContinuousClock.now + .seconds(2)
+        let wrong = Sweep.kill(pid: pid, startTime: start + 1, until: deadline)
+        #expect(!wrong.0 && wrong.1.contains("another process"), "\(wrong)")
+        #expect(!ProcessTable.isGoneOrZombie(pid), "left alone")
+        let right = Sweep.kill(pid: pid, startTime: start, until: ContinuousClock.now + .seconds(2))
+        #expect(right.0, "\(right)")
+        #expect(ChildProcesses.waitBlocking(pid) == .signaled(9))
+    }
+
+    @Test func doctorSeesAnOrphanedRunscProcessOnlyWithoutAShimAncestor() {
+        func entry(_ pid: Int32, _ parent: Int32, _ arguments: [String]) -> ProcessEntry {
+            ProcessEntry(pid: pid, parent: parent, name: "x", arguments: arguments, startTime: 1, state: "S")
+        }
+        let scope = DoctorScope(containerdStates: [], runscRoots: ["/r"], containerdAddresses: [])
+        let processes = [
+            entry(10, 1, ["/usr/bin/containerd-shim-runc-v2", "-namespace", "n", "-id", "live", "-address", "/a"]),
+            entry(11, 10, ["runsc-sandbox", "--root=/r/n", "boot", "live"]),
+            entry(12, 11, ["runsc-gofer", "--root=/r/n", "gofer", "live"]),
+            entry(20, 1, ["runsc-sandbox", "--root=/r/n", "boot", "gone"]),
+            entry(30, 1, ["runsc-sandbox", "--root=/elsewhere", "boot", "other"]),
+        ]
+        let found = Doctor.orphanProcesses(scope, NodeView(processes: processes))
+        #expect(found.map(\.pid) == [20], "only the one whose shim is gone, and only in scope: \(found)")
+    }
+}
