@@ -166,7 +166,7 @@ import WardenTestSupport
                 let own = Int(try String(contentsOfFile: "/proc/self/oom_score_adj", encoding: .utf8)
                     .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
                 let requested = own - 10
-                let defaults = try await runCommand("/usr/bin/ctr", ["oci", "spec"])
+                let defaults = try await runCommand(ContainerdUnderTest.ctr, ["oci", "spec"])
                 var spec = try #require(
                     try JSONSerialization.jsonObject(with: Data(defaults.output.utf8)) as? [String: Any])
                 var process = spec["process"] as? [String: Any] ?? [:]

@@ -178,7 +178,7 @@ import WardenTestSupport
     /// nothing; sweep clears them; doctor then finds nothing. A live Warden pod and a live
     /// runc-shim pod run on, untouched.
     @Test func doctorFindsTheRuncShimsMessAndSweepClearsItOnly() async throws {
-        guard ShimHarness.available(.fake, also: ["/usr/bin/containerd-shim-runc-v2"]) else { return }
+        guard ShimHarness.available(.fake, also: [ContainerdUnderTest.runcShim]) else { return }
         try await withTimeout(.seconds(90), "doctor and sweep") {
             let h = try await ShimHarness.start(.fake, deadlines: Self.deadlines)
             let runcRoot = h.containerd.dir.file("runc")

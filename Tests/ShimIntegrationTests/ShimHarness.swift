@@ -34,7 +34,7 @@ final class ShimHarness: Sendable {
 
     /// Whether the peers exist; under WARDEN_INTEROP=1 (scripts/test.sh) a missing one fails.
     static func available(_ runtime: RuntimeKind, also extra: [String] = []) -> Bool {
-        var needed = ["/usr/bin/containerd", "/usr/bin/ctr", imageTar, buildDirectory + "/containerd-shim-warden-v2"] + extra
+        var needed = [ContainerdUnderTest.containerd, ContainerdUnderTest.ctr, imageTar, buildDirectory + "/containerd-shim-warden-v2"] + extra
         needed.append(runtime == .real ? "/usr/bin/runsc" : buildDirectory + "/fake-runsc")
         let missing = needed.filter { !FileManager.default.fileExists(atPath: $0) }
         if missing.isEmpty { return true }
@@ -74,7 +74,8 @@ final class ShimHarness: Sendable {
             """
         let configPath = dir.file("warden.toml")
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-        let path = buildDirectory + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        // The shim first; then the containerd under test's own runc shim.
+        let path = buildDirectory + ":" + ContainerdUnderTest.directory + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         // The shim server's stderr (a crash report) goes to a file in the test dir.
         let containerd = try await PrivateContainerd.start(
             environment: ["PATH": path, "WARDEN_SHIM_STDERR": dir.file("shim.stderr")].merging(shimEnvironment) { $1 }, launcher: launcher, in: dir)
@@ -101,13 +102,13 @@ final class ShimHarness: Sendable {
     /// Runs `ctr -a <socket> <arguments>`, optionally with stdin text, within `timeout`.
     func ctr(_ arguments: [String], stdin: String? = nil, timeout: Duration = .seconds(60)) async throws -> Result {
         try await runCommand(
-            "/usr/bin/ctr", ["-a", containerd.address] + arguments, stdin: stdin, environment: ["CONTAINERD_NAMESPACE": namespace],
+            ContainerdUnderTest.ctr, ["-a", containerd.address] + arguments, stdin: stdin, environment: ["CONTAINERD_NAMESPACE": namespace],
             timeout: timeout)
     }
 
     /// `ctr` with a terminal on its side (`script` gives it a pty), for `-t`.
     func ctrWithTerminal(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Result {
-        let command = (["/usr/bin/ctr", "-a", containerd.address] + arguments).map(Self.shellQuoted).joined(separator: " ")
+        let command = ([ContainerdUnderTest.ctr, "-a", containerd.address] + arguments).map(Self.shellQuoted).joined(separator: " ")
         return try await runCommand(
             "/usr/bin/script", ["-qec", command, "/dev/null"], stdin: nil, environment: ["CONTAINERD_NAMESPACE": namespace],
             timeout: timeout)

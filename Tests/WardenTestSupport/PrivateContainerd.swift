@@ -31,7 +31,7 @@ public final class PrivateContainerd: Sendable {
             \(extraConfig)
             """
         try config.write(toFile: dir.file("config.toml"), atomically: true, encoding: .utf8)
-        let command = launcher + ["/usr/bin/containerd", "--config", dir.file("config.toml"), "--log-level", "info"]
+        let command = launcher + [ContainerdUnderTest.containerd, "--config", dir.file("config.toml"), "--log-level", "info"]
         let process = try ChildProcess(command[0], Array(command.dropFirst()), environment: environment)
         let containerd = PrivateContainerd(dir: dir, process: process)
         do {

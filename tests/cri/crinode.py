@@ -36,6 +36,11 @@ FIXTURES = os.path.join(ROOT, "tests", "fixtures", "bin")
 PAUSE_IMAGE = "warden.test/pause:1"
 BUSYBOX_IMAGE = "warden.test/busybox:latest"
 CNI_PLUGINS = "/usr/lib/cni"
+# The containerd under test: Debian's in /usr/bin, or another release's containerd, ctr and
+# containerd-shim-runc-v2 in WARDEN_CONTAINERD_DIR (README "Test").
+CONTAINERD_DIR = os.environ.get("WARDEN_CONTAINERD_DIR") or "/usr/bin"
+CONTAINERD = os.path.join(CONTAINERD_DIR, "containerd")
+CTR = os.path.join(CONTAINERD_DIR, "ctr")
 K8S_NAMESPACE = "k8s.io"
 
 
@@ -169,7 +174,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   address = "{self.socket}"
 [{cri}]
   sandbox_image = "{PAUSE_IMAGE}"
-  # The test machines lack CAP_SYS_RESOURCE: runsc could not set the sandbox's -998.
+  # The test machines lack CAP_SYS_RESOURCE: runsc under the runc shim (the comparison
+  # handlers) could not set the sandbox's -998. Warden would clamp it itself (OOMScoreClamp,
+  # tested through ctr in OOMScoreAdjTests), but this setting is containerd-wide.
   restrict_oom_score_adj = true
 [{cri}.cni]
   bin_dir = "{self.path("cni-bin")}"
@@ -197,9 +204,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     def start(self, import_images=True, timeout=30):
         log = open(self.path("containerd.log"), "a")
-        environment = dict(os.environ, PATH=f"{self.shim_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        # The shim first, then the containerd under test's own runc shim.
+        environment = dict(os.environ, PATH=f"{self.shim_dir}:{CONTAINERD_DIR}:{os.environ.get('PATH', '/usr/bin:/bin')}")
         self.containerd = subprocess.Popen(
-            ["nsenter", f"--net=/var/run/netns/{self.netns}", "containerd", "--config", self.config_path],
+            ["nsenter", f"--net=/var/run/netns/{self.netns}", CONTAINERD, "--config", self.config_path],
             stdout=log, stderr=subprocess.STDOUT, env=environment)
         log.close()
         self.client = CRIClient(self.socket, timeout=30)
@@ -238,7 +246,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         self.start(import_images=False)
 
     def ctr(self, *arguments, timeout=30, check=True):
-        return run(["ctr", "-a", self.socket, "-n", K8S_NAMESPACE, *arguments], timeout=timeout, check=check)
+        return run([CTR, "-a", self.socket, "-n", K8S_NAMESPACE, *arguments], timeout=timeout, check=check)
 
     def log_tail(self, lines=30):
         try:

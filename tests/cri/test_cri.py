@@ -16,7 +16,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from crinode import CRINode, build_directory, rss_kib, run  # noqa: E402
+from crinode import CONTAINERD, CRINode, build_directory, rss_kib, run  # noqa: E402
 from warden_cri import CRIError, pb  # noqa: E402
 
 # Warden's deadlines on the test node (crinode.py), and what a StopPodSandbox of a wedged pod
@@ -101,7 +101,6 @@ class PodLifecycleTests(CRITestCase):
         # One shim serves the pod: the sandbox and both containers.
         shims = node.shim_pids()
         self.assertEqual(len(shims), 1, node.our_processes())
-
         _, took = timed(client.stop_pod, pod_id, timeout=30)
         self.assertLess(took, STOP_BOUND)
         self.assertEqual(self.states(containers), [pb.CONTAINER_EXITED] * 2)
@@ -325,7 +324,7 @@ class InstallTests(unittest.TestCase):
 
     def test_install_runs_a_pod_and_uninstall_restores_the_config(self):
         node = self.node
-        default = run(["containerd", "config", "default"]).stdout
+        default = run([CONTAINERD, "config", "default"]).stdout
         for line, private in self.PRIVATE:
             self.assertIn(line, default, "containerd's default config changed: adapt the test")
             default = default.replace(line, private.format(dir=node.dir), 1)
