@@ -170,3 +170,19 @@ public enum FileKind {
         return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK
     }
 }
+
+/// /proc/PID/cgroup.
+public enum ProcessCgroups {
+    /// The cgroup paths of `pid`, one per hierarchy line (`id:controllers:/path`), deduplicated.
+    public static func paths(_ pid: Int32) -> [String] {
+        let lines = (FileDescriptor.readText("/proc/\(pid)/cgroup") ?? "").split(separator: "\n")
+        var seen: [String] = []
+        for line in lines {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            let path = String(parts[2])
+            if !seen.contains(path) { seen.append(path) }
+        }
+        return seen
+    }
+}

@@ -121,6 +121,14 @@ public enum Doctor {
         findings += bundles.mounts
         findings += bundles.netns
         findings += bundles.cgroups
+        // Cgroups no bundle names any more (containerd 2.x removes a dead shim's bundle even
+        // when its delete fails): those of orphaned runsc processes, and empty container
+        // cgroups of a containerd namespace whose container is gone.
+        let orphans = findings.filter { $0.kind == .orphanProcess }
+        for finding in orphanCgroups(orphans, view) + emptyContainerCgroups(scope, view)
+        where !findings.contains(where: { $0.kind == .staleCgroup && $0.what == finding.what }) {
+            findings.append(finding)
+        }
         findings += staleRunscState(scope, view)
         findings += bundles.bundles
         findings += bundles.sockets
@@ -204,7 +212,7 @@ public enum Doctor {
                     }
                     // Its shim's socket, wherever it is (containerd 1.6's runc shim keeps
                     // it in /run/containerd/s whatever containerd's state directory).
-                    if let address = FileDescriptor.readText(bundle + "/address"), address.hasPrefix("unix://") {
+                    if let address = shimAddress(bundle), address.hasPrefix("unix://") {
                         let socket = String(address.trimmingSpaces.dropFirst("unix://".count))
                         if FileKind.isSocket(socket) {
                             result.sockets.append(
@@ -241,9 +249,21 @@ public enum Doctor {
         return result
     }
 
+    /// The shim address a bundle records: `address` (containerd 1.6, 1.7, and shims that
+    /// write it), else the `address` of the `bootstrap.json` containerd 2.x writes.
+    static func shimAddress(_ bundle: String) -> String? {
+        if let address = FileDescriptor.readText(bundle + "/address")?.trimmingSpaces, !address.isEmpty { return address }
+        guard let bytes = FileDescriptor.readAll(bundle + "/bootstrap.json", limit: 1 << 16),
+            let bootstrap = try? JSONDecoder().decode(Bootstrap.self, from: Data(bytes))
+        else { return nil }
+        return bootstrap.address
+    }
+
+    struct Bootstrap: Decodable { var address: String }
+
     static func bundleIsStale(_ bundle: String, namespace: String, id: String, _ view: NodeView) -> Bool {
         if view.liveShims.contains([namespace, id]) { return false }
-        if let address = FileDescriptor.readText(bundle + "/address"), address.hasPrefix("unix://") {
+        if let address = shimAddress(bundle), address.hasPrefix("unix://") {
             let path = String(address.trimmingSpaces.dropFirst("unix://".count))
             if let fd = try? UnixSocket.connect(path: path) {
                 UnixSocket.close(fd)
@@ -288,6 +308,69 @@ public enum Doctor {
                         kind: .staleRunscState, what: directory + "/" + name,
                         owner: "runsc root \(directory), container \(container), sandbox \(sandbox)",
                         why: "no process of sandbox \(sandbox) runs and no shim serves it"))
+            }
+        }
+        return findings
+    }
+
+    /// The cgroups the orphaned processes are in: only a cgroup every member of which is an
+    /// orphan or a descendant of one (never the machine's or a service's own cgroup, which
+    /// an orphaned process may share with live ones).
+    static func orphanCgroups(_ orphans: [Finding], _ view: NodeView) -> [Finding] {
+        var tree = Set(orphans.compactMap(\.pid))
+        var queue = Array(tree)
+        while let pid = queue.popLast() {
+            for child in view.processes where child.parent == pid && !tree.contains(child.pid) {
+                tree.insert(child.pid)
+                queue.append(child.pid)
+            }
+        }
+        var findings: [Finding] = []
+        let hierarchies = Cgroups.mountedHierarchies()
+        for orphan in orphans {
+            guard let pid = orphan.pid else { continue }
+            for path in ProcessCgroups.paths(pid) where path != "/" {
+                for directory in Cgroups.directories(of: path, in: hierarchies) where FileDescriptor.exists(directory) {
+                    let members = Cgroups.processes(in: directory) ?? []
+                    guard !members.isEmpty, members.allSatisfy({ tree.contains($0) }),
+                        !findings.contains(where: { $0.what == directory })
+                    else { continue }
+                    findings.append(
+                        Finding(
+                            kind: .staleCgroup, what: directory, owner: orphan.owner,
+                            why: "the cgroup of orphaned runsc processes, holding only them: pids \(members)"))
+                }
+            }
+        }
+        return findings
+    }
+
+    /// Empty container cgroups (`/<namespace>/<id>`, where ctr puts them) of containerd
+    /// namespaces in scope, whose container has no live bundle.
+    static func emptyContainerCgroups(_ scope: DoctorScope, _ view: NodeView) -> [Finding] {
+        var namespaces: Set<String> = []
+        for state in scope.containerdStates {
+            namespaces.formUnion(Directories.entries(state + "/io.containerd.runtime.v2.task"))
+        }
+        var findings: [Finding] = []
+        for hierarchy in Cgroups.mountedHierarchies() where hierarchy.root == "/" {
+            for namespace in namespaces.sorted() {
+                let parent = hierarchy.mountPoint + "/" + namespace
+                for id in Directories.entries(parent) {
+                    let directory = parent + "/" + id
+                    guard FileDescriptor.exists(directory + "/cgroup.procs"), (Cgroups.processes(in: directory) ?? [0]).isEmpty,
+                        Directories.entries(directory).allSatisfy({ !FileDescriptor.exists(directory + "/" + $0 + "/cgroup.procs") })
+                    else { continue }
+                    let bundleLive = scope.containerdStates.contains { state in
+                        let bundle = "\(state)/io.containerd.runtime.v2.task/\(namespace)/\(id)"
+                        return FileDescriptor.exists(bundle) && !bundleIsStale(bundle, namespace: namespace, id: id, view)
+                    }
+                    guard !bundleLive, !view.liveShims.contains([namespace, id]) else { continue }
+                    findings.append(
+                        Finding(
+                            kind: .staleCgroup, what: directory, owner: "namespace \(namespace), container \(id)",
+                            why: "an empty container cgroup; no live bundle or shim for \(namespace)/\(id)"))
+                }
             }
         }
         return findings

@@ -237,6 +237,8 @@ import WardenTestSupport
                     try await h.waitForTask(task, status: "STOPPED")
                     #expect(try await h.ctr(["task", "rm", task]).status == 0)
                 }
+                let cgroupsAfterSweep = h.leftCgroups().filter { $0.hasSuffix("/mess1") }
+                #expect(cgroupsAfterSweep.isEmpty, "mess1's cgroups after the sweep: \(cgroupsAfterSweep)")
                 _ = try await h.ctr(["task", "rm", "-f", "mess1"], timeout: .seconds(10))
                 for container in ["w1", "live1", "mess1"] { _ = try await h.ctr(["container", "rm", container]) }
                 try await h.finish()

@@ -5,6 +5,7 @@ test ends with the leak audit (processes, mounts, pod netns, runsc state, CNI ad
 Run by scripts/test.sh: /usr/bin/python3 -m unittest discover -s tests/cri -v
 """
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -296,17 +297,47 @@ class InstallTests(unittest.TestCase):
     made private: its root, state, socket, CNI dirs and /opt path under the node's temp dir),
     then containerd runs a pod through the installed handler; --uninstall restores the bytes."""
 
-    PRIVATE = [  # (default line, what the private node uses instead)
-        ('root = "/var/lib/containerd"', 'root = "{dir}/root"'),
-        ('state = "/run/containerd"', 'state = "{dir}/state"'),
-        ('address = "/run/containerd/containerd.sock"', 'address = "{dir}/c.sock"'),
-        ('sandbox_image = "registry.k8s.io/pause:3.6"', 'sandbox_image = "warden.test/pause:1"'),
-        ('bin_dir = "/opt/cni/bin"', 'bin_dir = "{dir}/cni-bin"'),
-        ('conf_dir = "/etc/cni/net.d"', 'conf_dir = "{dir}/cni-conf"'),
-        ('path = "/opt/containerd"', 'path = "{dir}/opt"'),
-        # The test machines lack CAP_SYS_RESOURCE (see crinode.py).
-        ('restrict_oom_score_adj = false', 'restrict_oom_score_adj = true'),
-    ]
+    # (default line, what the private node uses instead), for containerd's default config of
+    # version 2 (containerd 1.6, 1.7) and version 3 (2.x). {sandbox} stands for whatever pause
+    # tag the release defaults to.
+    PRIVATE = {
+        2: [
+            ('root = "/var/lib/containerd"', 'root = "{dir}/root"'),
+            ('state = "/run/containerd"', 'state = "{dir}/state"'),
+            ('address = "/run/containerd/containerd.sock"', 'address = "{dir}/c.sock"'),
+            ('sandbox_image = "{sandbox}"', 'sandbox_image = "warden.test/pause:1"'),
+            ('bin_dir = "/opt/cni/bin"', 'bin_dir = "{dir}/cni-bin"'),
+            ('conf_dir = "/etc/cni/net.d"', 'conf_dir = "{dir}/cni-conf"'),
+            # The test machines lack CAP_SYS_RESOURCE (see crinode.py).
+            ('restrict_oom_score_adj = false', 'restrict_oom_score_adj = true'),
+        ],
+        3: [
+            ("root = '/var/lib/containerd'", "root = '{dir}/root'"),
+            ("state = '/run/containerd'", "state = '{dir}/state'"),
+            ("address = '/run/containerd/containerd.sock'", "address = '{dir}/c.sock'"),
+            ("sandbox = '{sandbox}'", "sandbox = 'warden.test/pause:1'"),
+            ("bin_dirs = ['/opt/cni/bin']", "bin_dirs = ['{dir}/cni-bin']"),
+            ("conf_dir = '/etc/cni/net.d'", "conf_dir = '{dir}/cni-conf'"),
+            ("restrict_oom_score_adj = false", "restrict_oom_score_adj = true"),
+        ],
+    }
+    # Where install.sh puts the handler, by config version.
+    HANDLER_TABLE = {2: '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.warden]',
+                     3: '[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.warden]'}
+
+    @staticmethod
+    def privatize(default, directory):
+        """containerd's default config made private: every path under the node's temp dir."""
+        version = 3 if default.lstrip().startswith("version = 3") or "\nversion = 3" in default else 2
+        sandbox = re.search(r"registry\.k8s\.io/pause:[0-9.]+", default)
+        for line, private in InstallTests.PRIVATE[version]:
+            line = line.replace("{sandbox}", sandbox.group(0) if sandbox else "registry.k8s.io/pause")
+            if line not in default:
+                raise AssertionError(f"containerd's default config has no {line!r}: adapt the test")
+            default = default.replace(line, private.format(dir=directory), 1)
+        # /opt/containerd (1.6: path = "…"; 2.x: path = '…'), wherever it appears.
+        default = re.sub(r"""path = (["'])/opt/containerd\1""", lambda m: f"path = {m.group(1)}{directory}/opt{m.group(1)}", default)
+        return version, default
 
     def setUp(self):
         self.node = CRINode()
@@ -324,10 +355,7 @@ class InstallTests(unittest.TestCase):
 
     def test_install_runs_a_pod_and_uninstall_restores_the_config(self):
         node = self.node
-        default = run([CONTAINERD, "config", "default"]).stdout
-        for line, private in self.PRIVATE:
-            self.assertIn(line, default, "containerd's default config changed: adapt the test")
-            default = default.replace(line, private.format(dir=node.dir), 1)
+        version, default = self.privatize(run([CONTAINERD, "config", "default"]).stdout, node.dir)
         os.makedirs(node.path("etc"))
         config = node.path("etc", "config.toml")
         with open(config, "w") as file:
@@ -338,7 +366,7 @@ class InstallTests(unittest.TestCase):
             file.write(f'runsc = "/usr/bin/runsc"\nroot = "{node.path("warden")}"\n[runsc_config]\nnetwork = "none"\n')
 
         dry = self.install("--dry-run")
-        self.assertIn('+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.warden]', dry.stdout)
+        self.assertIn("+" + self.HANDLER_TABLE[version], dry.stdout)
         self.assertEqual(read_bytes(config), original, "--dry-run changed the config")
         self.assertFalse(os.path.exists(node.path("bin")))
 
