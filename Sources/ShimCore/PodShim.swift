@@ -637,14 +637,24 @@ public actor PodShim {
         guard container.initProcess.status == .running || container.initProcess.status == .paused else {
             throw ShimError(.failedPrecondition, "container \(id) is \(container.initProcess.status)")
         }
+        func info(_ pid: UInt32) -> Containerd_V1_Types_ProcessInfo {
+            var info = Containerd_V1_Types_ProcessInfo()
+            info.pid = pid
+            return info
+        }
         do throws(RunscError) {
-            return try await runsc.ps(id).map { pid in
-                var info = Containerd_V1_Types_ProcessInfo()
-                info.pid = UInt32(bitPattern: pid)
-                return info
-            }
+            return try await runsc.ps(id).map { info(UInt32(bitPattern: $0)) }
         } catch {
-            throw ShimError(from: error, "pids of \(id)")
+            // A wedged sandbox does not answer runsc ps. An empty or failed answer is not an
+            // option: containerd 1.7 asks for Pids when it reloads shims after a restart and
+            // takes a running task with none for a leaked shim, deletes it without a kill, and
+            // forgets it (its pod then "stops" with everything left running). The processes
+            // the shim knows are still there: the container's and its running execs'.
+            let known = ([container.initProcess] + container.execs.values.filter { $0.status == .running })
+                .map(\.pid).filter { $0 > 0 }
+            guard !known.isEmpty else { throw ShimError(from: error, "pids of \(id)") }
+            log.warn("pids of \(id): \(error); answering with the pids the shim knows: \(known)")
+            return known.map(info)
         }
     }
 

@@ -205,3 +205,36 @@ import WardenTestSupport
         }
     }
 }
+
+/// Pids while runsc ps hangs (a wedged sandbox): answered in runsc_call_timeout with the pids
+/// the shim knows, never empty. containerd 1.7 takes a running task with no pids, after a
+/// restart, for a leaked shim and deletes it without a kill (tests/cri's restart cases).
+@Suite(.serialized) struct WedgedPidsTests {
+    @Test func pidsOfAWedgedSandboxAreTheOnesTheShimKnows() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        try await withTimeout(.seconds(60), "pids with runsc ps hung") {
+            let h = try await ShimHarness.start(.fake, deadlines: LadderTests.deadlines)
+            do {
+                #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
+                try await h.waitForTask("c1", status: "RUNNING")
+                let pid = try #require(try await h.taskPid("c1"))
+                try FileManager.default.createDirectory(atPath: h.runscRoot, withIntermediateDirectories: true)
+                try "hang-ps\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
+                let began = ContinuousClock.now
+                let listed = try await h.ctr(["task", "ps", "c1"], timeout: .seconds(10))
+                #expect(ContinuousClock.now - began < TerminationTests.callTimeout + TerminationTests.ctrOverhead + .milliseconds(500))
+                #expect(listed.status == 0, "ctr task ps: \(listed.output)")
+                #expect(listed.output.split(separator: "\n").dropFirst().contains { $0.hasPrefix("\(pid)") }, "\(listed.output)")
+                try FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
+                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
+                try await h.waitForTask("c1", status: "STOPPED")
+                #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
+                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
+                try await h.finish()
+            } catch {
+                await h.abandon()
+                throw error
+            }
+        }
+    }
+}
