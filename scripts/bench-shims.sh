@@ -56,7 +56,10 @@ echo "Written by \`scripts/bench-shims.sh\` (via \`scripts/bench.sh\`) on $(date
 echo "Debian runsc $(dpkg-query -W -f='${Version}' runsc) (\`--network=none\`, through one wrapper script for both shims),"
 echo "busybox image, Warden as shipped (\`scripts/build-shim.sh\`: release, \`-static-executable\`), $(nproc) cores."
 echo "Memory is the shim processes' own (smaps_rollup; sandbox and gofer not included), per shim;"
-echo "PSS shares the binary's pages among the shims running. Ratio = Warden / runc shim."
+echo "PSS shares the binary's pages among the shims running. A Warden shim is counted together with"
+echo "its spawn helper (the process that execs runsc for the seccomp-confined shim): RSS, PSS and"
+echo "threads are the pair's sums, so the helper's RSS (shared pages of the shim's image) is counted"
+echo "twice in RSS, once in PSS. Ratio = Warden / runc shim."
 echo
 echo "| | Warden | runc shim | ratio |"
 echo "|---|---|---|---|"
