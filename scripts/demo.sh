@@ -4,7 +4,8 @@
 # its PATH, and runs gVisor containers through it with ctr: output and exit code, an exec, a
 # SIGKILL'd container's exit, a pod of two containers sharing one shim, and a wedged sandbox
 # (runsc-sandbox SIGSTOPped, so runsc kill hangs) stopped within its deadline, with the steps
-# of the termination ladder and their timings. Everything it
+# of the termination ladder, their timings and the shim's metrics; then warden status, doctor
+# and sweep on a stuck runc-shim pod beside a live Warden pod; then the CRI path. Everything it
 # started is stopped by PID at the end, and the temp dir removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
