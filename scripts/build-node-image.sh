@@ -17,6 +17,7 @@ context=${WARDEN_IMAGE_CONTEXT:-.build-node-image}
 rm -rf "$context"
 mkdir -p "$context/warden/bin" "$context/warden/scripts" "$context/warden/etc" "$context/warden/tools/cri"
 install -m 0755 "$shim" "$context/warden/bin/containerd-shim-warden-v2"
+install -m 0755 "$(dirname "$shim")/warden" "$context/warden/bin/warden"
 install -m 0755 scripts/install.sh "$context/warden/scripts/"
 install -m 0644 shim-config/warden.toml "$context/warden/etc/"
 install -m 0644 tools/cri/runtime_v1_subset.proto tools/cri/runtime_v1_subset_pb2.py "$context/warden/tools/cri/"

@@ -49,6 +49,7 @@ parser.add_argument("--restart-containerd", action="store_true")
 args = parser.parse_args(sys.argv[2:])
 
 SHIM = "containerd-shim-warden-v2"
+CLI = "warden"  # the operator CLI (status, metrics, doctor, sweep), installed beside the shim when built
 RUNTIME_TYPE = "io.containerd.warden.v2"
 BIN_DIR = args.bin_dir
 WARDEN_CONFIG = args.warden_config
@@ -161,7 +162,7 @@ if args.uninstall:
                 changes.append(("config", config_path, original, restore))
             else:
                 changes.append(("config", config_path, original, stripped))
-    for path in [host(os.path.join(BIN_DIR, SHIM))]:
+    for path in [host(os.path.join(BIN_DIR, SHIM)), host(os.path.join(BIN_DIR, CLI))]:
         if os.path.exists(path):
             changes.append(("remove", path, None, None))
     shipped = os.path.join(here, "..", "shim-config", "warden.toml")
@@ -200,6 +201,11 @@ else:
     installed = host(os.path.join(BIN_DIR, SHIM))
     if not os.path.exists(installed) or read(installed) != read(binary):
         changes.append(("copy", installed, binary, None))
+    cli = os.path.join(source, CLI)
+    if os.access(cli, os.X_OK):
+        installed_cli = host(os.path.join(BIN_DIR, CLI))
+        if not os.path.exists(installed_cli) or read(installed_cli) != read(cli):
+            changes.append(("copy", installed_cli, cli, None))
     shipped = os.path.join(here, "..", "shim-config", "warden.toml")
     if not os.path.exists(shipped):
         shipped = os.path.join(here, "..", "etc", "warden.toml")  # the node image's layout

@@ -386,6 +386,9 @@ class InstallTests(unittest.TestCase):
         shim = node.shim_pids_of(pod_id)
         self.assertEqual(len(shim), 1)
         self.assertEqual(os.readlink(f"/proc/{shim[0]}/exe"), node.path("bin", "containerd-shim-warden-v2"))
+        # The operator CLI is installed beside the shim, and sees the pod's shim.
+        status = run([node.path("bin", "warden"), "status", "--json", "--config", node.path("etc", "warden.toml")])
+        self.assertIn(pod_id, status.stdout)
         node.client.stop_pod(pod_id, timeout=30)
         node.client.remove_pod(pod_id, timeout=30)
         self.assertEqual(node.leaks(), [])
@@ -395,6 +398,7 @@ class InstallTests(unittest.TestCase):
         self.assertEqual(read_bytes(config), original, "--uninstall did not restore the original bytes")
         self.assertFalse(os.path.exists(config + ".warden-backup"))
         self.assertFalse(os.path.exists(node.path("bin", "containerd-shim-warden-v2")))
+        self.assertFalse(os.path.exists(node.path("bin", "warden")))
         self.assertTrue(os.path.exists(node.path("etc", "warden.toml")), "the operator's warden.toml was removed")
         self.assertIn("nothing to do", self.install("--uninstall").stdout)
 
@@ -471,6 +475,8 @@ class NodeImageTests(unittest.TestCase):
             self.assertEqual(result.returncode, 0, result.stderr)
             self.assertEqual(read_bytes(os.path.join(host, "usr", "local", "bin", "containerd-shim-warden-v2")),
                              read_bytes(shim))
+            self.assertEqual(read_bytes(os.path.join(host, "usr", "local", "bin", "warden")),
+                             read_bytes(os.path.join(os.path.dirname(shim), "warden")))
             self.assertEqual(read_bytes(os.path.join(host, "etc", "containerd", "warden.toml")),
                              read_bytes(os.path.join(os.path.dirname(__file__), "..", "..", "shim-config", "warden.toml")))
             config = read_bytes(os.path.join(host, "etc", "containerd", "config.toml")).decode()
