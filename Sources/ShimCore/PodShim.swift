@@ -1,3 +1,4 @@
+import Synchronization
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -687,7 +688,7 @@ public actor PodShim {
             // The pod's sandbox: the escalation ladder, which guarantees the exits within
             // stop_deadline. Kill itself returns once runsc took the signal, or after
             // runsc_call_timeout while the ladder goes on.
-            await joinBounded(joinTermination(sandbox, reason: "kill"))
+            await joinBounded(joinTermination(sandbox, reason: "kill"), untilDeadOf: sandbox)
             return
         }
         let error = await signalOnce(id, signal: Int32(signal), all: all, pid: nil)
@@ -698,7 +699,7 @@ public actor PodShim {
                 // any more: the pod is wedged. The ladder SIGKILLs the sandbox and publishes
                 // every exit of the pod, this container's too.
                 log.warn("runsc kill -9 of \(id) timed out; sandbox \(sandbox.id) is wedged: terminating the pod")
-                await joinBounded(joinTermination(sandbox, reason: "runsc kill of \(id) hung", graceful: false))
+                await joinBounded(joinTermination(sandbox, reason: "runsc kill of \(id) hung", graceful: false), untilDeadOf: sandbox)
                 return
             }
             if error == nil { watchKilledContainer(container, in: sandbox) }
@@ -727,9 +728,18 @@ public actor PodShim {
 
     /// Waits for `task` for most of runsc_call_timeout, so that Kill answers within it while a
     /// ladder stuck on runsc goes on in the background.
-    private func joinBounded(_ task: Task<Void, Never>?) async {
+    /// Waits for a termination, at most just under runsc_call_timeout (Kill's own bound). With
+    /// `sandbox`, also only until the sandbox is dead: the ladder's last steps (its cgroup,
+    /// leftovers, the reap) go on after Kill has answered. Kill must answer before containerd
+    /// acts on the sandbox's exit: CRI deletes the task and shuts the shim down on that exit,
+    /// closing the connection a late Kill answer would need ("ttrpc: closed").
+    private func joinBounded(_ task: Task<Void, Never>?, untilDeadOf sandbox: Sandbox? = nil) async {
         guard let task else { return }
-        _ = await waitAtMost(deadlines.runscCallTimeout * 0.9) { await task.value }
+        let supervisor = self.supervisor
+        let process = sandbox?.process
+        _ = await waitAtMost(deadlines.runscCallTimeout * 0.9) {
+            await firstOf({ await task.value }, { if let process { _ = await supervisor.wait(process) } else { await task.value } })
+        }
     }
 
     /// `runsc kill` for one target, shared by identical concurrent Kills. nil when delivered
@@ -797,6 +807,10 @@ public actor PodShim {
             if let processFile = exec.processFile { FileDescriptor.remove(processFile) }
         }
         await process.io.close(grace: remaining(atMost: .seconds(2)))
+        if container.isSandboxRoot, let termination = sandboxes[id]?.termination {
+            // Kill answered once the sandbox was dead; the ladder's last steps finish first.
+            _ = await waitAtMost(remaining(atMost: deadlines.deleteDeadline)) { await termination.value }
+        }
         if container.isSandboxRoot, let sandbox = sandboxes[id], supervisor.outcome(sandbox.process) != nil,
             !container.hasPoststopHooks
         {
@@ -967,5 +981,21 @@ extension ShimError {
         case .cancelled: self.init(.deadlineExceeded, "\(what): \(error)")
         case .commandFailed, .invalidOutput, .spawnFailed: self.init(.internal, "\(what): \(error)")
         }
+    }
+}
+
+/// Returns when the first of two operations does; the other goes on unawaited.
+func firstOf(_ first: @escaping @Sendable () async -> Void, _ second: @escaping @Sendable () async -> Void) async {
+    let done = Mutex(false)
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let finish: @Sendable () -> Void = {
+            let isFirst = done.withLock { done -> Bool in
+                defer { done = true }
+                return !done
+            }
+            if isFirst { continuation.resume() }
+        }
+        Task { await first(); finish() }
+        Task { await second(); finish() }
     }
 }
