@@ -68,7 +68,7 @@ let package = Package(
         .executableTarget(name: "fake-runsc", dependencies: ["FakeRunscCore", "LinuxSys"]),
         // What the operator CLI reads off a node: Warden shims and their metrics files, and
         // what stuck pods of any runtime left (doctor), and clearing it (sweep).
-        .target(name: "WardenNode", dependencies: ["Config", "LinuxSys", "Supervisor"]),
+        .target(name: "WardenNode", dependencies: ["Config", "LinuxSys"]),
         .testTarget(name: "WardenNodeTests", dependencies: ["WardenNode", "LinuxSys", "WardenTestSupport"]),
         // Operator CLI.
         .executableTarget(name: "warden", dependencies: ["Config", "LinuxSys", "WardenNode"]),

@@ -1,3 +1,4 @@
+import Foundation
 import LinuxSys
 
 /// What `warden sweep` did with one finding.
@@ -72,7 +73,7 @@ public enum Sweep {
             }
             let result = Command.run(scope.ctr, ["-a", address, "-n", namespace, "task", "rm", "-f", container], within: within)
             guard let result else { return (false, "ctr did not run") }
-            return (result.status == 0, result.status == 0 ? "removed" : "ctr: \(result.output.trimmingSpacesAtEnds)")
+            return (result.status == 0, result.status == 0 ? "removed" : "ctr: \(result.output.trimmingCharacters(in: .whitespacesAndNewlines))")
         case .staleMount:
             do throws(Errno) {
                 try Mounts.unmount(finding.what, detach: true)
@@ -141,11 +142,5 @@ public enum Sweep {
             if Poll.wait(pidfd, events: Poll.readable, timeoutMilliseconds: 50) != 0 { return (true, "killed") }
         }
         return (false, "SIGKILLed, still running after the deadline (uninterruptible?)")
-    }
-}
-
-extension String {
-    var trimmingSpacesAtEnds: String {
-        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }
