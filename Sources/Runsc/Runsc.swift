@@ -237,8 +237,8 @@ public struct Runsc: Sendable {
     }
 
     /// Removes what `runsc delete` would have for container `id` when runsc itself cannot
-    /// (it hung or failed): its state and lock files, `<root>/<id>_sandbox:<sandbox>.state|.lock`.
-    /// Returns the paths removed.
+    /// (it hung or failed): its state and lock files, `<root>/<id>_sandbox:<sandbox>.state|.lock`,
+    /// and, for a sandbox, its control socket. Returns the paths removed.
     @discardableResult
     public func removeState(_ id: String) -> [String] {
         let paths = stateFiles(id)
@@ -250,8 +250,9 @@ public struct Runsc: Sendable {
     /// temporary files of a state write that a killed runsc call left half done; returns them.
     public func removeSandboxState(_ sandboxID: String) -> [String] {
         let suffixes = [".state", ".lock"].map { "_sandbox:\(sandboxID)\($0)" }
+        let socket = Self.controlSocketName(sandboxID)
         let paths = Directories.entries(configuration.root)
-            .filter { name in suffixes.contains { name.hasSuffix($0) || name.contains($0 + ".tmp") } }
+            .filter { name in name == socket || suffixes.contains { name.hasSuffix($0) || name.contains($0 + ".tmp") } }
             .map { "\(configuration.root)/\($0)" }
         paths.forEach { FileDescriptor.remove($0) }
         return paths
@@ -262,10 +263,16 @@ public struct Runsc: Sendable {
 
     private func stateFiles(_ id: String) -> [String] {
         let prefix = "\(id)_sandbox:"
+        let socket = Self.controlSocketName(id)
         return Directories.entries(configuration.root)
-            .filter { $0.hasPrefix(prefix) && ($0.hasSuffix(".state") || $0.hasSuffix(".lock")) }
+            .filter { $0 == socket || ($0.hasPrefix(prefix) && ($0.hasSuffix(".state") || $0.hasSuffix(".lock"))) }
             .map { "\(configuration.root)/\($0)" }
     }
+
+    /// runsc since 2023 serves a sandbox's control channel on a socket file in its root,
+    /// `runsc-<sandbox id>.sock` (2022 used an abstract socket). The sandbox removes it when
+    /// `runsc delete` destroys it; a sandbox killed without that call leaves it behind.
+    public static func controlSocketName(_ sandboxID: String) -> String { "runsc-\(sandboxID).sock" }
 
     /// Runs `runsc <global flags> <verb> <arguments>` and returns its stdout.
     /// A nil timeout means unbounded (only `wait` may be, and its caller races it).

@@ -870,7 +870,11 @@ public actor PodShim {
         do throws(RunscError) {
             try await runsc.delete(id, force: true, timeout: bound / 2)
         } catch {
-            if case .notFound = error {} else {
+            if case .notFound = error {
+                // Nothing runsc knows of; a sandbox's control socket may still be there (runsc 2024).
+                let removed = runsc.removeState(id)
+                if !removed.isEmpty { log.info("runsc delete \(id): not found; removed \(removed.joined(separator: " "))") }
+            } else {
                 countStep(.runscDeleteFailed)
                 let removed = runsc.removeState(id)
                 if !removed.isEmpty { countStep(.stateRemoved) }

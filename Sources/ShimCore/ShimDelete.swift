@@ -64,8 +64,8 @@ enum ShimDelete {
                     // Most of what is left, keeping time to remove the state by hand if runsc hangs.
                     try await runsc.delete(flags.id, force: true, timeout: max(.zero, deleteBy - clock.now) * 0.8)
                 } catch {
+                    let removed = runsc.removeState(flags.id)
                     if case .notFound = error {} else {
-                        let removed = runsc.removeState(flags.id)
                         warnings.append("runsc delete --force \(flags.id): \(error); removed \(removed.joined(separator: " "))")
                     }
                 }

@@ -287,10 +287,21 @@ public enum Doctor {
             }
         }
         for directory in roots {
-            for name in Directories.entries(directory) where name.hasSuffix(".state") {
-                let stem = String(name.dropLast(".state".count))
-                let container = stem.components(separatedBy: "_sandbox:").first ?? stem
-                let sandbox = stem.components(separatedBy: "_sandbox:").dropFirst().first ?? container
+            for name in Directories.entries(directory) {
+                // `<container>_sandbox:<sandbox>.state`, or a sandbox's control socket
+                // `runsc-<sandbox>.sock` (runsc since 2023; `runsc delete` removes it).
+                let container: String
+                let sandbox: String
+                if name.hasSuffix(".state") {
+                    let stem = String(name.dropLast(".state".count))
+                    container = stem.components(separatedBy: "_sandbox:").first ?? stem
+                    sandbox = stem.components(separatedBy: "_sandbox:").dropFirst().first ?? container
+                } else if name.hasPrefix("runsc-") && name.hasSuffix(".sock") {
+                    sandbox = String(name.dropFirst("runsc-".count).dropLast(".sock".count))
+                    container = sandbox
+                } else {
+                    continue
+                }
                 // The namespace (and pod) from where the state sits: <root>/<ns>[/<pod>].
                 let relative = scope.runscRoots.compactMap { root -> [String]? in
                     directory == root ? [] : directory.hasPrefix(root + "/") ? directory.dropFirst(root.count + 1).split(separator: "/").map(String.init) : nil

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WardenTestSupport
 
 /// Where the interop peers are, and whether their absence is a failure.
 /// scripts/test.sh builds the Go fixture, installs containerd and sets WARDEN_INTEROP=1,
@@ -17,6 +18,6 @@ enum Interop {
 
     static var goFixtureAvailable: Bool { required || executable(goFixture) }
     static var containerdAvailable: Bool {
-        required || (executable("/usr/bin/containerd") && executable("/usr/bin/ctr") && getuid() == 0)
+        required || (executable(ContainerdUnderTest.containerd) && executable(ContainerdUnderTest.ctr) && getuid() == 0)
     }
 }

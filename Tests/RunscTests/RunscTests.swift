@@ -188,6 +188,7 @@ struct FakeRunsc {
             "pod_sandbox:pod.state.tmp-4242",  // a state write a killed runsc call left half done
             "other_sandbox:other.state", "other_sandbox:other.lock", "notes.txt",  // not its
             "other_sandbox:other.state.tmp-4242", "pod_sandbox:pod2.state",
+            "runsc-pod.sock", "runsc-other.sock", "runsc-pod2.sock",  // control sockets (runsc 2024)
         ]
         for name in names { FileManager.default.createFile(atPath: root + "/" + name, contents: Data()) }
         #expect(fake.runsc.hasState("app"))
@@ -195,11 +196,13 @@ struct FakeRunsc {
         #expect(!fake.runsc.hasState("app"))
         #expect(Set(fake.runsc.removeSandboxState("pod")) == [
             root + "/pod_sandbox:pod.state", root + "/pod_sandbox:pod.lock", root + "/pod_sandbox:pod.state.tmp-4242",
+            root + "/runsc-pod.sock",
+        ])
+        #expect(fake.runsc.hasState("other"))
+        #expect(Set(fake.runsc.removeState("other")) == [
+            root + "/other_sandbox:other.state", root + "/other_sandbox:other.lock", root + "/runsc-other.sock",
         ])
         let left = try FileManager.default.contentsOfDirectory(atPath: root).sorted()
-        #expect(left == [
-            "notes.txt", "other_sandbox:other.lock", "other_sandbox:other.state", "other_sandbox:other.state.tmp-4242",
-            "pod_sandbox:pod2.state",
-        ])
+        #expect(left == ["notes.txt", "other_sandbox:other.state.tmp-4242", "pod_sandbox:pod2.state", "runsc-pod2.sock"])
     }
 }

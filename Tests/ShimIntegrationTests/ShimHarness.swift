@@ -35,7 +35,7 @@ final class ShimHarness: Sendable {
     /// Whether the peers exist; under WARDEN_INTEROP=1 (scripts/test.sh) a missing one fails.
     static func available(_ runtime: RuntimeKind, also extra: [String] = []) -> Bool {
         var needed = [ContainerdUnderTest.containerd, ContainerdUnderTest.ctr, imageTar, buildDirectory + "/containerd-shim-warden-v2"] + extra
-        needed.append(runtime == .real ? "/usr/bin/runsc" : buildDirectory + "/fake-runsc")
+        needed.append(runtime == .real ? RunscUnderTest.binary : buildDirectory + "/fake-runsc")
         let missing = needed.filter { !FileManager.default.fileExists(atPath: $0) }
         if missing.isEmpty { return true }
         if ProcessInfo.processInfo.environment["WARDEN_INTEROP"] == "1" {
@@ -59,7 +59,7 @@ final class ShimHarness: Sendable {
     ) async throws -> ShimHarness {
         let dir = try dir ?? TempDir("wdi")
         let runscRoot = dir.file("runsc")
-        let binary = runtime == .real ? "/usr/bin/runsc" : buildDirectory + "/fake-runsc"
+        let binary = runtime == .real ? RunscUnderTest.binary : buildDirectory + "/fake-runsc"
         let config = """
             runsc = "\(binary)"
             root = "\(runscRoot)"

@@ -1,3 +1,4 @@
+import Foundation
 import LinuxSys
 import Testing
 import WardenTestSupport
@@ -36,5 +37,23 @@ import WardenTestSupport
         ]
         let found = Doctor.orphanProcesses(scope, NodeView(processes: processes))
         #expect(found.map(\.pid) == [20], "only the one whose shim is gone, and only in scope: \(found)")
+    }
+
+    /// A sandbox's control socket (runsc 2024 keeps it in its root, `runsc delete` removes it)
+    /// is stale state once the sandbox is gone, like its state file; a live sandbox's is not.
+    @Test func doctorFindsAControlSocketLeftByAGoneSandbox() throws {
+        let dir = try TempDir("wdoc")
+        defer { dir.remove() }
+        let pod = dir.file("n/pod")
+        try FileManager.default.createDirectory(atPath: pod, withIntermediateDirectories: true)
+        for name in ["runsc-gone.sock", "runsc-live.sock", "live_sandbox:live.state", "notes.txt"] {
+            FileManager.default.createFile(atPath: pod + "/" + name, contents: Data())
+        }
+        let scope = DoctorScope(containerdStates: [], runscRoots: [dir.path], containerdAddresses: [])
+        let live = ProcessEntry(
+            pid: 11, parent: 1, name: "x", arguments: ["runsc-sandbox", "--root=\(pod)", "boot", "live"], startTime: 1, state: "S")
+        let found = Doctor.staleRunscState(scope, NodeView(processes: [live]))
+        #expect(found.map(\.what) == [pod + "/runsc-gone.sock"], "\(found)")
+        #expect(found.first?.owner.contains("sandbox gone") == true)
     }
 }

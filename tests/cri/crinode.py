@@ -2,7 +2,7 @@
 temp dir of its own, running in a network namespace the test made (the CNI bridge and veths
 live there, never among the host's interfaces), with these runtime handlers:
 
-  warden       Warden driving Debian's runsc            (--network=none)
+  warden       Warden driving the real runsc (RUNSC)    (--network=none)
   warden-fake  Warden driving fake-runsc                (faults: file `faults` in its root)
   runc-runsc   containerd's runc shim driving runsc     (what the field runs)
   runc-fake    containerd's runc shim driving fake-runsc
@@ -41,6 +41,8 @@ CNI_PLUGINS = "/usr/lib/cni"
 CONTAINERD_DIR = os.environ.get("WARDEN_CONTAINERD_DIR") or "/usr/bin"
 CONTAINERD = os.path.join(CONTAINERD_DIR, "containerd")
 CTR = os.path.join(CONTAINERD_DIR, "ctr")
+# The real runsc: Debian 12's, or another release's in WARDEN_RUNSC (scripts/releases.sh).
+RUNSC = os.environ.get("WARDEN_RUNSC") or "/usr/bin/runsc"
 K8S_NAMESPACE = "k8s.io"
 
 
@@ -151,7 +153,7 @@ class CRINode:
             json.dump(network, file)
 
     def _write_runtimes(self):
-        for name, runsc in [("warden", "/usr/bin/runsc"), ("warden-fake", os.path.join(self.bin, "fake-runsc"))]:
+        for name, runsc in [("warden", RUNSC), ("warden-fake", os.path.join(self.bin, "fake-runsc"))]:
             deadlines = "".join(f'{key} = "{value}"\n' for key, value in self.deadlines.items())
             with open(self.path(f"{name}.toml"), "w") as file:
                 file.write(f'runsc = "{runsc}"\nroot = "{self.path(name)}"\n[deadlines]\n{deadlines}'
@@ -159,7 +161,7 @@ class CRINode:
                            f'[metrics]\ndir = "{self.path("metrics")}"\n')
             os.makedirs(self.path(name))
         with open(self.path("runsc-none"), "w") as file:
-            file.write('#!/bin/sh\nexec /usr/bin/runsc --network=none "$@"\n')
+            file.write(f'#!/bin/sh\nexec {RUNSC} --network=none "$@"\n')
         os.chmod(self.path("runsc-none"), 0o755)
 
     def containerd_config(self):

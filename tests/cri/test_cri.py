@@ -17,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from crinode import CONTAINERD, CRINode, build_directory, rss_kib, run  # noqa: E402
+from crinode import CONTAINERD, RUNSC, CRINode, build_directory, rss_kib, run  # noqa: E402
 from warden_cri import CRIError, pb  # noqa: E402
 
 # Warden's deadlines on the test node (crinode.py), and what a StopPodSandbox of a wedged pod
@@ -363,7 +363,7 @@ class InstallTests(unittest.TestCase):
         original = read_bytes(config)
         # The operator's own Warden config (install.sh keeps an existing one).
         with open(node.path("etc", "warden.toml"), "w") as file:
-            file.write(f'runsc = "/usr/bin/runsc"\nroot = "{node.path("warden")}"\n[runsc_config]\nnetwork = "none"\n')
+            file.write(f'runsc = "{RUNSC}"\nroot = "{node.path("warden")}"\n[runsc_config]\nnetwork = "none"\n')
 
         dry = self.install("--dry-run")
         self.assertIn("+" + self.HANDLER_TABLE[version], dry.stdout)
