@@ -7,14 +7,24 @@
 # of the termination ladder, their timings and the shim's metrics; then warden status, doctor
 # and sweep on a stuck runc-shim pod beside a live Warden pod; then the CRI path. Everything it
 # started is stopped by PID at the end, and the temp dir removed.
+#
+#   scripts/demo.sh [current|lts|bookworm]   the release set it runs on (scripts/releases.sh):
+#                                            default current = containerd 2.x + runsc 2024
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+release_set=${1:-${WARDEN_RELEASE_SET:-current}}
 
 . scripts/lib.sh
 # python3-grpcio, gcc, iproute2, CNI plugins: the CRI part (tests/cri/demo_cri.py).
 ensure_packages containerd runsc busybox-static python3 bsdutils python3-grpcio python3-protobuf gcc libc6-dev \
   iproute2 containernetworking-plugins
+
+echo "== release set $release_set (scripts/releases.sh)"
+eval "$(scripts/releases.sh "$release_set" --env)"
+# containerd, ctr, its runc shim and runsc of the set, here and in the CRI part.
+export WARDEN_CONTAINERD_DIR WARDEN_RUNSC
+runsc=$WARDEN_RUNSC
 
 echo "== building the shim (scripts/build-shim.sh: release, static executable, as shipped)"
 bin=$(scripts/build-shim.sh)
@@ -30,7 +40,7 @@ cleanup() {
 trap cleanup EXIT
 
 cat > "$dir/warden.toml" <<TOML
-runsc = "/usr/bin/runsc"
+runsc = "$runsc"
 root = "$dir/runsc"
 [deadlines]
 runsc_call_timeout = "2s"
@@ -45,7 +55,7 @@ TOML
 
 echo "== starting a private containerd in $dir"
 start_private_containerd "$dir" "$bin"
-ctr="ctr -a $dir/c.sock -n $(private_namespace "$dir")"
+ctr="$WARDEN_CONTAINERD_DIR/ctr -a $dir/c.sock -n $(private_namespace "$dir")"
 runtime=(--runtime io.containerd.warden.v2 --runtime-config-path "$dir/warden.toml")
 image=warden.test/busybox:latest
 $ctr images import tests/fixtures/bin/busybox-image.tar >/dev/null
@@ -124,12 +134,12 @@ outcome = re.search(r'outcome=\\"([^\\]*)', record).group(1)
 print(f"     {'total':<11} {total:>6} ms  {outcome}")
 PY
 left=$(pgrep -f -- "$dir" | grep -v "^$containerd_pid$" || true)
-echo "   processes left: ${left:-none}; runsc state left: $(find "$dir/runsc" -type f 2>/dev/null | grep -v '/shim/' | wc -l) files"
+echo "   processes left: ${left:-none}; runsc state left: $(find "$dir/runsc" ! -type d 2>/dev/null | grep -v '/shim/' | wc -l) files"
 
 echo
 echo "== the operator's view: a stuck pod of containerd's runc shim on the same runsc"
 echo "   (its sandbox SIGSTOPped, its kill hung, its shim killed by hand), beside a live Warden pod"
-printf '#!/bin/sh\nexec /usr/bin/runsc --network=none "$@"\n' > "$dir/runsc-none"
+printf '#!/bin/sh\nexec %s --network=none "$@"\n' "$runsc" > "$dir/runsc-none"
 chmod +x "$dir/runsc-none"
 runc=(--runtime io.containerd.runc.v2 --runc-binary "$dir/runsc-none" --runc-root "$dir/runc")
 $ctr run -d "${runtime[@]}" $image demo-live sleep 1000

@@ -17,7 +17,9 @@ ensure_packages() {
 
 # start_private_containerd DIR BIN: writes DIR/config.toml (socket DIR/c.sock, CRI off) and starts
 # containerd with BIN first on its PATH (where the shim is), output in DIR/containerd.log; sets
-# containerd_pid and returns once it has booted.
+# containerd_pid and returns once it has booted. The containerd (and the runc shim it finds
+# next on its PATH) is WARDEN_CONTAINERD_DIR's (a release set's, scripts/releases.sh), else
+# /usr/bin's.
 start_private_containerd() {
   local dir=$1 bin=$2
   cat > "$dir/config.toml" <<TOML
@@ -28,7 +30,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
 [grpc]
   address = "$dir/c.sock"
 TOML
-  PATH="$bin:$PATH" containerd --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
+  local containerd_dir=${WARDEN_CONTAINERD_DIR:-/usr/bin}
+  PATH="$bin:$containerd_dir:$PATH" "$containerd_dir/containerd" --config "$dir/config.toml" >"$dir/containerd.log" 2>&1 &
   containerd_pid=$!
   for _ in $(seq 100); do grep -q "successfully booted" "$dir/containerd.log" && break; sleep 0.1; done
 }

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Warden's test command (README, .ci/run). On a fresh Debian 12 machine it installs what the
-# tests need, builds, and runs:
+# tests need, fetches the release sets (scripts/releases.sh), builds, and runs:
 #   1. the generated-code check (scripts/generate-protos.sh reproduces the committed code),
 #   2. `swift test`: unit tests, and the interop tests against real peers: Go's ttrpc
 #      (tests/fixtures/ttrpc-interop, built here offline in GOPATH mode from Debian's
-#      golang-github-containerd-ttrpc-dev) and a private containerd 1.6.20,
-#   3. the shim integration tests: containerd 1.6.20 + ctr running containers through Warden
-#      with Debian's real runsc and with fake-runsc (image: scripts/build-test-image.sh),
-#   4. the CRI tests (tests/cri, Python): containerd's CRI plugin with Warden as the `warden`
-#      runtime handler, pods driven through CRI v1 (tools/cri), scripts/install.sh.
+#      golang-github-containerd-ttrpc-dev) and a private containerd of the `current` set,
+#   3. fuzzing the front door (seeded mutations, then libFuzzer for 60 s),
+#   4. for each release set (WARDEN_RELEASE_SETS, default "current lts bookworm"):
+#      the shim integration tests (a private containerd + ctr running containers through
+#      Warden with the set's real runsc and with fake-runsc) and the CRI tests (tests/cri:
+#      containerd's CRI plugin with Warden as the `warden` runtime handler, pods driven through
+#      CRI v1 by tools/cri, scripts/install.sh on that containerd's own `config default`),
+#   5. the release × capability table (scripts/release-table.py) from what 2–4 recorded in
+#      WARDEN_RESULTS_DIR (default .build/release-results).
+# A set's failure does not stop the other sets; the run fails at the end if anything failed.
 # WARDEN_INTEROP=1 makes a missing peer a failure rather than a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,20 +48,65 @@ echo "== build"
 swift build --build-tests
 
 export WARDEN_INTEROP=1 WARDEN_GO_TTRPC_FIXTURE="$root/tests/fixtures/bin/ttrpc-interop"
-echo "== swift test (unit and interop)"
+sets=(${WARDEN_RELEASE_SETS:-current lts bookworm})
+results=${WARDEN_RESULTS_DIR:-$root/.build/release-results}
+failed=()
+mkdir -p "$results"
+for set in "${sets[@]}"; do
+  rm -rf "${results:?}/$set"
+  mkdir -p "$results/$set"
+  scripts/releases.sh "$set" --env > "$results/$set/versions.env"
+done
+# with_set SET COMMAND…: COMMAND with the set's containerd and runsc (WARDEN_CONTAINERD_DIR,
+# WARDEN_RUNSC) in its environment.
+with_set() {
+  local set=$1; shift
+  ( set -a; . "$results/$set/versions.env"; set +a; "$@" )
+}
+# step NAME COMMAND…: runs it; a failure is recorded and the run goes on.
+step() {
+  local name=$1; shift
+  local began=$SECONDS
+  if "$@"; then
+    echo "== $name: passed in $((SECONDS - began)) s"
+  else
+    echo "== $name: FAILED (exit $?) after $((SECONDS - began)) s"
+    failed+=("$name")
+  fi
+}
+primary=${sets[0]}
+
+echo "== swift test (unit and interop; containerd of the $primary set)"
 # The deadline tests bound how late a timeout may fire; the integration suite's sandboxes
 # would load both cores under them, so it runs on its own afterwards.
 # PidReuseTests recycles pids through ns_last_pid: run alongside, another test could find a
 # pid it just reaped taken again (a false "still there"), so it runs on its own.
-swift test --skip-build --skip ShimIntegrationTests --skip PidReuseTests --skip FuzzTests
-swift test --skip-build --filter PidReuseTests
+step "unit ($primary)" with_set "$primary" swift test --skip-build --skip ShimIntegrationTests --skip PidReuseTests --skip FuzzTests \
+  --xunit-output "$results/$primary/unit.xml"
+step "pid reuse ($primary)" with_set "$primary" swift test --skip-build --filter PidReuseTests --xunit-output "$results/$primary/pidreuse.xml"
 echo "== fuzzing the front door (seeded mutations in the suite, then libFuzzer for 60 s)"
 # Both load the cores: on their own, after the timing-sensitive unit tests.
-WARDEN_FUZZ_SECONDS=10 swift test --skip-build --filter FuzzTests
-scripts/fuzz.sh 60
-echo "== swift test (shim integration: containerd + ctr + Warden, real runsc and fake-runsc)"
-# One suite at a time: each runs containerd and sandboxes, and bounds how long steps take.
-swift test --skip-build --no-parallel --filter ShimIntegrationTests
-echo "== CRI tests (containerd's CRI plugin + Warden handler; tools/cri client; install.sh)"
-# Debian's python (python3-grpcio), not whatever python3 comes first on PATH.
-WARDEN_BIN=$(swift build --show-bin-path) /usr/bin/python3 -m unittest discover -s tests/cri -v
+step "fuzz (seeded)" env WARDEN_FUZZ_SECONDS=10 swift test --skip-build --filter FuzzTests --xunit-output "$results/$primary/fuzz.xml"
+step "fuzz (libFuzzer)" scripts/fuzz.sh 60
+
+bin=$(swift build --show-bin-path)
+for set in "${sets[@]}"; do
+  echo "== release set $set: $(tr '\n' ' ' < "$results/$set/versions.env")"
+  echo "== swift test (shim integration on $set: containerd + ctr + Warden, real runsc and fake-runsc)"
+  # One suite at a time: each runs containerd and sandboxes, and bounds how long steps take.
+  step "integration ($set)" with_set "$set" swift test --skip-build --no-parallel --filter ShimIntegrationTests \
+    --xunit-output "$results/$set/integration.xml"
+  echo "== CRI tests on $set (containerd's CRI plugin + Warden handler; tools/cri client; install.sh)"
+  # Debian's python (python3-grpcio), not whatever python3 comes first on PATH.
+  step "CRI ($set)" with_set "$set" env WARDEN_BIN="$bin" WARDEN_RESULTS_FILE="$results/$set/cri.jsonl" \
+    /usr/bin/python3 tests/cri/run_suite.py
+  date -u +%Y-%m-%d > "$results/$set/finished"
+done
+
+echo "== release × capability table (scripts/release-table.py $results)"
+/usr/bin/python3 scripts/release-table.py "$results"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "== FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "== all passed: ${sets[*]}"

@@ -17,10 +17,12 @@ runsc makes for its containers sits there in every mounted hierarchy.
 Processes are stopped by PID only (containerd's, and those whose command line names the temp
 dir); `leaks()` is the audit every test ends with.
 """
+import hashlib
 import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -117,6 +119,7 @@ class CRINode:
         self.containerd = None
         self.client = None
         self.pod_netns_paths = set()
+        self.pod_handlers = {}  # pod id -> runtime handler, of every pod run_pod made
         self.deadlines = {"runsc_call_timeout": "2s", "kill_grace": "1s", "stop_deadline": "5s",
                           "delete_deadline": "5s", **(deadlines or {})}
         run(["ip", "netns", "add", self.netns])
@@ -267,6 +270,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         """RunPodSandbox, then CreateContainer + StartContainer for each (name, command)."""
         config = pod_config(name, uid=f"{name}-{uuid.uuid4().hex[:6]}", cgroup_parent=f"{self.cgroup_root}/{name}")
         pod_id = self.client.run_pod(config, handler, timeout=timeout)
+        self.pod_handlers[pod_id] = handler
         self.record_netns(pod_id)
         ids = []
         for container_name, command in containers:
@@ -400,9 +404,44 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             if os.path.isdir(ipam):
                 found += [f"CNI address {a}" for a in os.listdir(ipam) if a[0].isdigit()]
             found += [f"cgroup {path} in {len(where)} hierarchies" for path, where in sorted(self.leaked_cgroups().items())]
+            found += [f"socket {path}" for path in self.our_sockets()]
+            metrics = self.path("metrics")
+            if os.path.isdir(metrics):
+                found += [f"metrics file {os.path.join(metrics, name)}" for name in sorted(os.listdir(metrics))]
             if not found or time.monotonic() > deadline:
                 return found
             time.sleep(0.2)
+
+    def our_sockets(self):
+        """Sockets under the node's dir (shims', runsc's control sockets, consoles), containerd's
+        own aside, and the runc shim sockets of this node's pods (containerd puts those under
+        /run/containerd/s whatever its state dir is)."""
+        found = []
+        for root, _, files in os.walk(self.dir):
+            for name in files:
+                path = os.path.join(root, name)
+                if path.startswith(self.socket):
+                    continue  # containerd's c.sock and c.sock.ttrpc
+                try:
+                    if stat.S_ISSOCK(os.lstat(path).st_mode):
+                        found.append(path)
+                except OSError:
+                    pass
+        return found + [path for path in self.runc_shim_sockets() if os.path.exists(path)]
+
+    def runc_shim_sockets(self):
+        """Where containerd's runc shim serves each runc pod of this node: its shim library names
+        the socket /run/containerd/s/<sha256 of "<containerd address>/<namespace>/<id>">."""
+        return [os.path.join("/run/containerd/s", hashlib.sha256(f"{self.socket}/{K8S_NAMESPACE}/{pod_id}".encode()).hexdigest())
+                for pod_id, handler in self.pod_handlers.items() if handler.startswith("runc")]
+
+    def remove_runc_shim_sockets(self):
+        """The sockets a killed runc shim of this node's left (only this node's, by their hash)."""
+        for path in self.runc_shim_sockets():
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
 
     def kill_processes_of(self, pod_id):
         """SIGKILL (after SIGCONT) every process of ours whose command line names the pod."""
@@ -432,6 +471,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             except CRIError:
                 pass
         self.stop_containerd()
+        self.remove_runc_shim_sockets()
         for pid, _, _ in self.our_processes():
             for sig in (signal.SIGCONT, signal.SIGKILL):
                 try:
