@@ -174,6 +174,11 @@ public enum FakeRunsc {
         try save(
             State(id: id, bundle: bundle, status: "created", sandboxPid: sandbox, goferPid: gofer, sandboxID: id, cgroupsPath: cgroupsPath),
             root: root)
+        // runsc since 2023 serves the sandbox's control channel on a socket file in its root,
+        // which only `runsc delete` removes: the file a killed sandbox leaves behind.
+        if let control = try? UnixSocket.listen(path: controlSocketPath(id, root: root), mode: 0o600, backlog: 1) {
+            UnixSocket.close(control)
+        }
         if let pidFile = options.values["pid-file"] {
             try Files.write(pidFile, "\(sandbox)")
         }
@@ -298,7 +303,10 @@ public enum FakeRunsc {
             for directory in Cgroups.directories(of: cgroupsPath, in: v1Hierarchies()) { try? Cgroups.remove(directory) }
         }
         if let path = statePath(id, root: root) { Files.remove(path) }
+        if !isSubcontainer { Files.remove(controlSocketPath(id, root: root)) }
     }
+
+    static func controlSocketPath(_ sandboxID: String, root: String) -> String { "\(root)/runsc-\(sandboxID).sock" }
 
     /// As runsc does with cgroup v1: the spec's cgroup in every hierarchy, with the sandbox and
     /// gofer in it for a sandbox root. Relative and systemd paths are not emulated.

@@ -307,7 +307,8 @@ class InstallTests(unittest.TestCase):
             ('state = "/run/containerd"', 'state = "{dir}/state"'),
             ('address = "/run/containerd/containerd.sock"', 'address = "{dir}/c.sock"'),
             ('sandbox_image = "{sandbox}"', 'sandbox_image = "warden.test/pause:1"'),
-            ('bin_dir = "/opt/cni/bin"', 'bin_dir = "{dir}/cni-bin"'),
+            # Upstream's default is /opt/cni/bin; Debian's 1.7 has /usr/lib/cni (1.6: upstream's).
+            ('bin_dir = "{cni_dir}"', 'bin_dir = "{dir}/cni-bin"'),
             ('conf_dir = "/etc/cni/net.d"', 'conf_dir = "{dir}/cni-conf"'),
             # The test machines lack CAP_SYS_RESOURCE (see crinode.py).
             ('restrict_oom_score_adj = false', 'restrict_oom_score_adj = true'),
@@ -333,9 +334,11 @@ class InstallTests(unittest.TestCase):
         version = 3 if default.lstrip().startswith("version = 3") or "\nversion = 3" in default else 2
         sandbox = re.search(r"registry\.k8s\.io/pause:[0-9.]+", default)
         cni_dirs = re.search(r"bin_dirs = \[([^\]]*)\]", default)
+        cni_dir = re.search(r'bin_dir = "(/opt/cni/bin|/usr/lib/cni)"', default)
         for line, private in InstallTests.PRIVATE[version]:
             line = line.replace("{sandbox}", sandbox.group(0) if sandbox else "registry.k8s.io/pause")
             line = line.replace("{cni_dirs}", cni_dirs.group(1) if cni_dirs else "'/opt/cni/bin'")
+            line = line.replace("{cni_dir}", cni_dir.group(1) if cni_dir else "/opt/cni/bin")
             if line not in default:
                 raise AssertionError(f"containerd's default config has no {line!r}: adapt the test")
             default = default.replace(line, private.format(dir=directory), 1)
