@@ -60,7 +60,9 @@ let package = Package(
                 "TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor", "Runsc", "Config", "Deadlines", "NetNS", "Seccomp",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            // Test-only delays (TestHooks.swift) exist in debug builds, never in the shipped one.
+            swiftSettings: [.define("WARDEN_TEST_HOOKS", .when(configuration: .debug))]
         ),
         .executableTarget(name: "containerd-shim-warden-v2", dependencies: ["ShimCore", "LinuxSys"]),
         // Test double with runsc's CLI and process model (design.md §4), plus fault injection.

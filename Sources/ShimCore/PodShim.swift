@@ -134,6 +134,16 @@ public actor PodShim {
     private var sandboxes: [String: Sandbox] = [:]
     private var shutdownRequested = false
     private let onEmptyShutdown: @Sendable () -> Void
+    /// Subcontainers whose exit was published and that containerd has not released yet
+    /// (container id → sandbox id). containerd drops a task from its table when Delete
+    /// answers, then sends Shutdown, and only after that does CRI mark the container exited:
+    /// a StopPodSandbox that stops the container in between finds no task and moves on while
+    /// CRI still shows it running, and the RemovePodSandbox after it fails ("container is
+    /// still running"). The sandbox's Delete, which StopPodSandbox waits for, waits for these.
+    private var unreleasedSubcontainers: [String: String] = [:]
+    /// How long the sandbox's Delete waits for containerd to release its subcontainers: a
+    /// subcontainer nobody deletes (a client that removes the sandbox first) costs this once.
+    static let subcontainerReleaseGrace: Duration = .seconds(1)
 
     public init(
         runsc: Runsc, supervisor: Supervisor, stdioCopier: StdioCopier, events: EventPublisher, log: ShimLog,
@@ -543,6 +553,9 @@ public actor PodShim {
         process.waiters = []
         waiters.forEach { $0.resume() }
         if !neverStarted {
+            if let container = containers[process.containerID], !container.isSandboxRoot, container.initProcess === process {
+                unreleasedSubcontainers[container.id] = container.sandboxID
+            }
             var event = Containerd_Events_TaskExit()
             event.containerID = process.containerID
             event.id = process.eventID
@@ -851,6 +864,9 @@ public actor PodShim {
             }
         }
         if container.rootfsMounted { Rootfs.unmount(bundle: container.bundle) }
+        if container.isSandboxRoot {
+            await awaitSubcontainersReleased(of: id, within: remaining(atMost: Self.subcontainerReleaseGrace))
+        }
         containers[id] = nil
         var event = Containerd_Events_TaskDelete()
         event.containerID = id
@@ -862,6 +878,21 @@ public actor PodShim {
         log.info("deleted \(id) in \(milliseconds(clock.now - (deleteBy - deadlines.deleteDeadline)))ms")
         if shutdownRequested && containers.isEmpty { onEmptyShutdown() }
         return deleteResponse(process)
+    }
+
+    /// Until containerd has sent Shutdown for every subcontainer of `sandboxID` whose exit was
+    /// published (it does so after their Delete), or `bound`; see `unreleasedSubcontainers`.
+    private func awaitSubcontainersReleased(of sandboxID: String, within bound: Duration) async {
+        let clock = ContinuousClock()
+        let until = clock.now + bound
+        while unreleasedSubcontainers.values.contains(sandboxID), clock.now < until {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        let unreleased = unreleasedSubcontainers.filter { $0.value == sandboxID }.map(\.key).sorted()
+        if !unreleased.isEmpty {
+            log.info("sandbox \(sandboxID) deleted before containerd released \(unreleased.joined(separator: ", "))")
+        }
+        for id in unreleased { unreleasedSubcontainers[id] = nil }
     }
 
     /// `runsc delete --force`, given half of `bound` at most so a hung runsc leaves time for
@@ -949,8 +980,9 @@ public actor PodShim {
     }
 
     /// Shutdown: the shim exits only once it serves no container (containerd sends one per
-    /// container, or one for the pod).
-    public func shutdown() {
+    /// container after its Delete, or one for the pod).
+    public func shutdown(id: String) {
+        unreleasedSubcontainers[id] = nil
         shutdownRequested = true
         if containers.isEmpty { onEmptyShutdown() }
     }

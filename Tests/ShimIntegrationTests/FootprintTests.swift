@@ -16,15 +16,8 @@ struct FootprintTests {
     @Test(arguments: RuntimeKind.allCases)
     func aPodOfTenContainersWithExecsHasBoundedThreadsAndIdlesWithoutWakeups(_ runtime: RuntimeKind) async throws {
         guard ShimHarness.available(runtime) else { return }
-        try await withTimeout(.seconds(180), "footprint (\(runtime))") {
-            let h = try await ShimHarness.start(runtime)
-            do {
-                try await Self.footprint(h)
-                try await h.finish()
-            } catch {
-                await h.abandon()
-                throw error
-            }
+        try await ShimHarness.run(runtime, limit: .seconds(180), "footprint (\(runtime))") { h in
+            try await Self.footprint(h)
         }
     }
 

@@ -112,30 +112,23 @@ import WardenTestSupport
     /// and the file is untouched.
     @Test func aNetworkNamespaceThatIsNotOneFailsItsStepAndThePodStillStops() async throws {
         guard ShimHarness.available(.fake) else { return }
-        try await withTimeout(.seconds(60), "netns release failure") {
-            let h = try await ShimHarness.start(.fake, deadlines: Self.deadlines)
-            do {
-                let notANamespace = h.containerd.dir.file("not-a-netns")
-                try "plain file\n".write(toFile: notANamespace, atomically: true, encoding: .utf8)
-                let run = try await h.ctr(
-                    ["run", "-d", "--with-ns", "network:\(notANamespace)"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"])
-                #expect(run.status == 0, "run: \(run.output)")
-                try await h.waitForTask("c1", status: "RUNNING")
-                let killed = ContinuousClock.now
-                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
-                try await h.waitForTask("c1", status: "STOPPED", timeout: Self.stopDeadline + .milliseconds(500))
-                #expect(ContinuousClock.now - killed < Self.stopDeadline + .milliseconds(500))
-                let log = h.containerd.process.outputText
-                #expect(log.contains("netns=") && log.contains("failed: network namespace \(notANamespace)"), "the step names the file")
-                #expect(log.contains("netns_failed=1"), "the failure is counted")
-                #expect(try String(contentsOfFile: notANamespace, encoding: .utf8) == "plain file\n")
-                #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
-                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
-                try await h.finish()
-            } catch {
-                await h.abandon()
-                throw error
-            }
+        try await ShimHarness.run(.fake, limit: .seconds(60), "netns release failure", deadlines: Self.deadlines) { h in
+            let notANamespace = h.containerd.dir.file("not-a-netns")
+            try "plain file\n".write(toFile: notANamespace, atomically: true, encoding: .utf8)
+            let run = try await h.ctr(
+                ["run", "-d", "--with-ns", "network:\(notANamespace)"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"])
+            #expect(run.status == 0, "run: \(run.output)")
+            try await h.waitForTask("c1", status: "RUNNING")
+            let killed = ContinuousClock.now
+            #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
+            try await h.waitForTask("c1", status: "STOPPED", timeout: Self.stopDeadline + .milliseconds(500))
+            #expect(ContinuousClock.now - killed < Self.stopDeadline + .milliseconds(500))
+            let log = h.containerd.process.outputText
+            #expect(log.contains("netns=") && log.contains("failed: network namespace \(notANamespace)"), "the step names the file")
+            #expect(log.contains("netns_failed=1"), "the failure is counted")
+            #expect(try String(contentsOfFile: notANamespace, encoding: .utf8) == "plain file\n")
+            #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
+            #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
         }
     }
 
@@ -212,29 +205,22 @@ import WardenTestSupport
 @Suite(.serialized) struct WedgedPidsTests {
     @Test func pidsOfAWedgedSandboxAreTheOnesTheShimKnows() async throws {
         guard ShimHarness.available(.fake) else { return }
-        try await withTimeout(.seconds(60), "pids with runsc ps hung") {
-            let h = try await ShimHarness.start(.fake, deadlines: LadderTests.deadlines)
-            do {
-                #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
-                try await h.waitForTask("c1", status: "RUNNING")
-                let pid = try #require(try await h.taskPid("c1"))
-                try FileManager.default.createDirectory(atPath: h.runscRoot, withIntermediateDirectories: true)
-                try "hang-ps\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
-                let began = ContinuousClock.now
-                let listed = try await h.ctr(["task", "ps", "c1"], timeout: .seconds(10))
-                #expect(ContinuousClock.now - began < TerminationTests.callTimeout + TerminationTests.ctrOverhead + .milliseconds(500))
-                #expect(listed.status == 0, "ctr task ps: \(listed.output)")
-                #expect(listed.output.split(separator: "\n").dropFirst().contains { $0.hasPrefix("\(pid)") }, "\(listed.output)")
-                try FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
-                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
-                try await h.waitForTask("c1", status: "STOPPED")
-                #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
-                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
-                try await h.finish()
-            } catch {
-                await h.abandon()
-                throw error
-            }
+        try await ShimHarness.run(.fake, limit: .seconds(60), "pids with runsc ps hung", deadlines: LadderTests.deadlines) { h in
+            #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
+            try await h.waitForTask("c1", status: "RUNNING")
+            let pid = try #require(try await h.taskPid("c1"))
+            try FileManager.default.createDirectory(atPath: h.runscRoot, withIntermediateDirectories: true)
+            try "hang-ps\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
+            let began = ContinuousClock.now
+            let listed = try await h.ctr(["task", "ps", "c1"], timeout: .seconds(10))
+            #expect(ContinuousClock.now - began < TerminationTests.callTimeout + TerminationTests.ctrOverhead + .milliseconds(500))
+            #expect(listed.status == 0, "ctr task ps: \(listed.output)")
+            #expect(listed.output.split(separator: "\n").dropFirst().contains { $0.hasPrefix("\(pid)") }, "\(listed.output)")
+            try FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
+            #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
+            try await h.waitForTask("c1", status: "STOPPED")
+            #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
+            #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
         }
     }
 }

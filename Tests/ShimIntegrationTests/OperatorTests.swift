@@ -131,32 +131,25 @@ import WardenTestSupport
 
     @Test func aFailedStartIsCountedExactly() async throws {
         guard ShimHarness.available(.fake) else { return }
-        try await withTimeout(.seconds(60), "failed start metrics") {
-            let h = try await ShimHarness.start(.fake, deadlines: Self.deadlines)
-            do {
-                try FileManager.default.createDirectory(atPath: h.runscRoot, withIntermediateDirectories: true)
-                try "fail-start\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
-                #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status != 0)
-                try FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
-                let samples = try await Self.settled(h, pod: "c1") {
-                    Self.value($0, "warden_runsc_call_seconds_count", ["verb": "start", "outcome": "failed"]) == 1
-                }
-                #expect(Self.value(samples, "warden_runsc_call_seconds_count", ["verb": "create", "outcome": "ok"]) == 1)
-                #expect(Self.value(samples, "warden_runsc_call_seconds_count", ["verb": "start", "outcome": "failed"]) == 1)
-                #expect(Self.value(samples, "warden_ttrpc_requests_total", ["method": "Create", "code": "0"]) == 1)
-                let startCalls = samples.filter { $0.name == "warden_ttrpc_requests_total" && $0.labels["method"] == "Start" }
-                #expect(startCalls.count == 1 && startCalls.first?.labels["code"] != "0" && startCalls.first?.value == 1, "one failed Start")
-                // The failed start's teardown is a termination of its own kind.
-                #expect(Self.value(samples, "warden_termination_seconds_count", ["reason": "failed"]) == 1)
-                #expect(Self.value(samples, "warden_termination_seconds_count", ["reason": "kill"]) == 0)
-                try await h.waitForTask("c1", status: "STOPPED")
-                #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
-                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
-                try await h.finish()
-            } catch {
-                await h.abandon()
-                throw error
+        try await ShimHarness.run(.fake, limit: .seconds(60), "failed start metrics", deadlines: Self.deadlines) { h in
+            try FileManager.default.createDirectory(atPath: h.runscRoot, withIntermediateDirectories: true)
+            try "fail-start\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
+            #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status != 0)
+            try FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
+            let samples = try await Self.settled(h, pod: "c1") {
+                Self.value($0, "warden_runsc_call_seconds_count", ["verb": "start", "outcome": "failed"]) == 1
             }
+            #expect(Self.value(samples, "warden_runsc_call_seconds_count", ["verb": "create", "outcome": "ok"]) == 1)
+            #expect(Self.value(samples, "warden_runsc_call_seconds_count", ["verb": "start", "outcome": "failed"]) == 1)
+            #expect(Self.value(samples, "warden_ttrpc_requests_total", ["method": "Create", "code": "0"]) == 1)
+            let startCalls = samples.filter { $0.name == "warden_ttrpc_requests_total" && $0.labels["method"] == "Start" }
+            #expect(startCalls.count == 1 && startCalls.first?.labels["code"] != "0" && startCalls.first?.value == 1, "one failed Start")
+            // The failed start's teardown is a termination of its own kind.
+            #expect(Self.value(samples, "warden_termination_seconds_count", ["reason": "failed"]) == 1)
+            #expect(Self.value(samples, "warden_termination_seconds_count", ["reason": "kill"]) == 0)
+            try await h.waitForTask("c1", status: "STOPPED")
+            #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
+            #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
         }
     }
 

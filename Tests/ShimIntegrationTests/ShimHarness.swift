@@ -184,6 +184,30 @@ final class ShimHarness: Sendable {
         if sockets.isEmpty && runscState.isEmpty { containerd.dir.remove() }
     }
 
+    /// A test's whole life on one harness: start, `body`, then the leak audit of `finish()`,
+    /// `body` and the audit bounded by `limit`. Whatever ends it early (a failed step, a
+    /// thrown expectation, the limit) runs `abandon()` here, outside the timed part: a test
+    /// that times out still stops its containerd and kills its shims and sandboxes by PID.
+    static func run(
+        _ runtime: RuntimeKind, limit: Duration, _ what: String, deadlines: String = "", extraConfig: String = "",
+        shimEnvironment: [String: String] = [:], launcher: [String] = [], dir: TempDir? = nil,
+        _ body: @escaping @Sendable (ShimHarness) async throws -> Void
+    ) async throws {
+        let h = try await withTimeout(.seconds(60), "\(what): harness start") {
+            try await start(
+                runtime, deadlines: deadlines, extraConfig: extraConfig, shimEnvironment: shimEnvironment, launcher: launcher, dir: dir)
+        }
+        do {
+            try await withTimeout(limit, what) {
+                try await body(h)
+                try await h.finish()
+            }
+        } catch {
+            await h.abandon()
+            throw error
+        }
+    }
+
     /// Cleanup after a failed test: containerd's output (with the shims' logs) kept in
     /// `<dir>.log` for diagnosis, containerd stopped, every process of the test killed by PID,
     /// its mounts detached.

@@ -11,15 +11,8 @@ struct TaskTableTests {
     @Test(arguments: RuntimeKind.allCases)
     func taskAPIThroughCtr(_ runtime: RuntimeKind) async throws {
         guard ShimHarness.available(runtime) else { return }
-        try await withTimeout(.seconds(Self.tableLimit), "task table (\(runtime))") {
-            let h = try await ShimHarness.start(runtime)
-            do {
-                try await Self.table(h)
-                try await h.finish()
-            } catch {
-                await h.abandon()
-                throw error
-            }
+        try await ShimHarness.run(runtime, limit: .seconds(Self.tableLimit), "task table (\(runtime))") { h in
+            try await Self.table(h)
         }
     }
 

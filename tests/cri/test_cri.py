@@ -210,6 +210,49 @@ if __name__ == "__main__":
     unittest.main()
 
 
+class StopThenRemoveTests(CRITestCase):
+    """The contract: once StopPodSandbox has answered, RemovePodSandbox succeeds at once.
+
+    containerd drops a container's task from its table when the shim's Delete answers, then
+    sends Shutdown, and only after that does CRI mark the container exited. A StopPodSandbox
+    in between stops that container by finding no task and moving on, CRI still showing it
+    running; the RemovePodSandbox after it failed with "container is still running" (issue 15,
+    under load). Here the window is held open on purpose: the debug build's delay hook answers
+    one container's Shutdown 900 ms late (`delay-shutdown` in the handler's root), the test
+    waits until containerd has no task for it while CRI still reports it running, and stops
+    and removes the pod right then. Warden's fix: the sandbox's Delete, which StopPodSandbox
+    waits for, waits until containerd has released every subcontainer whose exit it published."""
+
+    def test_remove_right_after_stop_while_a_container_exit_is_in_flight(self):
+        node, client = self.node, self.node.client
+        pod_id, (_, leaving) = node.run_pod(
+            "release", "warden", [("steady", SLEEPER), ("leaving", SLEEPER)])
+        delay_file = node.path("warden", "delay-shutdown")
+        with open(delay_file, "w") as file:
+            file.write(f"{leaving} 900\n")
+        try:
+            # One container ends (killed outside CRI, as an OOM kill or a crash would end
+            # it) just before the pod is stopped.
+            node.ctr("task", "kill", "-s", "SIGKILL", leaving)
+            deadline = time.monotonic() + 10
+            while True:
+                tasks = node.ctr("task", "ls", "-q").stdout.split()
+                state = client.container_status(leaving).status.state
+                if leaving not in tasks and state == pb.CONTAINER_RUNNING:
+                    break  # the window: no task in containerd, running in CRI
+                self.assertLess(time.monotonic(), deadline, f"no window seen: task listed {leaving in tasks}, CRI state {state}")
+                self.assertEqual(state, pb.CONTAINER_RUNNING, "CRI marked it exited before containerd dropped the task")
+                time.sleep(0.01)
+            _, stop_took = timed(client.stop_pod, pod_id, timeout=30)
+            _, remove_took = timed(client.remove_pod, pod_id, timeout=30)
+        finally:
+            os.remove(delay_file)
+        self.record.append(f"stop while an exit is in flight: StopPodSandbox {stop_took:.2f}s, RemovePodSandbox {remove_took:.2f}s")
+        self.assertLess(stop_took, STOP_BOUND)
+        self.assertEqual([p.id for p in client.pods()], [])
+        self.assertNothingLeft()
+
+
 class ContainerdRestartTests(CRITestCase):
     def test_a_pod_outlives_a_containerd_restart_and_still_stops(self):
         node = self.node
