@@ -111,7 +111,7 @@ done
 containerd_says=$("$containerd_dir/containerd" --version)
 ctr_says=$("$containerd_dir/ctr" --version)
 "$containerd_dir/containerd-shim-runc-v2" -v >/dev/null
-runsc_says=$("$runsc" --version | head -1)
+runsc_says=$("$runsc" --version 2>&1 | sed -n 1p)  # sed reads it all: head would leave runsc a SIGPIPE
 
 say "release set $set_name: containerd $containerd_version ($containerd_dir), runsc $runsc_version ($runsc)"
 say "  $containerd_says"

@@ -11,7 +11,8 @@
 #      Warden with the set's real runsc and with fake-runsc) and the CRI tests (tests/cri:
 #      containerd's CRI plugin with Warden as the `warden` runtime handler, pods driven through
 #      CRI v1 by tools/cri, scripts/install.sh on that containerd's own `config default`),
-#   5. the release × capability table (scripts/release-table.py) from what 2–4 recorded in
+#   5. a 2-minute chaos soak through CRI on the first set (scripts/soak.sh --check),
+#   6. the release × capability table (scripts/release-table.py) from what 2–4 recorded in
 #      WARDEN_RESULTS_DIR (default .build/release-results).
 # A set's failure does not stop the other sets; the run fails at the end if anything failed.
 # WARDEN_INTEROP=1 makes a missing peer a failure rather than a skip.
@@ -102,6 +103,9 @@ for set in "${sets[@]}"; do
     /usr/bin/python3 tests/cri/run_suite.py
   date -u +%Y-%m-%d > "$results/$set/finished"
 done
+
+echo "== chaos soak: 2 minutes on $primary (scripts/soak.sh --seconds 120 --check)"
+step "soak ($primary)" env WARDEN_BIN="$bin" scripts/soak.sh --set "$primary" --seconds 120 --check --out "$results/$primary/soak"
 
 echo "== release × capability table (scripts/release-table.py $results)"
 /usr/bin/python3 scripts/release-table.py "$results"

@@ -258,6 +258,20 @@ public struct Runsc: Sendable {
         return paths
     }
 
+    /// Once sandbox `sandboxID`'s own state file is gone: the lock files left under its name
+    /// with no state file beside them, and its control socket (what a runsc call that loaded
+    /// the sandbox after it was destroyed leaves). Nothing while the sandbox's state exists.
+    public func removeStaleSandboxLocks(_ sandboxID: String) -> [String] {
+        let entries = Set(Directories.entries(configuration.root))
+        guard !entries.contains("\(sandboxID)_sandbox:\(sandboxID).state") else { return [] }
+        let stale = entries.filter { name in
+            name == Self.controlSocketName(sandboxID)
+                || (name.hasSuffix("_sandbox:\(sandboxID).lock") && !entries.contains(String(name.dropLast(".lock".count)) + ".state"))
+        }.sorted().map { "\(configuration.root)/\($0)" }
+        stale.forEach { FileDescriptor.remove($0) }
+        return stale
+    }
+
     /// Whether runsc keeps any state for container `id` (nothing to delete otherwise).
     public func hasState(_ id: String) -> Bool { !stateFiles(id).isEmpty }
 

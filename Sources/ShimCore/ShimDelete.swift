@@ -77,6 +77,12 @@ enum ShimDelete {
                     killingLeftovers: spec.joinsSandbox == nil, within: max(.zero, deleteBy - clock.now), supervisor: supervisor)
                 if report.killed > 0 || !report.left.isEmpty { warnings.append("cgroup \(cgroups.path): \(report)") }
             }
+            // containerd runs one `delete` per task of a dead shim, side by side; a subcontainer's
+            // `runsc delete` loads the sandbox's state and, done after the sandbox's own delete,
+            // re-creates its lock file. Once the sandbox's state is gone, that is stale; each
+            // delete clears it at its end, so the last one to finish leaves nothing.
+            let stale = runsc.removeStaleSandboxLocks(spec?.joinsSandbox ?? flags.id)
+            if !stale.isEmpty { Console.error("removed stale runsc locks: \(stale.joined(separator: " "))") }
             supervisor.shutdown()
         } catch {
             warnings.append("\(error)")

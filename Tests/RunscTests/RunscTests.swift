@@ -204,5 +204,13 @@ struct FakeRunsc {
         ])
         let left = try FileManager.default.contentsOfDirectory(atPath: root).sorted()
         #expect(left == ["notes.txt", "other_sandbox:other.state.tmp-4242", "pod_sandbox:pod2.state", "runsc-pod2.sock"])
+        // Stale locks: only once the sandbox's own state is gone, and only those without state.
+        for name in ["pod2_sandbox:pod2.state", "app_sandbox:pod2.lock", "side_sandbox:pod2.lock", "side_sandbox:pod2.state"] {
+            FileManager.default.createFile(atPath: root + "/" + name, contents: Data())
+        }
+        #expect(fake.runsc.removeStaleSandboxLocks("pod2") == [], "the sandbox's state is there: nothing is stale")
+        try FileManager.default.removeItem(atPath: root + "/pod2_sandbox:pod2.state")
+        #expect(fake.runsc.removeStaleSandboxLocks("pod2") == [root + "/app_sandbox:pod2.lock", root + "/runsc-pod2.sock"])
+        #expect(FileManager.default.fileExists(atPath: root + "/side_sandbox:pod2.lock"), "a lock beside its state stays")
     }
 }

@@ -39,6 +39,36 @@ import WardenTestSupport
         #expect(found.map(\.pid) == [20], "only the one whose shim is gone, and only in scope: \(found)")
     }
 
+    /// A process that survives SIGKILL (held in a frozen v1 freezer cgroup, as one in an
+    /// uninterruptible wait would) costs sweep its per-item bound and is reported, not waited
+    /// for: the item fails at the bound and the sweep goes on.
+    @Test func aProcessThatSurvivesSigkillEndsItsItemAtTheBound() throws {
+        guard FileManager.default.fileExists(atPath: "/sys/fs/cgroup/freezer") else { return }
+        let freezer = "/sys/fs/cgroup/freezer/wsweep-\(getpid())"
+        try Directories.make(freezer)
+        defer { _ = try? Cgroups.remove(freezer) }
+        let null = try FileDescriptor.open("/dev/null")
+        defer { FileDescriptor.close(null) }
+        let pid = try Spawn.spawn(
+            path: "/bin/sleep", arguments: ["30"], environment: [], stdin: null, stdout: null, stderr: null, newSession: true)
+        let start = try #require(ProcessTable.startTime(pid))
+        try Cgroups.addProcess(pid, to: freezer)
+        try Cgroups.setFrozen(freezer, true)
+        for _ in 0..<100 where Cgroups.freezerState(freezer) != "FROZEN" { Sleep.milliseconds(10) }
+        #expect(Cgroups.freezerState(freezer) == "FROZEN")
+        let finding = Finding(
+            kind: .orphanProcess, what: "pid \(pid) (sleep)", owner: "test", why: "test", pid: pid, startTime: start)
+        let began = ContinuousClock.now
+        let (done, detail) = Sweep.clear(finding, scope: DoctorScope(containerdStates: [], runscRoots: [], containerdAddresses: []),
+            within: .seconds(1))
+        let took = ContinuousClock.now - began
+        #expect(!done && detail.contains("still running"), "\(detail)")
+        #expect(took >= .seconds(1) && took < .seconds(2), "the item took \(took), its bound is 1 s")
+        // Thawed, the pending SIGKILL lands.
+        try Cgroups.setFrozen(freezer, false)
+        #expect(ChildProcesses.waitBlocking(pid) == .signaled(9))
+    }
+
     /// A sandbox's control socket (runsc 2024 keeps it in its root, `runsc delete` removes it)
     /// is stale state once the sandbox is gone, like its state file; a live sandbox's is not.
     @Test func doctorFindsAControlSocketLeftByAGoneSandbox() throws {
