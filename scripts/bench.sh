@@ -17,7 +17,9 @@
 # Section 4: through Kubernetes' CRI (scripts/bench-cri.sh): a wedged pod's StopPodSandbox
 # with Warden and with the runc shim, and 20-pod loops (stop times, memory).
 #
-# `scripts/bench.sh shims`, `faults` or `cri` refreshes that section only.
+# Section 5: the chaos soak through CRI (scripts/bench-soak.sh: scripts/soak.sh, 15 minutes).
+#
+# `scripts/bench.sh shims`, `faults`, `cri` or `soak` refreshes that section only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -28,12 +30,13 @@ section() {  # the lines of $out from the header starting with "## $1" to the ne
   awk -v h="## $1" 'index($0, "## ") == 1 {p = index($0, h) == 1} p' "$out"
 }
 case "${1:-all}" in
-  shims|faults|cri)
+  shims|faults|cri|soak)
     first=$(awk '/^## Warden beside/ {exit} {print}' "$out")
     if [ "$1" = shims ]; then shims=$(scripts/bench-shims.sh); else shims=$(section "Warden beside"); fi
     if [ "$1" = faults ]; then faults=$(scripts/bench-faults.sh); else faults=$(section "Fault matrix"); fi
     if [ "$1" = cri ]; then cri=$(scripts/bench-cri.sh); else cri=$(section "Through CRI"); fi
-    printf '%s\n%s\n\n%s\n\n%s\n' "$first" "$shims" "$faults" "$cri" > "$out"
+    if [ "$1" = soak ]; then soak=$(scripts/bench-soak.sh); else soak=$(section "Chaos soak"); fi
+    printf '%s\n%s\n\n%s\n\n%s\n\n%s\n' "$first" "$shims" "$faults" "$cri" "$soak" > "$out"
     cat "$out"
     exit 0
     ;;
@@ -123,5 +126,7 @@ done
   scripts/bench-faults.sh
   echo
   scripts/bench-cri.sh
+  echo
+  scripts/bench-soak.sh
 } > "$out"
 cat "$out"

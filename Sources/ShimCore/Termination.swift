@@ -144,6 +144,9 @@ extension PodShim {
             step("cgroup", since: since, "\(kill)")
         }
 
+        #if WARDEN_TEST_HOOKS
+        await TestHooks.beforeLadderTail(sandboxID: sandbox.id, runscRoot: runsc.configuration.root)
+        #endif
         // 5. Reap the sandbox; what is left of the pod (a gofer that stays) is killed at once,
         // since the pod is being killed, and reaped in the background.
         let since = clock.now

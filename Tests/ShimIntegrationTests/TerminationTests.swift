@@ -308,6 +308,37 @@ struct CgroupCleanupTests {
     }
 }
 
+/// Delete of a pod sandbox whose termination ladder is still finishing (the sandbox dead, its
+/// exit published, the cgroup and reap steps still to come) joins the ladder: it answers after
+/// the ladder's record, and nothing is left. The debug build's `delay-ladder-tail` hook holds
+/// the ladder before its reap step.
+@Suite(.serialized)
+struct DeleteJoinsLadderTests {
+    @Test func deleteOfASandboxMidLadderWaitsForTheLadder() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        try await ShimHarness.run(.fake, limit: .seconds(60), "delete mid-ladder", deadlines: TerminationTests.deadlines) { h in
+            _ = try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "held", "sleep", "1000"])
+            try await h.waitForTask("held", status: "RUNNING")
+            try "hang-kill\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
+            try "held 1500\n".write(toFile: h.runscRoot + "/delay-ladder-tail", atomically: true, encoding: .utf8)
+            #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "held"]).status == 0)
+            try await h.waitForTask("held", status: "STOPPED", timeout: TerminationTests.stopDeadline + .milliseconds(500))
+            let began = ContinuousClock.now
+            let removed = try await h.ctr(["task", "rm", "held"])
+            let took = ContinuousClock.now - began
+            #expect(removed.status == 0, "task rm: \(removed.output)")
+            try? FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
+            try? FileManager.default.removeItem(atPath: h.runscRoot + "/delay-ladder-tail")
+            let log = h.containerd.process.outputText
+            let record = try #require(log.range(of: "termination sandbox=held"), "the ladder's record")
+            let deleted = try #require(log.range(of: "deleted held in"), "Delete's line")
+            #expect(record.lowerBound < deleted.lowerBound, "Delete answered before the ladder ended")
+            #expect(took >= .milliseconds(500), "Delete did not wait for the held ladder: \(took)")
+            #expect(try await h.ctr(["container", "rm", "held"]).status == 0)
+        }
+    }
+}
+
 /// 500 concurrent Kill and State calls while `runsc kill` hangs: identical kills share one
 /// runsc call, State never waits on runsc, every call returns within its bound, and the shim's
 /// threads, memory and runsc processes stay bounded.

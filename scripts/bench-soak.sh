@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The chaos soak as a section of docs/benchmarks.md: runs scripts/soak.sh (15 minutes,
+# concurrency 4, the current release set, Warden as shipped), copies its plot to
+# docs/benchmarks-soak.png and prints the section. WARDEN_SOAK_RESULTS=DIR formats a run
+# made before (scripts/soak.sh --out DIR) instead of running one.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+results=${WARDEN_SOAK_RESULTS:-}
+if [ -z "$results" ]; then
+  results=.build/soak
+  scripts/soak.sh --out "$results" >&2
+fi
+[ -f "$results/summary.md" ] || { echo "bench-soak.sh: no summary.md in $results" >&2; exit 1; }
+[ -f "$results/soak.png" ] && cp "$results/soak.png" docs/benchmarks-soak.png
+
+echo "## Chaos soak through CRI"
+echo
+echo "Written by \`scripts/bench-soak.sh\` (via \`scripts/bench.sh soak\`) from \`scripts/soak.sh\`"
+echo "(\`tests/cri/soak.py\`), run $(date -u -r "$results/summary.md" +%Y-%m-%d): a private node (containerd's CRI plugin in a"
+echo "network namespace of its own, CNI bridge), Warden as shipped, deadlines runsc_call_timeout 2s,"
+echo "kill_grace 1s, stop_deadline 5s, delete_deadline 5s. Four workers each run pods of 1–3"
+echo "containers that live 2–8 s, then draw a fault and are stopped and removed as kubelet would"
+echo "(StopPodSandbox, RemovePodSandbox, each retried every second on an error, each error"
+echo "recorded). Stop and remove times are the successful call's own. After each pod: its"
+echo "processes, netns, runsc root and container cgroups must be gone; at the end the node's whole"
+echo "leak audit. containerd and the shims are sampled every 2 s. Command: \`scripts/soak.sh\`"
+echo "(defaults: 900 s, concurrency 4, at most 400 pods; the seed below replays the draws)."
+echo
+cat "$results/summary.md"
+echo
+echo "![stop times by fault, memory and descriptors over time](benchmarks-soak.png)"
+echo
+echo "CRI errors by design (the only ones the soak accepts; \`BY_DESIGN\` in \`tests/cri/soak.py\`):"
+echo "- **restart**: the StopPodSandbox in flight when containerd goes away loses its connection"
+echo "  (\`UNAVAILABLE: Socket closed\`); kubelet's retry (here, a second later) succeeds."
+echo "- **shim-kill**: with the shim SIGKILLed, containerd 2.x's CRI fails its first cleanup of each"
+echo "  container (\`failed to delete task: ttrpc: closed\`: it asks the dead shim) and retries it"
+echo "  after its 1 s backoff; until then the container is still running in CRI's store, and a"
+echo "  RemovePodSandbox in between is refused (\`container is still running, to stop first\`). The"
+echo "  retry succeeds. The shim is dead; containerd runs \`containerd-shim-warden-v2 delete\`,"
+echo "  which leaves nothing (the per-pod audit)."
