@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0", traits: []),
         // Prometheus exposition (no Foundation): the shim's metrics textfile.
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+        // The operator CLI's subcommands, help and completion (the `warden` binary only).
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
     ],
     targets: [
         // C wrappers for what Glibc's Swift module does not expose cleanly (ucred, pidfd, …).
@@ -73,7 +75,9 @@ let package = Package(
         .target(name: "WardenNode", dependencies: ["Config", "LinuxSys"]),
         .testTarget(name: "WardenNodeTests", dependencies: ["WardenNode", "LinuxSys", "WardenTestSupport"]),
         // Operator CLI.
-        .executableTarget(name: "warden", dependencies: ["Config", "LinuxSys", "WardenNode"]),
+        .executableTarget(
+            name: "warden",
+            dependencies: ["Config", "LinuxSys", "WardenNode", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // The echo service both the interop tests and warden-ttrpc-echo serve (mirrors the Go fixture).
         .target(

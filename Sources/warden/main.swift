@@ -1,73 +1,181 @@
-// warden: the operator CLI (design.md §7; issue 14).
+// warden: the operator CLI (design.md §7; issue 14), on swift-argument-parser. A separate
+// binary: a pod's shim pays nothing for it.
+import ArgumentParser
 import Config
 import Foundation
 import LinuxSys
 import WardenNode
 
-let usage = """
-    usage:
-      warden config check [FILE]        validate a warden.toml (default \(WardenConfig.defaultPath))
-      warden status [--json]            every Warden shim on this node: pod, containers, age, memory, last termination
-      warden metrics [--dir DIR]        every shim's metrics as one Prometheus exposition
-      warden doctor [--json] [SCOPE]    what stuck pods of any runtime left behind, and why each is stale
-      warden sweep [--dry-run] [--json] [SCOPE]
-                                        clear what doctor finds (each item re-checked first, bounded)
-    SCOPE (each repeatable; defaults in brackets):
-      --state DIR        containerd's state directory [/run/containerd]
-      --runsc-root DIR   a runsc root [warden.toml's root, and /run/containerd/runc for the runc shim]
-      --address SOCKET   containerd's socket, to list tasks [/run/containerd/containerd.sock]
-      --config FILE      warden.toml [\(WardenConfig.defaultPath)]
-    """
+struct Warden: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "warden",
+        abstract: "Operate Warden on a node: its shims, their metrics, and what stuck pods of any runtime left behind.",
+        discussion: """
+            Shell completion: warden --generate-completion-script bash > /etc/bash_completion.d/warden
+            (zsh and fish too).
+            """,
+        subcommands: [ConfigCommand.self, Status.self, Metrics.self, Doctor.self, Sweep.self])
+}
 
-struct Arguments {
-    var words: [String]
-    var flags: [String: [String]] = [:]
-    var switches: Set<String> = []
+/// Where warden.toml is (its `root` and `[metrics] dir` are the defaults below).
+struct ConfigOption: ParsableArguments {
+    @Option(name: .customLong("config"), help: ArgumentHelp("warden.toml.", valueName: "file"))
+    var path: String = WardenConfig.defaultPath
 
-    init(_ raw: [String]) throws {
-        words = []
-        var index = 0
-        let valued: Set<String> = ["--state", "--runsc-root", "--address", "--config", "--dir"]
-        while index < raw.count {
-            let word = raw[index]
-            if valued.contains(word) {
-                guard index + 1 < raw.count else { throw UsageError("\(word) needs a value") }
-                flags[word, default: []].append(raw[index + 1])
-                index += 2
-            } else if word.hasPrefix("--") {
-                guard ["--json", "--dry-run"].contains(word) else { throw UsageError("unknown option \(word)") }
-                switches.insert(word)
-                index += 1
-            } else {
-                words.append(word)
-                index += 1
+    /// The file's settings, the defaults if it does not exist; a file that does not parse ends the command.
+    func load() throws -> WardenConfig {
+        guard FileDescriptor.exists(path) else { return WardenConfig() }
+        do {
+            return try WardenConfig.load(path: path) { FileDescriptor.readAll($0) }
+        } catch {
+            Console.error("warden: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// What doctor and sweep look at; each option repeatable.
+struct ScopeOptions: ParsableArguments {
+    @Option(name: .customLong("state"), help: ArgumentHelp("containerd's state directory [/run/containerd].", valueName: "dir"))
+    var states: [String] = []
+    @Option(
+        name: .customLong("runsc-root"),
+        help: ArgumentHelp("A runsc root [warden.toml's root, and /run/containerd/runc for the runc shim].", valueName: "dir"))
+    var runscRoots: [String] = []
+    @Option(
+        name: .customLong("address"),
+        help: ArgumentHelp("containerd's socket, to list tasks [/run/containerd/containerd.sock].", valueName: "socket"))
+    var addresses: [String] = []
+    @OptionGroup var config: ConfigOption
+
+    func scope() throws -> DoctorScope {
+        let config = try config.load()
+        return DoctorScope(
+            containerdStates: states.isEmpty ? ["/run/containerd"] : states,
+            runscRoots: runscRoots.isEmpty ? [config.root, "/run/containerd/runc"] : runscRoots,
+            containerdAddresses: addresses.isEmpty ? ["/run/containerd/containerd.sock"] : addresses)
+    }
+}
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Work with warden.toml.", subcommands: [Check.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a warden.toml: a bad key or value is named with its line.",
+            discussion: "Example: warden config check /etc/containerd/warden.toml")
+        @Argument(help: ArgumentHelp("The file [\(WardenConfig.defaultPath)].", valueName: "file"))
+        var path: String = WardenConfig.defaultPath
+
+        func run() throws {
+            do {
+                let config = try WardenConfig.load(path: path) { FileDescriptor.readAll($0) }
+                Console.output(
+                    "\(path): ok (runsc \(config.runsc), root \(config.root), stop_deadline \(config.deadlines.stopDeadline), seccomp \(config.seccompMode.rawValue), metrics \(config.metricsDirectory.isEmpty ? "off" : config.metricsDirectory))"
+                )
+            } catch {
+                Console.error("warden: \(error)")
+                throw ExitCode(1)
             }
         }
     }
 }
 
-struct UsageError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Every Warden shim on this node: pod, containers, age, memory, last termination.",
+        discussion: "Examples: warden status; warden status --json")
+    @Flag(help: "JSON instead of text.") var json = false
+    @OptionGroup var config: ConfigOption
 
-func loadConfig(_ arguments: Arguments) -> WardenConfig {
-    let path = arguments.flags["--config"]?.last ?? WardenConfig.defaultPath
-    guard FileDescriptor.exists(path) else { return WardenConfig() }
-    do {
-        return try WardenConfig.load(path: path) { FileDescriptor.readAll($0) }
-    } catch {
-        Console.error("warden: \(error)")
-        LinuxSys.exit(1)
+    func run() throws {
+        let shims = Shims.status()
+        if json { return printJSON(shims) }
+        if shims.isEmpty { Console.output("no Warden shim runs on this node") }
+        for shim in shims {
+            var lines = [
+                "shim pid \(shim.pid)\(shim.helperPid.map { " (spawn helper \($0))" } ?? "")  pod \(shim.namespace)/\(shim.pod)  age \(age(shim.ageSeconds))  RSS \(megabytes(shim.rssKiB))  PSS \(megabytes(shim.pssKiB))"
+            ]
+            for (container, state) in shim.containers.sorted(by: { $0.key < $1.key }) { lines.append("  container \(container): \(state)") }
+            if shim.containers.isEmpty { lines.append(shim.metricsFile == nil ? "  (no metrics file: containers unknown)" : "  no containers") }
+            let execs = shim.tasksByState.values.reduce(0, +) - shim.containers.count
+            if execs > 0 { lines.append("  execs: \(execs)") }
+            if let last = shim.lastTermination {
+                lines.append(
+                    "  last termination: sandbox \(last.sandbox), \(last.reason), \(String(format: "%.2f", last.seconds)) s, \(last.outcome)")
+            }
+            Console.output(lines.joined(separator: "\n"))
+        }
     }
 }
 
-func scope(_ arguments: Arguments) -> DoctorScope {
-    let config = loadConfig(arguments)
-    return DoctorScope(
-        containerdStates: arguments.flags["--state"] ?? ["/run/containerd"],
-        runscRoots: arguments.flags["--runsc-root"] ?? [config.root, "/run/containerd/runc"],
-        containerdAddresses: arguments.flags["--address"] ?? ["/run/containerd/containerd.sock"])
+struct Metrics: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Every shim's metrics as one Prometheus exposition.",
+        discussion: "Example: warden metrics --dir /run/warden/metrics | grep warden_termination")
+    @Option(help: ArgumentHelp("The metrics directory [warden.toml's [metrics] dir].", valueName: "dir"))
+    var dir: String?
+    @OptionGroup var config: ConfigOption
+
+    func run() throws {
+        let directory = try dir ?? config.load().metricsDirectory
+        guard !directory.isEmpty else {
+            Console.error("warden: metrics are off ([metrics] dir = \"\")")
+            throw ExitCode(1)
+        }
+        let files = Directories.entries(directory).filter { $0.hasSuffix(".prom") }.sorted()
+        let merged = Exposition.merge(files.compactMap { FileDescriptor.readText(directory + "/" + $0) })
+        if !merged.isEmpty { Console.output(String(merged.dropLast())) }
+    }
+}
+
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "What stuck pods of any runtime left behind, each with its owner and why it is stale.",
+        discussion: """
+            Exit status: 0 when nothing is stale, 3 when something is.
+            Examples: warden doctor; warden doctor --json --state /run/containerd --runsc-root /run/containerd/runc/k8s.io
+            """)
+    @Flag(help: "JSON instead of text.") var json = false
+    @OptionGroup var scope: ScopeOptions
+
+    func run() throws {
+        let findings = WardenNode.Doctor.examine(try scope.scope())
+        if json {
+            printJSON(findings)
+        } else {
+            Console.output(findings.isEmpty ? "nothing stale found" : findings.map(describe).joined(separator: "\n"))
+        }
+        if !findings.isEmpty { throw ExitCode(3) }
+    }
+}
+
+struct Sweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Clear what doctor finds: each item examined again first, acted on only if still stale, bounded.",
+        discussion: """
+            Exit status: 0 when every item was cleared (or left alone as no longer stale), 1 otherwise.
+            Examples: warden sweep --dry-run; warden sweep --json
+            """)
+    @Flag(name: .customLong("dry-run"), help: "Say what would be done; do nothing.") var dryRun = false
+    @Flag(help: "JSON instead of text.") var json = false
+    @OptionGroup var scope: ScopeOptions
+
+    func run() throws {
+        let outcomes = WardenNode.Sweep.run(try scope.scope(), dryRun: dryRun)
+        if json {
+            printJSON(outcomes)
+        } else if outcomes.isEmpty {
+            Console.output("nothing stale found")
+        } else {
+            for outcome in outcomes {
+                let verdict = dryRun ? "would" : outcome.done ? "done:" : "FAILED:"
+                Console.output("\(describe(outcome.finding))\n    \(verdict) \(outcome.action) (\(outcome.detail))")
+            }
+        }
+        if !outcomes.allSatisfy({ $0.done || dryRun || $0.action == "none" }) { throw ExitCode(1) }
+    }
 }
 
 func printJSON<T: Encodable>(_ value: T) {
@@ -87,85 +195,4 @@ func describe(_ finding: Finding) -> String {
     "\(finding.kind.rawValue): \(finding.what)\n    owner: \(finding.owner)\n    why:   \(finding.why)"
 }
 
-let arguments: Arguments
-do {
-    arguments = try Arguments(Array(CommandLine.arguments.dropFirst()))
-} catch {
-    Console.error("warden: \(error)\n\(usage)")
-    LinuxSys.exit(2)
-}
-let json = arguments.switches.contains("--json")
-
-switch arguments.words.first {
-case "config" where arguments.words.count >= 2 && arguments.words[1] == "check" && arguments.words.count <= 3:
-    let path = arguments.words.count == 3 ? arguments.words[2] : WardenConfig.defaultPath
-    do {
-        let config = try WardenConfig.load(path: path) { FileDescriptor.readAll($0) }
-        Console.output(
-            "\(path): ok (runsc \(config.runsc), root \(config.root), stop_deadline \(config.deadlines.stopDeadline), seccomp \(config.seccompMode.rawValue), metrics \(config.metricsDirectory.isEmpty ? "off" : config.metricsDirectory))"
-        )
-        LinuxSys.exit(0)
-    } catch {
-        Console.error("warden: \(error)")
-        LinuxSys.exit(1)
-    }
-
-case "status" where arguments.words.count == 1:
-    let shims = Shims.status()
-    if json {
-        printJSON(shims)
-        LinuxSys.exit(0)
-    }
-    if shims.isEmpty { Console.output("no Warden shim runs on this node") }
-    for shim in shims {
-        var lines = [
-            "shim pid \(shim.pid)\(shim.helperPid.map { " (spawn helper \($0))" } ?? "")  pod \(shim.namespace)/\(shim.pod)  age \(age(shim.ageSeconds))  RSS \(megabytes(shim.rssKiB))  PSS \(megabytes(shim.pssKiB))"
-        ]
-        for (container, state) in shim.containers.sorted(by: { $0.key < $1.key }) { lines.append("  container \(container): \(state)") }
-        if shim.containers.isEmpty { lines.append(shim.metricsFile == nil ? "  (no metrics file: containers unknown)" : "  no containers") }
-        let execs = shim.tasksByState.values.reduce(0, +) - shim.containers.count
-        if execs > 0 { lines.append("  execs: \(execs)") }
-        if let last = shim.lastTermination {
-            lines.append(
-                "  last termination: sandbox \(last.sandbox), \(last.reason), \(String(format: "%.2f", last.seconds)) s, \(last.outcome)")
-        }
-        Console.output(lines.joined(separator: "\n"))
-    }
-
-case "metrics" where arguments.words.count == 1:
-    let directory = arguments.flags["--dir"]?.last ?? loadConfig(arguments).metricsDirectory
-    guard !directory.isEmpty else {
-        Console.error("warden: metrics are off ([metrics] dir = \"\")")
-        LinuxSys.exit(1)
-    }
-    let files = Directories.entries(directory).filter { $0.hasSuffix(".prom") }.sorted()
-    let merged = Exposition.merge(files.compactMap { FileDescriptor.readText(directory + "/" + $0) })
-    if !merged.isEmpty { Console.output(String(merged.dropLast())) }
-
-case "doctor" where arguments.words.count == 1:
-    let findings = Doctor.examine(scope(arguments))
-    if json {
-        printJSON(findings)
-    } else {
-        Console.output(findings.isEmpty ? "nothing stale found" : findings.map(describe).joined(separator: "\n"))
-    }
-    LinuxSys.exit(findings.isEmpty ? 0 : 3)
-
-case "sweep" where arguments.words.count == 1:
-    let outcomes = Sweep.run(scope(arguments), dryRun: arguments.switches.contains("--dry-run"))
-    if json {
-        printJSON(outcomes)
-    } else if outcomes.isEmpty {
-        Console.output("nothing stale found")
-    } else {
-        for outcome in outcomes {
-            let verdict = arguments.switches.contains("--dry-run") ? "would" : outcome.done ? "done:" : "FAILED:"
-            Console.output("\(describe(outcome.finding))\n    \(verdict) \(outcome.action) (\(outcome.detail))")
-        }
-    }
-    LinuxSys.exit(outcomes.allSatisfy { $0.done || arguments.switches.contains("--dry-run") || $0.action == "none" } ? 0 : 1)
-
-default:
-    Console.error(usage)
-    LinuxSys.exit(2)
-}
+Warden.main()
