@@ -24,10 +24,20 @@ let package = Package(
         // The only Swift code that makes syscalls.
         .target(name: "LinuxSys", dependencies: ["CLinuxSys"]),
         // libseccomp (Debian libseccomp-dev), linked statically into the shim.
-        .target(name: "CSeccomp", linkerSettings: [.linkedLibrary("seccomp")]),
+        .target(
+            name: "CSeccomp",
+            // The refusal probe (a test-only call) is compiled into debug builds only.
+            cSettings: [.define("WARDEN_TEST_HOOKS", .when(configuration: .debug))],
+            linkerSettings: [.linkedLibrary("seccomp")]
+        ),
         // The shim's own allow-list filter and the call that loads it (design.md §6).
-        .target(name: "Seccomp", dependencies: ["CSeccomp"]),
+        .target(
+            name: "Seccomp", dependencies: ["CSeccomp"],
+            swiftSettings: [.define("WARDEN_TEST_HOOKS", .when(configuration: .debug))]
+        ),
         // withDeadline: the one race of an operation against a deadline, shared by ttrpc and runsc.
+        // The parts of an OCI spec that the shim, doctor and fake-runsc all read.
+        .target(name: "OCI"),
         .target(name: "Deadlines"),
         .testTarget(name: "DeadlinesTests", dependencies: ["Deadlines", "WardenTestSupport"]),
         // ttrpc: frame codec, server, client. Knows nothing of containerd.
@@ -59,7 +69,7 @@ let package = Package(
         .target(
             name: "ShimCore",
             dependencies: [
-                "TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor", "Runsc", "Config", "Deadlines", "NetNS", "Seccomp",
+                "TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor", "Runsc", "Config", "Deadlines", "NetNS", "Seccomp", "OCI",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -68,11 +78,11 @@ let package = Package(
         ),
         .executableTarget(name: "containerd-shim-warden-v2", dependencies: ["ShimCore", "LinuxSys"]),
         // Test double with runsc's CLI and process model (design.md §4), plus fault injection.
-        .target(name: "FakeRunscCore", dependencies: ["LinuxSys", "NetNS"]),
+        .target(name: "FakeRunscCore", dependencies: ["LinuxSys", "NetNS", "OCI"]),
         .executableTarget(name: "fake-runsc", dependencies: ["FakeRunscCore", "LinuxSys"]),
         // What the operator CLI reads off a node: Warden shims and their metrics files, and
         // what stuck pods of any runtime left (doctor), and clearing it (sweep).
-        .target(name: "WardenNode", dependencies: ["Config", "LinuxSys"]),
+        .target(name: "WardenNode", dependencies: ["Config", "LinuxSys", "OCI"]),
         .testTarget(name: "WardenNodeTests", dependencies: ["WardenNode", "LinuxSys", "WardenTestSupport"]),
         // Operator CLI.
         .executableTarget(

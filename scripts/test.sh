@@ -5,7 +5,8 @@
 #   2. `swift test`: unit tests, and the interop tests against real peers: Go's ttrpc
 #      (tests/fixtures/ttrpc-interop, built here offline in GOPATH mode from Debian's
 #      golang-github-containerd-ttrpc-dev) and a private containerd of the `current` set,
-#   3. fuzzing the front door (seeded mutations, then libFuzzer for 60 s),
+#   3. fuzzing the front door (seeded mutations, then libFuzzer for 60 s), and the check that
+#      the shipped build has no test-only code (scripts/check-shipped-build.sh),
 #   4. for each release set (WARDEN_RELEASE_SETS, default "current lts bookworm"):
 #      the shim integration tests (a private containerd + ctr running containers through
 #      Warden with the set's real runsc and with fake-runsc) and the CRI tests (tests/cri:
@@ -89,6 +90,9 @@ echo "== fuzzing the front door (seeded mutations in the suite, then libFuzzer f
 # Both load the cores: on their own, after the timing-sensitive unit tests.
 step "fuzz (seeded)" env WARDEN_FUZZ_SECONDS=10 swift test --skip-build --filter FuzzTests --xunit-output "$results/$primary/fuzz.xml"
 step "fuzz (libFuzzer)" scripts/fuzz.sh 60
+
+echo "== the shipped build carries no test-only code (scripts/check-shipped-build.sh)"
+step "shipped build" scripts/check-shipped-build.sh
 
 bin=$(swift build --show-bin-path)
 for set in "${sets[@]}"; do

@@ -9,6 +9,7 @@
 // closes or the shim dies (PR_SET_PDEATHSIG).
 #define _GNU_SOURCE
 #include "clinuxsys.h"
+#include "message.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -132,14 +133,9 @@ static void spawner_loop(int sock) {
             char buf[CMSG_SPACE(sizeof(int) * SPAWNER_MAX_FDS)];
             struct cmsghdr align;
         } control;
-        memset(&control, 0, sizeof(control));
-        struct iovec iov = {.iov_base = buffer, .iov_len = sizeof(buffer)};
+        struct iovec iov;
         struct msghdr msg;
-        memset(&msg, 0, sizeof(msg));
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.buf;
-        msg.msg_controllen = sizeof(control.buf);
+        clinux_message_init(&msg, &iov, buffer, sizeof(buffer), control.buf, sizeof(control.buf));
         ssize_t n;
         do {
             n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
@@ -235,14 +231,9 @@ int clinux_spawner_spawn(int sock, const char *path, char *const argv[], char *c
         char buf[CMSG_SPACE(sizeof(int) * SPAWNER_MAX_FDS)];
         struct cmsghdr align;
     } control;
-    memset(&control, 0, sizeof(control));
-    struct iovec iov = {.iov_base = message, .iov_len = length};
+    struct iovec iov;
     struct msghdr msg;
-    memset(&msg, 0, sizeof(msg));
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)count);
+    clinux_message_init(&msg, &iov, message, length, control.buf, CMSG_SPACE(sizeof(int) * (size_t)count));
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;

@@ -40,6 +40,22 @@ public func waitAtMost<T: Sendable>(_ duration: Duration, _ operation: @escaping
     try? await withDeadline(.now + duration, onTimeout: { CancellationError() }, operation)
 }
 
+/// Returns when the first of two operations does; the other goes on unawaited.
+public func firstOf(_ first: @escaping @Sendable () async -> Void, _ second: @escaping @Sendable () async -> Void) async {
+    let done = Mutex(false)
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let finish: @Sendable () -> Void = {
+            let isFirst = done.withLock { done -> Bool in
+                defer { done = true }
+                return !done
+            }
+            if isFirst { continuation.resume() }
+        }
+        Task { await first(); finish() }
+        Task { await second(); finish() }
+    }
+}
+
 /// The first of {result, deadline, cancellation} wins; the losers are cancelled.
 private final class DeadlineRace<T: Sendable>: Sendable {
     private struct State {

@@ -12,26 +12,22 @@ public enum Files {
                 _ = chmod(directory, 0o755)  // readable by a collector running as another user
             }
         }
-        let temporary = "\(path).tmp-\(getpid())"
-        let fd = try FileDescriptor.open(temporary, forWriting: true)
-        do throws(Errno) {
-            if fchmod(fd, mode_t(mode)) != 0 { throw Errno.current("fchmod(\(temporary))") }
-            try FileDescriptor.writeAll(fd, bytes)
-        } catch {
-            FileDescriptor.close(fd)
-            _ = unlink(temporary)
-            throw error
-        }
-        FileDescriptor.close(fd)
-        _ = try retryingEINTR("rename(\(path))") { rename(temporary, path) }
+        try replace(path, bytes, mode: mode)
     }
 
     /// Writes `text` to `path` atomically (temp file + rename), mode 0600.
     public static func write(_ path: String, _ text: String) throws(Errno) {
+        try replace(path, Array(text.utf8), mode: nil)
+    }
+
+    /// A temp file beside `path` (with `mode`, or open's 0600), then rename: a reader sees the
+    /// old content or the new, never a part.
+    private static func replace(_ path: String, _ bytes: [UInt8], mode: UInt32?) throws(Errno) {
         let temporary = "\(path).tmp-\(getpid())"
         let fd = try FileDescriptor.open(temporary, forWriting: true)
         do throws(Errno) {
-            try FileDescriptor.writeAll(fd, Array(text.utf8))
+            if let mode, fchmod(fd, mode_t(mode)) != 0 { throw Errno.current("fchmod(\(temporary))") }
+            try FileDescriptor.writeAll(fd, bytes)
         } catch {
             FileDescriptor.close(fd)
             _ = unlink(temporary)
@@ -137,5 +133,27 @@ extension ProcessIdentity {
         let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard count > 0 else { return nil }
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// A file's device and inode: two paths naming the same object (a netns bind mount and
+/// /proc/PID/ns/net) have the same identity.
+public struct FileIdentity: Hashable, Sendable {
+    public let device: UInt64
+    public let inode: UInt64
+
+    /// Follows symlinks (so /proc/PID/ns/net names the namespace), nil if it cannot be read.
+    public static func of(_ path: String) -> FileIdentity? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+    }
+}
+
+public enum FileKind {
+    /// Whether `path` is a unix socket (not following a symlink).
+    public static func isSocket(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK
     }
 }

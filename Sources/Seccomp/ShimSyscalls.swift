@@ -91,6 +91,7 @@ public struct ConfinementError: Error, CustomStringConvertible, Sendable {
     public var description: String { "seccomp: \(reason)" }
 }
 
+#if WARDEN_TEST_HOOKS
 /// Two calls the filter must refuse, tried from a serving shim by the test-only probe
 /// service (ShimCore's SeccompProbe). Each result is "ok" or the errno name it failed with.
 public enum RefusalProbe {
@@ -120,3 +121,4 @@ public enum RefusalProbe {
         }
     }
 }
+#endif

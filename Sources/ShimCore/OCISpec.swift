@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import LinuxSys
+import OCI
 
 /// The parts of a bundle's OCI `config.json` the shim reads. Everything else is runsc's.
 struct OCISpec: Decodable {
@@ -12,30 +13,20 @@ struct OCISpec: Decodable {
         var args: [String]?
         var oomScoreAdj: Int?
     }
-    struct Linux: Decodable {
-        struct Namespace: Decodable {
-            var type: String
-            var path: String?
-        }
-        var namespaces: [Namespace]?
-        var cgroupsPath: String?
-    }
     struct Hooks: Decodable {
         struct Hook: Decodable { var path: String }
         var poststop: [Hook]?
     }
     var process: Process?
     var annotations: [String: String]?
-    var linux: Linux?
+    var linux: OCILinux?
     var hooks: Hooks?
 
     /// Whether `runsc delete` has hooks of the spec to run (so Delete must call it).
     var hasPoststopHooks: Bool { !(hooks?.poststop ?? []).isEmpty }
 
     /// The pod's network namespace when the spec joins an existing one (CRI, `ctr --with-ns`).
-    var networkNamespacePath: String? {
-        linux?.namespaces?.first { $0.type == "network" }?.path.flatMap { $0.isEmpty ? nil : $0 }
-    }
+    var networkNamespacePath: String? { linux?.networkNamespacePath }
 
     /// The container's cgroup, when it is one Warden can clean up after runsc.
     var cgroups: ContainerCgroups? { ContainerCgroups(specPath: linux?.cgroupsPath) }

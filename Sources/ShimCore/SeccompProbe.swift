@@ -1,3 +1,5 @@
+// Compiled only with WARDEN_TEST_HOOKS (debug builds): the shipped shim carries no test service.
+#if WARDEN_TEST_HOOKS
 import LinuxSys
 import Seccomp
 import SwiftProtobuf
@@ -25,3 +27,4 @@ enum SeccompProbe {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+import Runsc
 import TTRPC
 
 /// The one error type of the shim's core. Its codes mirror containerd's errdefs, and it is
@@ -43,5 +44,18 @@ extension ShimError: TTRPCStatusConvertible {
             case .internal: .internal
             }
         return TTRPCStatus(status, message)
+    }
+}
+
+extension ShimError {
+    /// runsc's classified failure as the shim's error (at the edge it becomes a ttrpc status).
+    init(from error: RunscError, _ what: String) {
+        switch error {
+        case .notFound: self.init(.notFound, "\(what): \(error)")
+        case .alreadyStopped: self.init(.failedPrecondition, "\(what): \(error)")
+        case .timedOut: self.init(.deadlineExceeded, "\(what): \(error)")
+        case .cancelled: self.init(.deadlineExceeded, "\(what): \(error)")
+        case .commandFailed, .invalidOutput, .spawnFailed: self.init(.internal, "\(what): \(error)")
+        }
     }
 }

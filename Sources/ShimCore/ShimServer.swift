@@ -66,7 +66,9 @@ enum ShimServer {
                 log.debug("rpc \(method) \(milliseconds(took))ms status \(code)")
                 metrics.requestAnswered(service: service, method: method, code: code)
             }
+            #if WARDEN_TEST_HOOKS
             if ProcessEnvironment.value(SeccompProbe.variable) != nil { SeccompProbe.register(into: &registry, log: log) }
+            #endif
             let server = TTRPCServer(registry: registry, options: options, loop: frameLoop)
             // Every thread is up; from here on the shim makes only the syscalls it serves with.
             do throws(ConfinementError) {

@@ -73,6 +73,19 @@ struct EscalationCounters: CustomStringConvertible {
 }
 
 extension PodShim {
+    /// The termination of `sandbox` in flight, or a new one: concurrent Kills share one ladder.
+    /// `graceful: false` (a task that never ran, a sandbox runsc cannot reach) goes straight
+    /// to SIGKILL after the network release.
+    func joinTermination(_ sandbox: Sandbox, reason: String, graceful: Bool = true) -> Task<Void, Never> {
+        if let running = sandbox.termination {
+            countStep(.joined)
+            return running
+        }
+        let task = Task { await self.terminate(sandbox, reason: reason, graceful: graceful) }
+        sandbox.termination = task
+        return task
+    }
+
     /// The escalation ladder for a pod sandbox killed with SIGKILL (design.md §3), each step bounded and
     /// skipped the moment the sandbox is seen dead; the whole ladder fits in `stop_deadline`:
     /// network pre-release → runsc kill → kill_grace → SIGKILL by pidfd (sandbox, gofer, their

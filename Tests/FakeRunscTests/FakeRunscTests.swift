@@ -147,6 +147,22 @@ struct FakeRunscHarness {
         }
     }
 
+    /// A misspelt fault must not leave a test running with no fault: fake-runsc refuses every
+    /// call, naming it.
+    @Test func anUnknownFaultIsRefusedByName() async throws {
+        let fake = try FakeRunscHarness(faults: ["hang-kil"], script: "true")
+        defer { fake.cleanup() }
+        try await withTimeout(.seconds(20)) {
+            await #expect {
+                try await fake.runsc.create("c1", bundle: fake.dir.file("bundle"), pidFile: fake.dir.file("pid"))
+            } throws: { error in
+                "\(error)".contains("unknown fault \"hang-kil\"")
+            }
+            let state = (try? FileManager.default.contentsOfDirectory(atPath: fake.dir.file("root"))) ?? []
+            #expect(state.isEmpty, "a refused create left state: \(state)")
+        }
+    }
+
     /// crash-on-create leaves a sandbox and gofer behind, as the field's failed creates do;
     /// `delete --force` removes them.
     @Test func crashOnCreateLeavesProcessesThatForceDeleteRemoves() async throws {

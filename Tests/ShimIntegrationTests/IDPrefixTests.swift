@@ -17,19 +17,15 @@ struct IDPrefixTests {
     @Test(arguments: RuntimeKind.allCases, [false, true])
     func callsNamingAPrefixOfAnotherIdReachOnlyTheirContainer(_ runtime: RuntimeKind, restartContainerd: Bool) async throws {
         guard ShimHarness.available(runtime) else { return }
-        try await withTimeout(.seconds(180), "id prefixes (\(runtime), containerd restarted: \(restartContainerd))") {
-            var h = try await ShimHarness.start(runtime, deadlines: TerminationTests.deadlines)
-            do {
-                try await Self.exercise(&h, restartContainerd: restartContainerd)
-                try await h.finish()
-            } catch {
-                await h.abandon()
-                throw error
-            }
+        try await ShimHarness.run(
+            runtime, limit: .seconds(180), "id prefixes (\(runtime), containerd restarted: \(restartContainerd))",
+            deadlines: TerminationTests.deadlines
+        ) { h in
+            try await Self.exercise(h, restartContainerd: restartContainerd)
         }
     }
 
-    static func exercise(_ h: inout ShimHarness, restartContainerd: Bool) async throws {
+    static func exercise(_ h: ShimHarness, restartContainerd: Bool) async throws {
         let image = ShimHarness.image
         // Each container writes its own name into its rootfs: an exec that reads it back shows
         // which container it ran in.
@@ -47,8 +43,7 @@ struct IDPrefixTests {
         for id in all { try await h.waitForTask(id, status: "RUNNING") }
 
         if restartContainerd {
-            await h.containerd.stop()
-            h = try await ShimHarness.start(h.runtime, deadlines: TerminationTests.deadlines, dir: h.containerd.dir)
+            try await h.restartContainerd()
             for id in all { try await h.waitForTask(id, status: "RUNNING") }
         }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LinuxSys
 import Testing
 import WardenTestSupport
@@ -17,48 +18,45 @@ import WardenTestSupport
     @Test(arguments: [(RuntimeKind.fake, "freezer"), (RuntimeKind.fake, "pids"), (RuntimeKind.real, "pids")])
     func aProcessMovedIntoTheSandboxCgroupIsKilledByTheLadder(_ runtime: RuntimeKind, _ controller: String) async throws {
         guard ShimHarness.available(runtime) else { return }
-        try await withTimeout(.seconds(60), "cgroup kill, \(runtime) runsc, \(controller)") {
-            let h = try await ShimHarness.start(runtime, deadlines: Self.deadlines)
-            var stranger: Int32 = 0
-            do {
-                #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
-                try await h.waitForTask("c1", status: "RUNNING")
-                let directory = "/sys/fs/cgroup/\(controller)/\(h.namespace)/c1"
-                #expect(FileManager.default.fileExists(atPath: directory), "runsc made \(directory)")
-                let null = try FileDescriptor.open("/dev/null")
-                stranger = try Spawn.spawn(
-                    path: "/bin/sleep", arguments: ["1000"], environment: [], stdin: null, stdout: null, stderr: null,
-                    newSession: true)
-                FileDescriptor.close(null)
-                try Cgroups.addProcess(stranger, to: directory)
-                #expect(Cgroups.processes(in: directory)?.contains(stranger) == true)
-
-                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
-                try await h.waitForTask("c1", status: "STOPPED", timeout: Self.stopDeadline + .milliseconds(500))
-                let moved = stranger
-                let status = try await withTimeout(.seconds(1), "the moved process's death") {
-                    while true {
-                        if let status = ChildProcesses.reap(moved) { return status }
-                        try await Task.sleep(for: .milliseconds(10))
-                    }
-                }
-                stranger = 0
-                #expect(status == .signaled(9))
-                let log = h.containerd.process.outputText
-                let named = try Regex(#"cgroup=\d+ms\(\d+ processes by pidfd \([^)]*pid \#(moved)[,)]"#)
-                #expect(log.contains(named), "the cgroup step names it")
-                #expect(!log.contains("cgroup_killed=0"), "counted as a cgroup kill")
-                #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
-                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
-                try await h.finish()
-            } catch {
-                if stranger > 0 {
-                    kill(stranger, SIGKILL)
-                    _ = ChildProcesses.waitBlocking(stranger)
-                }
-                await h.abandon()
-                throw error
+        try await ShimHarness.run(runtime, limit: .seconds(60), "cgroup kill, \(runtime) runsc, \(controller)", deadlines: Self.deadlines) { h in
+            #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
+            try await h.waitForTask("c1", status: "RUNNING")
+            let directory = "/sys/fs/cgroup/\(controller)/\(h.namespace)/c1"
+            #expect(FileManager.default.fileExists(atPath: directory), "runsc made \(directory)")
+            let null = try FileDescriptor.open("/dev/null")
+            let stranger = try Spawn.spawn(
+                path: "/bin/sleep", arguments: ["1000"], environment: [], stdin: null, stdout: null, stderr: null,
+                newSession: true)
+            FileDescriptor.close(null)
+            // If the ladder misses it, the test's cleanup must not (and, once reaped here, must
+            // not signal its pid again).
+            let unreaped = Mutex(true)
+            h.onAbandon {
+                guard unreaped.withLock({ $0 }) else { return }
+                kill(stranger, SIGKILL)
+                _ = ChildProcesses.waitBlocking(stranger)
             }
+            try Cgroups.addProcess(stranger, to: directory)
+            #expect(Cgroups.processes(in: directory)?.contains(stranger) == true)
+
+            #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
+            try await h.waitForTask("c1", status: "STOPPED", timeout: Self.stopDeadline + .milliseconds(500))
+            let status = try await withTimeout(.seconds(1), "the moved process's death") {
+                while true {
+                    if let status = ChildProcesses.reap(stranger) {
+                        unreaped.withLock { $0 = false }
+                        return status
+                    }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+            }
+            #expect(status == .signaled(9))
+            let log = h.containerd.process.outputText
+            let named = try Regex(#"cgroup=\d+ms\(\d+ processes by pidfd \([^)]*pid \#(stranger)[,)]"#)
+            #expect(log.contains(named), "the cgroup step names it")
+            #expect(!log.contains("cgroup_killed=0"), "counted as a cgroup kill")
+            #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
+            #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
         }
     }
 
@@ -68,42 +66,37 @@ import WardenTestSupport
     /// pending SIGKILL ends it and Delete leaves nothing.
     @Test func aSandboxThatSurvivesSigkillIsReportedStoppedAtTheDeadline() async throws {
         guard ShimHarness.available(.fake) else { return }
-        try await withTimeout(.seconds(60), "reap timeout") {
-            let h = try await ShimHarness.start(.fake, deadlines: Self.deadlines)
+        try await ShimHarness.run(.fake, limit: .seconds(60), "reap timeout", deadlines: Self.deadlines) { h in
             let hold = "/sys/fs/cgroup/freezer/\(h.namespace)-hold"
-            do {
-                #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
-                try await h.waitForTask("c1", status: "RUNNING")
-                let sandboxPid = try #require(try await h.taskPid("c1"))
-                try FileManager.default.createDirectory(atPath: hold, withIntermediateDirectories: false)
-                try Cgroups.addProcess(sandboxPid, to: hold)
-                try Cgroups.setFrozen(hold, true)
-
-                let killed = ContinuousClock.now
-                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
-                try await h.waitForTask("c1", status: "STOPPED", timeout: Self.stopDeadline + .seconds(1))
-                let took = ContinuousClock.now - killed
-                #expect(took < Self.stopDeadline + .seconds(1), "STOPPED after \(took)")
-                #expect(processExists(sandboxPid) && !isZombie(sandboxPid), "the frozen sandbox really survived")
-                let log = h.containerd.process.outputText
-                #expect(log.contains("survived SIGKILL; exits published as 137"), "the record names the survivor")
-                #expect(log.contains("reap_timed_out=1"), "the reap timeout is counted")
-
-                try Cgroups.setFrozen(hold, false)
-                try await withTimeout(.seconds(5), "the thawed sandbox's death") {
-                    while processExists(sandboxPid) && !isZombie(sandboxPid) { try await Task.sleep(for: .milliseconds(20)) }
-                }
-                let removed = try await h.ctr(["task", "rm", "c1"])
-                #expect(removed.status == 0 && removed.output.contains("137"), "task rm: \(removed.output)")
-                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
-                try await Self.removeCgroup(hold)
-                try await h.finish()
-            } catch {
+            h.onAbandon {
                 try? Cgroups.setFrozen(hold, false)
-                await h.abandon()
                 try? await Self.removeCgroup(hold)
-                throw error
             }
+            #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
+            try await h.waitForTask("c1", status: "RUNNING")
+            let sandboxPid = try #require(try await h.taskPid("c1"))
+            try FileManager.default.createDirectory(atPath: hold, withIntermediateDirectories: false)
+            try Cgroups.addProcess(sandboxPid, to: hold)
+            try Cgroups.setFrozen(hold, true)
+
+            let killed = ContinuousClock.now
+            #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
+            try await h.waitForTask("c1", status: "STOPPED", timeout: Self.stopDeadline + .seconds(1))
+            let took = ContinuousClock.now - killed
+            #expect(took < Self.stopDeadline + .seconds(1), "STOPPED after \(took)")
+            #expect(processExists(sandboxPid) && !isZombie(sandboxPid), "the frozen sandbox really survived")
+            let log = h.containerd.process.outputText
+            #expect(log.contains("survived SIGKILL; exits published as 137"), "the record names the survivor")
+            #expect(log.contains("reap_timed_out=1"), "the reap timeout is counted")
+
+            try Cgroups.setFrozen(hold, false)
+            try await withTimeout(.seconds(5), "the thawed sandbox's death") {
+                while processExists(sandboxPid) && !isZombie(sandboxPid) { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            let removed = try await h.ctr(["task", "rm", "c1"])
+            #expect(removed.status == 0 && removed.output.contains("137"), "task rm: \(removed.output)")
+            #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
+            try await Self.removeCgroup(hold)
         }
     }
 
@@ -151,50 +144,44 @@ import WardenTestSupport
             if ProcessInfo.processInfo.environment["WARDEN_INTEROP"] == "1" { Issue.record("setpriv missing") }
             return
         }
-        try await withTimeout(.seconds(60), "oomScoreAdj clamp") {
-            let h = try await ShimHarness.start(
-                .fake, deadlines: LadderTests.deadlines,
-                launcher: ["/usr/bin/setpriv", "--inh-caps=-sys_resource", "--bounding-set=-sys_resource", "--"])
-            do {
-                let own = Int(try String(contentsOfFile: "/proc/self/oom_score_adj", encoding: .utf8)
-                    .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-                let requested = own - 10
-                let defaults = try await runCommand(ContainerdUnderTest.ctr, ["oci", "spec"])
-                var spec = try #require(
-                    try JSONSerialization.jsonObject(with: Data(defaults.output.utf8)) as? [String: Any])
-                var process = spec["process"] as? [String: Any] ?? [:]
-                process["args"] = ["sleep", "1000"]
-                process["env"] = ["PATH=/bin:/usr/bin"]
-                process["oomScoreAdj"] = requested
-                spec["process"] = process
-                var linux = spec["linux"] as? [String: Any] ?? [:]
-                linux["cgroupsPath"] = "/\(h.namespace)/c1"
-                spec["linux"] = linux
-                // An empty root (fake-runsc runs the command on the host): with --config, ctr takes no image.
-                let root = h.containerd.dir.file("empty-root")
-                try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-                spec["root"] = ["path": root]
-                let specPath = h.containerd.dir.file("spec.json")
-                try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: specPath))
+        try await ShimHarness.run(
+            .fake, limit: .seconds(60), "oomScoreAdj clamp", deadlines: LadderTests.deadlines,
+            launcher: ["/usr/bin/setpriv", "--inh-caps=-sys_resource", "--bounding-set=-sys_resource", "--"]
+        ) { h in
+            let own = Int(try String(contentsOfFile: "/proc/self/oom_score_adj", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            let requested = own - 10
+            let defaults = try await runCommand(ContainerdUnderTest.ctr, ["oci", "spec"])
+            var spec = try #require(
+                try JSONSerialization.jsonObject(with: Data(defaults.output.utf8)) as? [String: Any])
+            var process = spec["process"] as? [String: Any] ?? [:]
+            process["args"] = ["sleep", "1000"]
+            process["env"] = ["PATH=/bin:/usr/bin"]
+            process["oomScoreAdj"] = requested
+            spec["process"] = process
+            var linux = spec["linux"] as? [String: Any] ?? [:]
+            linux["cgroupsPath"] = "/\(h.namespace)/c1"
+            spec["linux"] = linux
+            // An empty root (fake-runsc runs the command on the host): with --config, ctr takes no image.
+            let root = h.containerd.dir.file("empty-root")
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            spec["root"] = ["path": root]
+            let specPath = h.containerd.dir.file("spec.json")
+            try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: specPath))
 
-                let run = try await h.ctr(["run", "-d", "--config", specPath] + h.runtimeFlags + ["c1"])
-                #expect(run.status == 0, "run: \(run.output)")
-                try await h.waitForTask("c1", status: "RUNNING")
-                let sandboxPid = try #require(try await h.taskPid("c1"))
-                let applied = try String(contentsOfFile: "/proc/\(sandboxPid)/oom_score_adj", encoding: .utf8)
-                #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "\(own)", "the sandbox got the clamped score")
-                #expect(
-                    h.containerd.process.outputText.contains("oomScoreAdj \(requested) clamped to \(own)"),
-                    "the clamp is logged")
-                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
-                try await h.waitForTask("c1", status: "STOPPED")
-                #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
-                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
-                try await h.finish()
-            } catch {
-                await h.abandon()
-                throw error
-            }
+            let run = try await h.ctr(["run", "-d", "--config", specPath] + h.runtimeFlags + ["c1"])
+            #expect(run.status == 0, "run: \(run.output)")
+            try await h.waitForTask("c1", status: "RUNNING")
+            let sandboxPid = try #require(try await h.taskPid("c1"))
+            let applied = try String(contentsOfFile: "/proc/\(sandboxPid)/oom_score_adj", encoding: .utf8)
+            #expect(applied.trimmingCharacters(in: .whitespacesAndNewlines) == "\(own)", "the sandbox got the clamped score")
+            #expect(
+                h.containerd.process.outputText.contains("oomScoreAdj \(requested) clamped to \(own)"),
+                "the clamp is logged")
+            #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
+            try await h.waitForTask("c1", status: "STOPPED")
+            #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
+            #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
         }
     }
 }

@@ -47,85 +47,71 @@ import WardenTestSupport
 
     @Test func aHealthyRunIsCountedExactly() async throws {
         guard ShimHarness.available(.fake) else { return }
-        try await withTimeout(.seconds(60), "healthy run metrics") {
-            let h = try await ShimHarness.start(.fake, deadlines: Self.deadlines)
-            do {
-                #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
-                try await h.waitForTask("c1", status: "RUNNING")
-                #expect(try await h.ctr(["task", "exec", "--exec-id", "e1", "c1", "true"]).status == 0)
-                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
-                try await h.waitForTask("c1", status: "STOPPED")
-                let samples = try await Self.settled(h, pod: "c1") { Self.value($0, "warden_exits_published_total") == 2 }
-                #expect(Self.value(samples, "warden_exits_published_total") == 2, "the exec's exit and c1's")
-                #expect(Self.value(samples, "warden_termination_seconds_count", ["reason": "kill"]) == 1)
-                #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "terminations"]) == 1)
-                #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "sigkill"]) == 0)
-                #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "runsc_kill_failed"]) == 0)
-                for verb in ["create", "start", "exec"] {
-                    #expect(Self.value(samples, "warden_runsc_call_seconds_count", ["verb": verb, "outcome": "ok"]) == 1, "\(verb)")
-                }
-                #expect(Self.value(samples, "warden_runsc_call_timeouts_total") == 0)
-                for (method, count) in [("Create", 1.0), ("Start", 2), ("Exec", 1)] {
-                    #expect(Self.value(samples, "warden_ttrpc_requests_total", ["method": method, "code": "0"]) == count, "\(method)")
-                }
-                #expect(Self.value(samples, "warden_ttrpc_requests_total", ["method": "Kill", "code": "0"]) >= 1)
-                #expect(Self.value(samples, "warden_container_state", ["container": "c1", "state": "stopped"]) == 1)
-                #expect(Self.value(samples, "warden_tasks", ["state": "stopped"]) == 1, "c1 (ctr deleted its exec)")
-                #expect(Self.value(samples, "warden_last_termination_seconds", ["sandbox": "c1", "reason": "kill", "outcome": "stopped"]) > 0)
-
-                // warden status shows the pod.
-                let status = try await runCommand(Self.warden, ["status", "--json", "--config", h.configPath])
-                #expect(status.output.contains("\"pod\" : \"c1\"") && status.output.contains("\"c1\" : \"stopped\""), "\(status.output)")
-
-                #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
-                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
-                try await h.finish()  // also: the metrics file went with the shim
-            } catch {
-                await h.abandon()
-                throw error
+        try await ShimHarness.run(.fake, limit: .seconds(60), "healthy run metrics", deadlines: Self.deadlines) { h in
+            #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
+            try await h.waitForTask("c1", status: "RUNNING")
+            #expect(try await h.ctr(["task", "exec", "--exec-id", "e1", "c1", "true"]).status == 0)
+            #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
+            try await h.waitForTask("c1", status: "STOPPED")
+            let samples = try await Self.settled(h, pod: "c1") { Self.value($0, "warden_exits_published_total") == 2 }
+            #expect(Self.value(samples, "warden_exits_published_total") == 2, "the exec's exit and c1's")
+            #expect(Self.value(samples, "warden_termination_seconds_count", ["reason": "kill"]) == 1)
+            #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "terminations"]) == 1)
+            #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "sigkill"]) == 0)
+            #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "runsc_kill_failed"]) == 0)
+            for verb in ["create", "start", "exec"] {
+                #expect(Self.value(samples, "warden_runsc_call_seconds_count", ["verb": verb, "outcome": "ok"]) == 1, "\(verb)")
             }
+            #expect(Self.value(samples, "warden_runsc_call_timeouts_total") == 0)
+            for (method, count) in [("Create", 1.0), ("Start", 2), ("Exec", 1)] {
+                #expect(Self.value(samples, "warden_ttrpc_requests_total", ["method": method, "code": "0"]) == count, "\(method)")
+            }
+            #expect(Self.value(samples, "warden_ttrpc_requests_total", ["method": "Kill", "code": "0"]) >= 1)
+            #expect(Self.value(samples, "warden_container_state", ["container": "c1", "state": "stopped"]) == 1)
+            #expect(Self.value(samples, "warden_tasks", ["state": "stopped"]) == 1, "c1 (ctr deleted its exec)")
+            #expect(Self.value(samples, "warden_last_termination_seconds", ["sandbox": "c1", "reason": "kill", "outcome": "stopped"]) > 0)
+
+            // warden status shows the pod.
+            let status = try await runCommand(Self.warden, ["status", "--json", "--config", h.configPath])
+            #expect(status.output.contains("\"pod\" : \"c1\"") && status.output.contains("\"c1\" : \"stopped\""), "\(status.output)")
+
+            #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
+            #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
         }
     }
 
     @Test func aWedgedPodIsCountedExactly() async throws {
         guard ShimHarness.available(.fake) else { return }
-        try await withTimeout(.seconds(60), "wedged pod metrics") {
-            let h = try await ShimHarness.start(.fake, deadlines: Self.deadlines)
-            do {
-                #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
-                try await h.waitForTask("c1", status: "RUNNING")
-                try FileManager.default.createDirectory(atPath: h.runscRoot, withIntermediateDirectories: true)
-                try "hang-kill\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
-                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
-                try await h.waitForTask("c1", status: "STOPPED", timeout: .seconds(5))
-                try FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
-                let samples = try await Self.settled(h, pod: "c1") {
-                    Self.value($0, "warden_termination_seconds_count") == 1
-                }
-                #expect(Self.value(samples, "warden_termination_seconds_count", ["reason": "kill"]) == 1)
-                #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "runsc_kill_failed"]) == 1)
-                #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "grace_expired"]) == 1)
-                #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "sigkill"]) == 1)
-                #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "reap_timed_out"]) == 0)
-                #expect(Self.value(samples, "warden_runsc_call_timeouts_total", ["verb": "kill"]) == 1)
-                #expect(Self.value(samples, "warden_runsc_call_seconds_count", ["verb": "kill", "outcome": "timed_out"]) == 1)
-                #expect(Self.value(samples, "warden_exits_published_total") == 1)
-                // The alert rules shipped in shim-config/ name series the shim writes.
-                let rules = try String(contentsOfFile: Self.repository + "/shim-config/alerts.yaml", encoding: .utf8)
-                let referenced = Set(rules.matches(of: #/warden_[a-z_]+/#).map { String($0.output) })
-                #expect(referenced.count >= 4)
-                for name in referenced {
-                    #expect(samples.contains { $0.name == name }, "alerts.yaml names \(name), which the shim writes")
-                }
-                // Within stop_deadline (3 s): the +Inf bucket only above it would mean a miss.
-                #expect(Self.value(samples, "warden_termination_seconds_bucket", ["reason": "kill", "le": "5.0"]) == 1)
-                #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
-                #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
-                try await h.finish()
-            } catch {
-                await h.abandon()
-                throw error
+        try await ShimHarness.run(.fake, limit: .seconds(60), "wedged pod metrics", deadlines: Self.deadlines) { h in
+            #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status == 0)
+            try await h.waitForTask("c1", status: "RUNNING")
+            try FileManager.default.createDirectory(atPath: h.runscRoot, withIntermediateDirectories: true)
+            try "hang-kill\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
+            #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
+            try await h.waitForTask("c1", status: "STOPPED", timeout: .seconds(5))
+            try FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
+            let samples = try await Self.settled(h, pod: "c1") {
+                Self.value($0, "warden_termination_seconds_count") == 1
             }
+            #expect(Self.value(samples, "warden_termination_seconds_count", ["reason": "kill"]) == 1)
+            #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "runsc_kill_failed"]) == 1)
+            #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "grace_expired"]) == 1)
+            #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "sigkill"]) == 1)
+            #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "reap_timed_out"]) == 0)
+            #expect(Self.value(samples, "warden_runsc_call_timeouts_total", ["verb": "kill"]) == 1)
+            #expect(Self.value(samples, "warden_runsc_call_seconds_count", ["verb": "kill", "outcome": "timed_out"]) == 1)
+            #expect(Self.value(samples, "warden_exits_published_total") == 1)
+            // The alert rules shipped in shim-config/ name series the shim writes.
+            let rules = try String(contentsOfFile: Self.repository + "/shim-config/alerts.yaml", encoding: .utf8)
+            let referenced = Set(rules.matches(of: #/warden_[a-z_]+/#).map { String($0.output) })
+            #expect(referenced.count >= 4)
+            for name in referenced {
+                #expect(samples.contains { $0.name == name }, "alerts.yaml names \(name), which the shim writes")
+            }
+            // Within stop_deadline (3 s): the +Inf bucket only above it would mean a miss.
+            #expect(Self.value(samples, "warden_termination_seconds_bucket", ["reason": "kill", "le": "5.0"]) == 1)
+            #expect(try await h.ctr(["task", "rm", "c1"]).status == 0)
+            #expect(try await h.ctr(["container", "rm", "c1"]).status == 0)
         }
     }
 
@@ -172,73 +158,66 @@ import WardenTestSupport
     /// runc-shim pod run on, untouched.
     @Test func doctorFindsTheRuncShimsMessAndSweepClearsItOnly() async throws {
         guard ShimHarness.available(.fake, also: [ContainerdUnderTest.runcShim]) else { return }
-        try await withTimeout(.seconds(90), "doctor and sweep") {
-            let h = try await ShimHarness.start(.fake, deadlines: Self.deadlines)
+        try await ShimHarness.run(.fake, limit: .seconds(90), "doctor and sweep", deadlines: Self.deadlines) { h in
             let runcRoot = h.containerd.dir.file("runc")
             let runc = ["--runtime", "io.containerd.runc.v2", "--runc-binary", ShimHarness.buildDirectory + "/fake-runsc", "--runc-root", runcRoot]
             let scope = [
-                "--state", h.containerd.dir.file("state"), "--runsc-root", h.runscRoot, "--runsc-root", runcRoot,
-                "--address", h.containerd.address, "--config", h.configPath,
+            "--state", h.containerd.dir.file("state"), "--runsc-root", h.runscRoot, "--runsc-root", runcRoot,
+            "--address", h.containerd.address, "--config", h.configPath,
             ]
-            do {
-                #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "w1", "sleep", "1000"]).status == 0)
-                #expect(try await h.ctr(["run", "-d"] + runc + [ShimHarness.image, "live1", "sleep", "1000"]).status == 0)
-                #expect(try await h.ctr(["run", "-d"] + runc + [ShimHarness.image, "mess1", "sleep", "1000"]).status == 0)
-                for task in ["w1", "live1", "mess1"] { try await h.waitForTask(task, status: "RUNNING") }
-                #expect(try await runCommand(Self.warden, ["doctor"] + scope).output.contains("nothing stale found"))
+            #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "w1", "sleep", "1000"]).status == 0)
+            #expect(try await h.ctr(["run", "-d"] + runc + [ShimHarness.image, "live1", "sleep", "1000"]).status == 0)
+            #expect(try await h.ctr(["run", "-d"] + runc + [ShimHarness.image, "mess1", "sleep", "1000"]).status == 0)
+            for task in ["w1", "live1", "mess1"] { try await h.waitForTask(task, status: "RUNNING") }
+            #expect(try await runCommand(Self.warden, ["doctor"] + scope).output.contains("nothing stale found"))
 
-                // The stuck pod, and the operator's kill -9 of its shim.
-                let faults = "\(runcRoot)/\(h.namespace)/faults"
-                try "hang-kill\nhang-delete\n".write(toFile: faults, atomically: true, encoding: .utf8)
-                _ = try? await h.ctr(["task", "kill", "-s", "SIGKILL", "mess1"], timeout: .seconds(3))
-                let stuckShim = livingProcesses(mentioning: h.containerd.address)
-                    .filter { $0.contains("containerd-shim-runc-v2") && $0.contains("-id mess1") }
-                #expect(stuckShim.count == 1, "\(stuckShim)")
-                for entry in stuckShim { kill(Int32(entry.split(separator: ":").first ?? "") ?? 0, SIGKILL) }
-                // containerd's cleanup of the dead shim runs its `delete`, which hangs on runsc delete.
-                try await Task.sleep(for: .seconds(12))
-                try FileManager.default.removeItem(atPath: faults)
+            // The stuck pod, and the operator's kill -9 of its shim.
+            let faults = "\(runcRoot)/\(h.namespace)/faults"
+            try "hang-kill\nhang-delete\n".write(toFile: faults, atomically: true, encoding: .utf8)
+            _ = try? await h.ctr(["task", "kill", "-s", "SIGKILL", "mess1"], timeout: .seconds(3))
+            let stuckShim = livingProcesses(mentioning: h.containerd.address)
+                .filter { $0.contains("containerd-shim-runc-v2") && $0.contains("-id mess1") }
+            #expect(stuckShim.count == 1, "\(stuckShim)")
+            for entry in stuckShim { kill(Int32(entry.split(separator: ":").first ?? "") ?? 0, SIGKILL) }
+            // containerd's cleanup of the dead shim runs its `delete`, which hangs on runsc delete.
+            try await Task.sleep(for: .seconds(12))
+            try FileManager.default.removeItem(atPath: faults)
 
-                let doctor = try await runCommand(Self.warden, ["doctor", "--json"] + scope)
-                let found = try JSONDecoder().decode([Found].self, from: Data(doctor.output.utf8))
-                let kinds = Set(found.map(\.kind))
-                for kind in ["orphan-process", "stale-mount", "stale-cgroup", "stale-bundle", "stale-socket"] {
-                    #expect(kinds.contains(kind), "doctor finds a \(kind): \(doctor.output)")
-                }
-                #expect(found.allSatisfy { $0.owner.contains("mess1") || $0.kind == "stale-socket" }, "all of it mess1's: \(doctor.output)")
-                #expect(!found.contains { $0.owner.contains("w1") || $0.owner.contains("live1") }, "nothing of the live pods")
-
-                let dryRun = try await runCommand(Self.warden, ["sweep", "--dry-run", "--json"] + scope)
-                #expect(try JSONDecoder().decode([Swept].self, from: Data(dryRun.output.utf8)).allSatisfy { !$0.done })
-                let again = try JSONDecoder().decode([Found].self, from: Data(try await runCommand(Self.warden, ["doctor", "--json"] + scope).output.utf8))
-                #expect(again.count == found.count, "a dry run changes nothing")
-
-                let swept = try await runCommand(Self.warden, ["sweep", "--json"] + scope)
-                #expect(swept.status == 0, "\(swept.output)")
-                let outcomes = try JSONDecoder().decode([Swept].self, from: Data(swept.output.utf8))
-                #expect(outcomes.allSatisfy { $0.done }, "\(swept.output)")
-                let after = try await runCommand(Self.warden, ["doctor"] + scope)
-                #expect(after.output.contains("nothing stale found") && after.status == 0, "\(after.output)")
-
-                // The live pods: untouched, still running, still answering.
-                try await h.waitForTask("w1", status: "RUNNING", timeout: .milliseconds(500))
-                try await h.waitForTask("live1", status: "RUNNING", timeout: .milliseconds(500))
-                #expect(try await h.ctr(["task", "exec", "--exec-id", "x", "w1", "true"]).status == 0)
-
-                for task in ["w1", "live1"] {
-                    #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", task]).status == 0)
-                    try await h.waitForTask(task, status: "STOPPED")
-                    #expect(try await h.ctr(["task", "rm", task]).status == 0)
-                }
-                let cgroupsAfterSweep = h.leftCgroups().filter { $0.hasSuffix("/mess1") }
-                #expect(cgroupsAfterSweep.isEmpty, "mess1's cgroups after the sweep: \(cgroupsAfterSweep)")
-                _ = try await h.ctr(["task", "rm", "-f", "mess1"], timeout: .seconds(10))
-                for container in ["w1", "live1", "mess1"] { _ = try await h.ctr(["container", "rm", container]) }
-                try await h.finish()
-            } catch {
-                await h.abandon()
-                throw error
+            let doctor = try await runCommand(Self.warden, ["doctor", "--json"] + scope)
+            let found = try JSONDecoder().decode([Found].self, from: Data(doctor.output.utf8))
+            let kinds = Set(found.map(\.kind))
+            for kind in ["orphan-process", "stale-mount", "stale-cgroup", "stale-bundle", "stale-socket"] {
+                #expect(kinds.contains(kind), "doctor finds a \(kind): \(doctor.output)")
             }
+            #expect(found.allSatisfy { $0.owner.contains("mess1") || $0.kind == "stale-socket" }, "all of it mess1's: \(doctor.output)")
+            #expect(!found.contains { $0.owner.contains("w1") || $0.owner.contains("live1") }, "nothing of the live pods")
+
+            let dryRun = try await runCommand(Self.warden, ["sweep", "--dry-run", "--json"] + scope)
+            #expect(try JSONDecoder().decode([Swept].self, from: Data(dryRun.output.utf8)).allSatisfy { !$0.done })
+            let again = try JSONDecoder().decode([Found].self, from: Data(try await runCommand(Self.warden, ["doctor", "--json"] + scope).output.utf8))
+            #expect(again.count == found.count, "a dry run changes nothing")
+
+            let swept = try await runCommand(Self.warden, ["sweep", "--json"] + scope)
+            #expect(swept.status == 0, "\(swept.output)")
+            let outcomes = try JSONDecoder().decode([Swept].self, from: Data(swept.output.utf8))
+            #expect(outcomes.allSatisfy { $0.done }, "\(swept.output)")
+            let after = try await runCommand(Self.warden, ["doctor"] + scope)
+            #expect(after.output.contains("nothing stale found") && after.status == 0, "\(after.output)")
+
+            // The live pods: untouched, still running, still answering.
+            try await h.waitForTask("w1", status: "RUNNING", timeout: .milliseconds(500))
+            try await h.waitForTask("live1", status: "RUNNING", timeout: .milliseconds(500))
+            #expect(try await h.ctr(["task", "exec", "--exec-id", "x", "w1", "true"]).status == 0)
+
+            for task in ["w1", "live1"] {
+                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", task]).status == 0)
+                try await h.waitForTask(task, status: "STOPPED")
+                #expect(try await h.ctr(["task", "rm", task]).status == 0)
+            }
+            let cgroupsAfterSweep = h.leftCgroups().filter { $0.hasSuffix("/mess1") }
+            #expect(cgroupsAfterSweep.isEmpty, "mess1's cgroups after the sweep: \(cgroupsAfterSweep)")
+            _ = try await h.ctr(["task", "rm", "-f", "mess1"], timeout: .seconds(10))
+            for container in ["w1", "live1", "mess1"] { _ = try await h.ctr(["container", "rm", container]) }
         }
     }
 }

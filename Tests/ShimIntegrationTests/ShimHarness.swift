@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import LinuxSys
 import Testing
 import WardenTestSupport
@@ -14,7 +15,18 @@ enum RuntimeKind: String, CustomStringConvertible, CaseIterable, Sendable {
 /// leak audit. Its containerd namespace is named after its temp dir, so the cgroups runsc makes
 /// (`/<namespace>/<id>`, ctr's default path) are this test's alone.
 final class ShimHarness: Sendable {
-    let containerd: PrivateContainerd
+    /// The containerd serving now (`restartContainerd()` replaces it).
+    var containerd: PrivateContainerd { life.withLock { $0.containerd } }
+    private struct Life {
+        var containerd: PrivateContainerd
+        /// What `abandon()` undoes besides containerd and the processes (a frozen cgroup, a
+        /// process the test started), newest first.
+        var cleanups: [@Sendable () async -> Void] = []
+    }
+    private let life: Mutex<Life>
+    /// How containerd was started, for a restart.
+    private let environment: [String: String]
+    private let launcher: [String]
     let runtime: RuntimeKind
     let configPath: String
     let runscRoot: String
@@ -44,8 +56,13 @@ final class ShimHarness: Sendable {
         return false
     }
 
-    private init(containerd: PrivateContainerd, runtime: RuntimeKind, configPath: String, runscRoot: String) {
-        self.containerd = containerd
+    private init(
+        containerd: PrivateContainerd, environment: [String: String], launcher: [String], runtime: RuntimeKind,
+        configPath: String, runscRoot: String
+    ) {
+        self.life = Mutex(Life(containerd: containerd))
+        self.environment = environment
+        self.launcher = launcher
         self.runtime = runtime
         self.configPath = configPath
         self.runscRoot = runscRoot
@@ -77,9 +94,11 @@ final class ShimHarness: Sendable {
         // The shim first; then the containerd under test's own runc shim.
         let path = buildDirectory + ":" + ContainerdUnderTest.directory + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
         // The shim server's stderr (a crash report) goes to a file in the test dir.
-        let containerd = try await PrivateContainerd.start(
-            environment: ["PATH": path, "WARDEN_SHIM_STDERR": dir.file("shim.stderr")].merging(shimEnvironment) { $1 }, launcher: launcher, in: dir)
-        let harness = ShimHarness(containerd: containerd, runtime: runtime, configPath: configPath, runscRoot: runscRoot)
+        let environment = ["PATH": path, "WARDEN_SHIM_STDERR": dir.file("shim.stderr")].merging(shimEnvironment) { $1 }
+        let containerd = try await PrivateContainerd.start(environment: environment, launcher: launcher, in: dir)
+        let harness = ShimHarness(
+            containerd: containerd, environment: environment, launcher: launcher, runtime: runtime, configPath: configPath,
+            runscRoot: runscRoot)
         let imported = try await harness.ctr(["images", "import", imageTar], timeout: .seconds(60))
         if imported.status != 0 {
             await harness.containerd.stop()
@@ -208,10 +227,26 @@ final class ShimHarness: Sendable {
         }
     }
 
+    /// Stops containerd and starts another on the same directories (its state, the shims it
+    /// left running): what a node's containerd restart looks like to the shims.
+    func restartContainerd() async throws {
+        let old = containerd
+        await old.stop()
+        let started = try await PrivateContainerd.start(environment: environment, launcher: launcher, in: old.dir)
+        life.withLock { $0.containerd = started }
+    }
+
+    /// Registers what `abandon()` must undo besides containerd, the test's processes and
+    /// mounts (run newest first): a test that times out still runs it.
+    func onAbandon(_ cleanup: @escaping @Sendable () async -> Void) {
+        life.withLock { $0.cleanups.insert(cleanup, at: 0) }
+    }
+
     /// Cleanup after a failed test: containerd's output (with the shims' logs) kept in
     /// `<dir>.log` for diagnosis, containerd stopped, every process of the test killed by PID,
     /// its mounts detached.
     func abandon() async {
+        for cleanup in life.withLock({ $0.cleanups }) { await cleanup() }
         let report = containerd.process.outputText + "\n--- shim stderr ---\n"
             + ((try? String(contentsOfFile: containerd.dir.file("shim.stderr"), encoding: .utf8)) ?? "")
         try? report.write(toFile: containerd.dir.path + ".log", atomically: true, encoding: .utf8)

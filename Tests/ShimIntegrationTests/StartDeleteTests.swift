@@ -46,6 +46,12 @@ struct StartDeleteTests {
         }
     }
 
+    /// warden.toml in `dir` for fake-runsc, with its runsc root and metrics dir inside `dir`.
+    static func writeFakeConfig(in dir: TempDir) throws {
+        try "runsc = \"\(ShimHarness.buildDirectory)/fake-runsc\"\nroot = \"\(dir.file("runsc"))\"\n[metrics]\ndir = \"\(dir.file("metrics"))\"\n"
+            .write(toFile: dir.file("warden.toml"), atomically: true, encoding: .utf8)
+    }
+
     static func bundle(in dir: TempDir, id: String, annotations: [String: String]) throws -> String {
         let bundle = dir.file("state/io.containerd.runtime.v2.task/ns1/\(id)")
         try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
@@ -67,8 +73,7 @@ struct StartDeleteTests {
         guard ShimHarness.available(.fake) else { return }
         let dir = try TempDir("wds")
         defer { dir.remove() }
-        try "runsc = \"\(ShimHarness.buildDirectory)/fake-runsc\"\nroot = \"\(dir.file("runsc"))\"\n[metrics]\ndir = \"\(dir.file("metrics"))\"\n"
-            .write(toFile: dir.file("warden.toml"), atomically: true, encoding: .utf8)
+        try Self.writeFakeConfig(in: dir)
         let stdin = try Self.options(configPath: dir.file("warden.toml"))
         let flags = ["-namespace", "ns1", "-address", dir.file("c.sock"), "-publish-binary", "/usr/bin/containerd"]
         let pod = ["io.kubernetes.cri.sandbox-id": "podA"]
@@ -138,8 +143,7 @@ struct StartDeleteTests {
         guard ShimHarness.available(.fake) else { return }
         let dir = try TempDir("wds")
         defer { dir.remove() }
-        try "runsc = \"\(ShimHarness.buildDirectory)/fake-runsc\"\nroot = \"\(dir.file("runsc"))\"\n[metrics]\ndir = \"\(dir.file("metrics"))\"\n"
-            .write(toFile: dir.file("warden.toml"), atomically: true, encoding: .utf8)
+        try Self.writeFakeConfig(in: dir)
         let flags = ["-namespace", "ns1", "-address", dir.file("c.sock"), "-id", "c1"]
         let bundle = try Self.bundle(in: dir, id: "c1", annotations: [:])
         let started = try await Self.shim(flags + ["start"], cwd: bundle, stdin: try Self.options(configPath: dir.file("warden.toml")))

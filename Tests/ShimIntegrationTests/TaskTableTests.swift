@@ -110,26 +110,18 @@ struct TaskTableTests {
     @Test(arguments: RuntimeKind.allCases)
     func containerdRestart(_ runtime: RuntimeKind) async throws {
         guard ShimHarness.available(runtime) else { return }
-        try await withTimeout(.seconds(120), "containerd restart (\(runtime))") {
-            let first = try await ShimHarness.start(runtime)
-            _ = try await first.ctr(["run", "-d"] + first.runtimeFlags + [ShimHarness.image, "survivor", "sleep", "1000"])
-            try await first.waitForTask("survivor", status: "RUNNING")
-            await first.containerd.stop()
-            #expect(first.shimProcesses().count == 1, "the shim outlives containerd")
-            let h = try await ShimHarness.start(runtime, dir: first.containerd.dir)
-            do {
-                try await h.waitForTask("survivor", status: "RUNNING")
-                #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "survivor"]).status == 0)
-                try await h.waitForTask("survivor", status: "STOPPED")
-                let removed = try await h.ctr(["task", "rm", "survivor"])
-                #expect(removed.status == 0)
-                #expect(removed.output.contains("137"), "exit status reported after the restart: \(removed.output)")
-                #expect(try await h.ctr(["container", "rm", "survivor"]).status == 0)
-                try await h.finish()
-            } catch {
-                await h.abandon()
-                throw error
-            }
+        try await ShimHarness.run(runtime, limit: .seconds(120), "containerd restart (\(runtime))") { h in
+            _ = try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "survivor", "sleep", "1000"])
+            try await h.waitForTask("survivor", status: "RUNNING")
+            try await h.restartContainerd()
+            #expect(h.shimProcesses().count == 1, "the shim outlives containerd")
+            try await h.waitForTask("survivor", status: "RUNNING")
+            #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "survivor"]).status == 0)
+            try await h.waitForTask("survivor", status: "STOPPED")
+            let removed = try await h.ctr(["task", "rm", "survivor"])
+            #expect(removed.status == 0)
+            #expect(removed.output.contains("137"), "exit status reported after the restart: \(removed.output)")
+            #expect(try await h.ctr(["container", "rm", "survivor"]).status == 0)
         }
     }
 }

@@ -110,10 +110,6 @@ void clinux_eventfd_drain(int fd);
 /// Close-on-exec. Returns -1 with errno set on failure.
 int clinux_netlink_route_socket_in_netns(const char *netns_path);
 
-/// The start time of process `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat),
-/// or 0 if it is gone. With the pid it identifies one process across pid reuse.
-unsigned long long clinux_process_start_time(pid_t pid);
-
 /// glibc malloc: at most `count` arenas (each thread that mallocs under contention would
 /// otherwise get one, up to 8 per core); give free memory back to the kernel.
 int clinux_limit_malloc_arenas(int count);

@@ -1,0 +1,78 @@
+// fake-runsc's fault table: every fault a test can inject, what it does, and where a test
+// names them (WARDEN_FAKE_RUNSC_FAULTS, or a `faults` file at or above --root). The verbs and
+// roles ask `faults.contains(.x)`; nothing else reads the names.
+
+import LinuxSys
+
+extension FakeRunsc {
+    enum Fault: String, CaseIterable {
+        /// create leaves the sandbox and gofer running, then fails (runsc crashing mid-create).
+        case crashOnCreate = "crash-on-create"
+        /// start fails after create succeeded: a task no runsc verb can start.
+        case failStart = "fail-start"
+        /// start takes 2 s (a Kill or Delete arriving while Start is in flight).
+        case slowStart = "slow-start"
+        /// exec fails.
+        case failExec = "fail-exec"
+        /// The container's init ignores SIGTERM (the ladder must escalate).
+        case ignoreSigterm = "ignore-sigterm"
+        /// A kill takes effect only once the pod's links are down (the field's wedge: a sentry
+        /// holding packet sockets does not stop while its netns is up).
+        case unkillableUntilNetnsDown = "unkillable-until-netns-down"
+        /// delete leaves the container's cgroup behind.
+        case leaveCgroup = "leave-cgroup"
+        /// The gofer outlives its sandbox.
+        case orphanGofer = "orphan-gofer"
+    }
+
+    /// The subcommands a `hang-<verb>` fault can hang (it then never returns).
+    static let hangableVerbs: Set<String> = [
+        "create", "start", "state", "kill", "wait", "delete", "ps", "pause", "resume", "events", "exec",
+    ]
+
+    struct Faults {
+        private let faults: Set<Fault>
+        private let hungVerbs: Set<String>
+
+        /// Throws, naming it, for a fault fake-runsc does not know: a misspelt fault would
+        /// otherwise leave a test running with no fault at all and passing for the wrong reason.
+        init(root: String) throws(Failure) {
+            var text = ProcessEnvironment.value("WARDEN_FAKE_RUNSC_FAULTS") ?? ""
+            if let bytes = FileDescriptor.readAll("\(Self.directory(root: root))/faults") {
+                text += "\n" + String(decoding: bytes, as: UTF8.self)
+            }
+            var faults: Set<Fault> = []
+            var hungVerbs: Set<String> = []
+            for name in text.split(whereSeparator: { $0 == "," || $0 == "\n" || $0 == " " }).map(String.init) {
+                if let fault = Fault(rawValue: name) {
+                    faults.insert(fault)
+                } else if name.hasPrefix("hang-"), Self.isHangable(String(name.dropFirst(5))) {
+                    hungVerbs.insert(String(name.dropFirst(5)))
+                } else {
+                    let known = Fault.allCases.map(\.rawValue) + ["hang-<verb>"]
+                    throw Failure("unknown fault \"\(name)\" (known: \(known.joined(separator: ", ")))", status: 2)
+                }
+            }
+            self.faults = faults
+            self.hungVerbs = hungVerbs
+        }
+
+        private static func isHangable(_ verb: String) -> Bool { FakeRunsc.hangableVerbs.contains(verb) }
+
+        func contains(_ fault: Fault) -> Bool { faults.contains(fault) }
+        func hangs(_ verb: String) -> Bool { hungVerbs.contains(verb) }
+
+        /// Where a test put the `faults` file (and reads `fault-log`): `--root`, or up to two
+        /// levels above it, as Warden gives each pod a root of its own under the configured
+        /// one (`<root>/<namespace>/<pod>`).
+        static func directory(root: String) -> String {
+            var candidate = root
+            for _ in 0..<3 {
+                if FileDescriptor.exists(candidate + "/faults") { return candidate }
+                guard let slash = candidate.lastIndex(of: "/"), slash > candidate.startIndex else { break }
+                candidate = String(candidate[..<slash])
+            }
+            return root
+        }
+    }
+}

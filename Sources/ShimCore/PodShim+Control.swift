@@ -1,0 +1,80 @@
+// Pause, Resume, Stats and stdio control (resize, close stdin), Connect and Shutdown: the
+// task API calls that neither create nor end a task. Runsc calls here run under runsc's own
+// per-call deadline and change state only after they answer.
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import ContainerdAPI
+import LinuxSys
+import Runsc
+import SwiftProtobuf
+
+extension PodShim {
+    // MARK: Pause / Resume / Stats / IO
+
+    public func pause(id: String) async throws(ShimError) {
+        let container = try container(id)
+        guard container.initProcess.status == .running else {
+            throw ShimError(.failedPrecondition, "cannot pause container \(id): it is \(container.initProcess.status)")
+        }
+        do throws(RunscError) { try await runsc.pause(id) } catch { throw ShimError(from: error, "pause \(id)") }
+        if container.initProcess.status == .running { container.initProcess.status = .paused }
+        var event = Containerd_Events_TaskPaused()
+        event.containerID = id
+        events.publish("/tasks/paused", event)
+    }
+
+    public func resume(id: String) async throws(ShimError) {
+        let container = try container(id)
+        guard container.initProcess.status == .paused else {
+            throw ShimError(.failedPrecondition, "cannot resume container \(id): it is \(container.initProcess.status)")
+        }
+        do throws(RunscError) { try await runsc.resume(id) } catch { throw ShimError(from: error, "resume \(id)") }
+        if container.initProcess.status == .paused { container.initProcess.status = .running }
+        var event = Containerd_Events_TaskResumed()
+        event.containerID = id
+        events.publish("/tasks/resumed", event)
+    }
+
+    public func stats(id: String) async throws(ShimError) -> Google_Protobuf_Any {
+        let container = try container(id)
+        guard container.initProcess.status == .running || container.initProcess.status == .paused else {
+            throw ShimError(.failedPrecondition, "no stats for container \(id): it is \(container.initProcess.status)")
+        }
+        let stats: RunscStats
+        do throws(RunscError) { stats = try await runsc.stats(id) } catch { throw ShimError(from: error, "stats of \(id)") }
+        do {
+            return try Google_Protobuf_Any(containerdMessage: CgroupMetrics.v1(stats))
+        } catch {
+            throw ShimError(.internal, "stats of \(id): \(error)")
+        }
+    }
+
+    public func resize(id: String, execID: String, width: UInt32, height: UInt32) throws(ShimError) {
+        try process(id, execID).io.resize(width: width, height: height)
+    }
+
+    public func closeIO(id: String, execID: String, stdin: Bool) throws(ShimError) {
+        let process = try process(id, execID)
+        if stdin { process.io.closeStdin() }
+    }
+
+    public func connect(id: String) throws(ShimError) -> Containerd_Task_V2_ConnectResponse {
+        var response = Containerd_Task_V2_ConnectResponse()
+        response.shimPid = UInt32(ProcessIdentity.pid)
+        response.taskPid = containers[id]?.initProcess.pid ?? 0
+        response.version = wardenVersion
+        return response
+    }
+
+    /// Shutdown: the shim exits only once it serves no container (containerd sends one per
+    /// container after its Delete, or one for the pod).
+    public func shutdown(id: String) {
+        unreleasedSubcontainers[id] = nil
+        shutdownRequested = true
+        if containers.isEmpty { onEmptyShutdown() }
+    }
+}

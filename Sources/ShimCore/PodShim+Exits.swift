@@ -1,0 +1,150 @@
+// Exits: watching each sandbox, subcontainer and exec through the Supervisor, recording the
+// exit once and publishing TaskExit in order. Must not call runsc other than to reap what a
+// dead sandbox left.
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import ContainerdAPI
+import LinuxSys
+import Runsc
+import Supervisor
+import SwiftProtobuf
+
+extension PodShim {
+    // MARK: exits
+
+    func watchSandbox(_ sandbox: Sandbox) {
+        let supervisor = self.supervisor
+        let (id, process) = (sandbox.id, sandbox.process)
+        Task { [weak self] in
+            let outcome = await supervisor.wait(process)
+            await self?.sandboxExited(id, outcome.exitCode)
+        }
+    }
+
+    /// `runsc wait` for a container that joined a sandbox (its exit is not a process exit the
+    /// shim can see). Retried while the sandbox lives; the sandbox's own exit settles it otherwise.
+    func watchSubcontainer(_ container: Container) {
+        let runsc = self.runsc
+        let id = container.id
+        container.watcher = Task { [weak self] in
+            var delay = 100
+            while !Task.isCancelled {
+                do throws(RunscError) {
+                    let status = try await runsc.wait(id)
+                    await self?.subcontainerExited(id, UInt32(bitPattern: status))
+                    return
+                } catch {
+                    if Task.isCancelled { return }
+                    guard await self?.isWaitable(id) ?? false else { return }
+                    try? await Task.sleep(for: .milliseconds(delay))
+                    delay = min(delay * 2, 2000)
+                }
+            }
+        }
+    }
+
+    private func isWaitable(_ id: String) -> Bool {
+        guard let container = containers[id] else { return false }
+        return container.initProcess.status != .stopped && sandboxes[container.sandboxID]?.exited == false
+    }
+
+    func sandboxExited(_ sandboxID: String, _ status: UInt32) {
+        guard let sandbox = sandboxes[sandboxID], !sandbox.exited else { return }
+        sandbox.exited = true
+        log.info("sandbox \(sandboxID) exited with status \(status)")
+        // Nothing of the pod outlives its sandbox: a gofer that stays (or anything else) is
+        // killed after kill_grace.
+        Task { await self.reapCompanions(sandbox) }
+        // Every process in the sandbox is gone with it: execs first, then subcontainers, then
+        // the root, whose status is the sandbox's (runsc-sandbox exits with it).
+        for container in containers.values where container.sandboxID == sandboxID {
+            for exec in container.execs.values where exec.status != .stopped && exec.status != .created {
+                markExited(exec, status: 137)
+            }
+            if !container.isSandboxRoot {
+                container.watcher?.cancel()
+                markExited(container.initProcess, status: 137)
+            }
+        }
+        if let root = containers[sandboxID] { markExited(root.initProcess, status: status) }
+    }
+
+    private func reapCompanions(_ sandbox: Sandbox) async {
+        var lingering: [Child] = []
+        for companion in sandbox.companions where !(await waitForExit(companion, within: deadlines.killGrace)) {
+            lingering.append(companion)
+        }
+        let orphans = supervisor.adoptUntrackedChildren()
+        guard !lingering.isEmpty || !orphans.isEmpty else { return }
+        countStep(.leftoversKilled, lingering.count + orphans.count)
+        log.warn("sandbox \(sandbox.id) exited; killing what it left: \((lingering + orphans).map(\.description).joined(separator: ", "))")
+        sandbox.companions += orphans
+        _ = killPodProcesses(sandbox)
+    }
+
+    private func subcontainerExited(_ id: String, _ status: UInt32) {
+        guard let container = containers[id] else { return }
+        for exec in container.execs.values where exec.status == .running || exec.status == .paused {
+            markExited(exec, status: 137)
+        }
+        markExited(container.initProcess, status: status)
+    }
+
+    func execExited(_ id: String, _ execID: String, _ status: UInt32) {
+        guard let exec = containers[id]?.execs[execID] else { return }
+        markExited(exec, status: status)
+    }
+
+    /// Records an exit once: status, time, waiters released, TaskExit published.
+    func markExited(_ process: Process, status: UInt32) {
+        guard process.status != .stopped, process.status != .failed else { return }
+        if process.starting {
+            process.pendingExit = status
+            return
+        }
+        let neverStarted = process.status == .created
+        process.status = .stopped
+        process.exitStatus = status
+        let (seconds, nanos) = WallClock.now()
+        process.exitedAt = Google_Protobuf_Timestamp(seconds: seconds, nanos: nanos)
+        let waiters = process.waiters
+        process.waiters = []
+        waiters.forEach { $0.resume() }
+        if !neverStarted {
+            if let container = containers[process.containerID], !container.isSandboxRoot, container.initProcess === process {
+                unreleasedSubcontainers[container.id] = container.sandboxID
+            }
+            var event = Containerd_Events_TaskExit()
+            event.containerID = process.containerID
+            event.id = process.eventID
+            event.pid = process.pid
+            event.exitStatus = status
+            event.exitedAt = process.exitedAt!
+            events.publish("/tasks/exit", event)
+            metrics.exitPublished()
+        }
+        log.info("\(describe(process)) exited with status \(status)")
+        // Output still in the pipes reaches containerd; then the fifos are closed so its
+        // readers see EOF even if something inside the sandbox kept a descriptor.
+        let io = process.io
+        Task { await io.close(grace: .seconds(2)) }
+    }
+
+    func describe(_ process: Process) -> String {
+        process.execID.isEmpty ? "container \(process.containerID)" : "exec \(process.execID) of \(process.containerID)"
+    }
+}
+
+extension ChildOutcome {
+    /// The status containerd reports: the exit code, 128+signal, or 255 if unknown.
+    var exitCode: UInt32 {
+        switch self {
+        case .exited(let status): status.code
+        case .exitedWithoutStatus, .abandoned: 255
+        }
+    }
+}
