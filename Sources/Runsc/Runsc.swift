@@ -236,57 +236,15 @@ public struct Runsc: Sendable {
         }
     }
 
-    /// Removes what `runsc delete` would have for container `id` when runsc itself cannot
-    /// (it hung or failed): its state and lock files, `<root>/<id>_sandbox:<sandbox>.state|.lock`,
-    /// and, for a sandbox, its control socket. Returns the paths removed.
+    /// The files runsc keeps under this configuration's root (RunscRoot: no process needed).
+    public var stateDirectory: RunscRoot { RunscRoot(configuration.root) }
+
     @discardableResult
-    public func removeState(_ id: String) -> [String] {
-        let paths = stateFiles(id)
-        paths.forEach { FileDescriptor.remove($0) }
-        return paths
-    }
-
-    /// Removes the state and lock files of every container of sandbox `sandboxID`, and the
-    /// temporary files of a state write that a killed runsc call left half done; returns them.
-    public func removeSandboxState(_ sandboxID: String) -> [String] {
-        let suffixes = [".state", ".lock"].map { "_sandbox:\(sandboxID)\($0)" }
-        let socket = Self.controlSocketName(sandboxID)
-        let paths = Directories.entries(configuration.root)
-            .filter { name in name == socket || suffixes.contains { name.hasSuffix($0) || name.contains($0 + ".tmp") } }
-            .map { "\(configuration.root)/\($0)" }
-        paths.forEach { FileDescriptor.remove($0) }
-        return paths
-    }
-
-    /// Once sandbox `sandboxID`'s own state file is gone: the lock files left under its name
-    /// with no state file beside them, and its control socket (what a runsc call that loaded
-    /// the sandbox after it was destroyed leaves). Nothing while the sandbox's state exists.
-    public func removeStaleSandboxLocks(_ sandboxID: String) -> [String] {
-        let entries = Set(Directories.entries(configuration.root))
-        guard !entries.contains("\(sandboxID)_sandbox:\(sandboxID).state") else { return [] }
-        let stale = entries.filter { name in
-            name == Self.controlSocketName(sandboxID)
-                || (name.hasSuffix("_sandbox:\(sandboxID).lock") && !entries.contains(String(name.dropLast(".lock".count)) + ".state"))
-        }.sorted().map { "\(configuration.root)/\($0)" }
-        stale.forEach { FileDescriptor.remove($0) }
-        return stale
-    }
-
-    /// Whether runsc keeps any state for container `id` (nothing to delete otherwise).
-    public func hasState(_ id: String) -> Bool { !stateFiles(id).isEmpty }
-
-    private func stateFiles(_ id: String) -> [String] {
-        let prefix = "\(id)_sandbox:"
-        let socket = Self.controlSocketName(id)
-        return Directories.entries(configuration.root)
-            .filter { $0 == socket || ($0.hasPrefix(prefix) && ($0.hasSuffix(".state") || $0.hasSuffix(".lock"))) }
-            .map { "\(configuration.root)/\($0)" }
-    }
-
-    /// runsc since 2023 serves a sandbox's control channel on a socket file in its root,
-    /// `runsc-<sandbox id>.sock` (2022 used an abstract socket). The sandbox removes it when
-    /// `runsc delete` destroys it; a sandbox killed without that call leaves it behind.
-    public static func controlSocketName(_ sandboxID: String) -> String { "runsc-\(sandboxID).sock" }
+    public func removeState(_ id: String) -> [String] { stateDirectory.removeState(id) }
+    public func removeSandboxState(_ sandboxID: String) -> [String] { stateDirectory.removeSandboxState(sandboxID) }
+    public func removeStaleSandboxLocks(_ sandboxID: String) -> [String] { stateDirectory.removeStaleSandboxLocks(sandboxID) }
+    public func hasState(_ id: String) -> Bool { stateDirectory.hasState(id) }
+    public static func controlSocketName(_ sandboxID: String) -> String { RunscRoot.controlSocketName(sandboxID) }
 
     /// Runs `runsc <global flags> <verb> <arguments>` and returns its stdout.
     /// A nil timeout means unbounded (only `wait` may be, and its caller races it).

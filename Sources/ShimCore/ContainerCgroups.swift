@@ -83,7 +83,11 @@ struct ContainerCgroups: Equatable, Sendable {
         }
         // FREEZING until every member stopped; a member in uninterruptible sleep can hold it there.
         for directory in frozen {
-            for _ in 0..<50 where Cgroups.freezerState(directory) != "FROZEN" { try? await Task.sleep(for: .milliseconds(2)) }
+            var waits = 0
+            while waits < 50, Cgroups.freezerState(directory) != "FROZEN" {
+                waits += 1
+                try? await Task.sleep(for: .milliseconds(2))
+            }
         }
         kill.froze = !frozen.isEmpty
         for directory in directories {

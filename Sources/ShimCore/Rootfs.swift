@@ -51,7 +51,11 @@ enum Rootfs {
     /// Unmounts every layer at `<bundle>/rootfs`; a busy mount is detached rather than left.
     static func unmount(bundle: String) {
         let target = bundle + "/rootfs"
-        for _ in 0..<16 where Mounts.isMountPoint(target) {
+        // Stacked mounts come off one at a time. (A `for … where` here once read mountinfo
+        // sixteen times for a rootfs that was not mounted at all: the loop must end at once.)
+        var attempts = 0
+        while attempts < 16, Mounts.isMountPoint(target) {
+            attempts += 1
             do throws(Errno) {
                 try Mounts.unmount(target)
             } catch {

@@ -37,9 +37,12 @@ public enum ShimCommand {
         case "start":
             exitImmediately(ShimStart.run(flags))
         case "delete":
+            guard let plan = ShimDelete.Plan(flags) else { exitImmediately(1) }
+            // After a normal teardown: nothing to wait for, so no concurrency runtime either.
+            if !plan.needsWaiting { exitImmediately(ShimDelete.finish(plan)) }
             // .medium: the default QoS, as every task the shim starts later. A task inheriting
             // the main thread's (user-initiated) would get a second set of pool threads.
-            Task(priority: .medium) { exitImmediately(await ShimDelete.run(flags)) }
+            Task(priority: .medium) { exitImmediately(await ShimDelete.run(plan)) }
             parkForever()
         case nil:
             // Forked first, while this is the only thread and the heap is small: the helper

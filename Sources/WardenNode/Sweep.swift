@@ -27,7 +27,9 @@ public enum Sweep {
         // killed): a few passes, each acting only on what two examinations agree on.
         var outcomes: [SweepOutcome] = []
         var found = first
-        for _ in 0..<3 where !found.isEmpty {
+        var passes = 0
+        while passes < 3, !found.isEmpty {
+            passes += 1
             let confirmed = Doctor.examine(scope, processes: processes())
             for finding in found where !outcomes.contains(where: { same($0.finding, finding) && $0.done }) {
                 guard confirmed.contains(where: { same($0, finding) }) else {
