@@ -20,7 +20,11 @@ let package = Package(
     ],
     targets: [
         // C wrappers for what Glibc's Swift module does not expose cleanly (ucred, pidfd, …).
-        .target(name: "CLinuxSys"),
+        .target(
+            name: "CLinuxSys",
+            // clinux_test_ignore_signal (a test-only call) is compiled into debug builds only.
+            cSettings: [.define("WARDEN_TEST_HOOKS", .when(configuration: .debug))]
+        ),
         // The only Swift code that makes syscalls.
         .target(name: "LinuxSys", dependencies: ["CLinuxSys"]),
         // libseccomp (Debian libseccomp-dev), linked statically into the shim.

@@ -25,6 +25,35 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// glibc's sigaction refuses its two internal signals (32 and 33, SIGCANCEL and SIGSETXID),
+// and an ignored disposition survives execve: the shim's image had them ignored, so every
+// runsc started with them ignored where the runc shim's start with none. The raw syscall
+// takes them; a zeroed kernel sigaction is SIG_DFL with no flags and an empty mask.
+static void reset_internal_signals(void) {
+    struct {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        unsigned long mask;
+    } defaults;
+    memset(&defaults, 0, sizeof(defaults));
+    for (int sig = 32; sig <= 33; sig++) syscall(SYS_rt_sigaction, sig, &defaults, NULL, sizeof(defaults.mask));
+}
+
+#ifdef WARDEN_TEST_HOOKS
+int clinux_test_ignore_signal(int sig, int ignore) {
+    struct {
+        void *handler;
+        unsigned long flags;
+        void *restorer;
+        unsigned long mask;
+    } action;
+    memset(&action, 0, sizeof(action));
+    action.handler = ignore ? SIG_IGN : SIG_DFL;
+    return (int)syscall(SYS_rt_sigaction, sig, &action, NULL, sizeof(action.mask));
+}
+#endif
+
 #define SPAWNER_MAGIC 0x57535031u  // "WSP1"
 #define SPAWNER_MAX_MESSAGE 65536
 #define SPAWNER_MAX_FDS 16
@@ -68,6 +97,7 @@ static void spawner_child(const char *path, char **argv, char **envp, const int 
         memset(&defaults, 0, sizeof(defaults));
         defaults.sa_handler = SIG_DFL;
         for (int sig = 1; sig < NSIG; sig++) sigaction(sig, &defaults, NULL);
+        reset_internal_signals();
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (new_session && setsid() < 0) error = errno;
     }

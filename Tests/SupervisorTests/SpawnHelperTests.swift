@@ -1,3 +1,4 @@
+import CLinuxSys
 import Foundation
 import LinuxSys
 import Supervisor
@@ -41,6 +42,35 @@ import WardenTestSupport
         #expect(text.contains("ppid=\(getpid())"), "the caller is the parent, not the helper: \(text)")
         // 0, 1, 2, 3 and the one ls opens to read the directory.
         #expect(text.split(separator: "\n").last.map(String.init) == "5", "descriptors in the child: \(text)")
+    }
+
+    /// A child starts with every signal at its default and none blocked, whatever the shim
+    /// had: an ignored disposition survives execve, including glibc's internal signals 32 and
+    /// 33, which glibc's own sigaction cannot reset (the shim had them ignored, and so did
+    /// every runsc it started).
+    @Test func aSpawnedProcessStartsWithNoSignalIgnoredOrBlocked() async throws {
+        // The helper is a fork of this process: give it what the shim had.
+        #expect(clinux_test_ignore_signal(32, 1) == 0)
+        #expect(clinux_test_ignore_signal(33, 1) == 0)
+        let started = Result { try SpawnHelper.start() }
+        _ = clinux_test_ignore_signal(32, 0)
+        _ = clinux_test_ignore_signal(33, 0)
+        let helper = try started.get()
+        defer { helper.close() }
+        let supervisor = try supervisor(helper)
+        defer { supervisor.shutdown() }
+        let null = try FileDescriptor.open("/dev/null")
+        let output = try FileDescriptor.pipe()
+        let child = try supervisor.spawn(
+            path: "/bin/sh", arguments: ["-c", "grep -E '^Sig(Ign|Blk)' /proc/self/status >&3"],
+            environment: ["PATH=/bin:/usr/bin"], descriptors: [null, null, null, output.write])
+        FileDescriptor.close(output.write)
+        FileDescriptor.close(null)
+        _ = try await withTimeout(.seconds(10), "the child's exit") { await supervisor.wait(child) }
+        let text = String(decoding: FileDescriptor.readToEnd(output.read, limit: 4096), as: UTF8.self)
+        FileDescriptor.close(output.read)
+        #expect(text.contains("SigIgn:\t0000000000000000"), "ignored in the child: \(text)")
+        #expect(text.contains("SigBlk:\t0000000000000000"), "blocked in the child: \(text)")
     }
 
     @Test func aFailedExecIsAnErrorNamingTheBinaryAndLeavesNoZombie() throws {

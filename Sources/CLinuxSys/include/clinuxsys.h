@@ -64,6 +64,10 @@ int clinux_spawner_start(pid_t *helper);
 int clinux_spawner_spawn(int sock, const char *path, char *const argv[], char *const envp[], const int *fds,
                          int count, int new_session, pid_t *pid);
 
+// Tests only (debug builds): sets signal `sig`'s disposition to SIG_IGN (or SIG_DFL) through
+// the raw syscall, which also takes glibc's internal signals 32 and 33.
+int clinux_test_ignore_signal(int sig, int ignore);
+
 /// Receives one descriptor passed with SCM_RIGHTS on a connected Unix socket (runsc's
 /// --console-socket sends the pty master this way). Returns the descriptor, close-on-exec.
 int clinux_receive_fd(int sock);
