@@ -42,7 +42,7 @@ let package = Package(
         // withDeadline: the one race of an operation against a deadline, shared by ttrpc and runsc.
         // The parts of an OCI spec that the shim, doctor and fake-runsc all read.
         .target(name: "OCI"),
-        .target(name: "Deadlines"),
+        .target(name: "Deadlines", dependencies: ["LinuxSys"]),
         .testTarget(name: "DeadlinesTests", dependencies: ["Deadlines", "WardenTestSupport"]),
         // ttrpc: frame codec, server, client. Knows nothing of containerd.
         .target(
@@ -105,6 +105,8 @@ let package = Package(
             dependencies: ["TTRPC", "TTRPCEchoService", "LinuxSys"],
             path: "Tests/Tools/warden-ttrpc-echo"
         ),
+        // Runs Swift concurrency on the shim's executor in a process of its own (LinuxSysTests).
+        .executableTarget(name: "executor-probe", dependencies: ["LinuxSys"], path: "Tests/Tools/executor-probe"),
         // Runs the Supervisor's orphan sweep in a process of its own (SupervisorTests drives it).
         .executableTarget(
             name: "supervisor-sweep-probe",

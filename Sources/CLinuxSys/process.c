@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <pthread.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -124,4 +126,29 @@ unsigned long long clinux_raise_nofile_to_hard(void) {
         if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return (unsigned long long)raised.rlim_cur;
     }
     return (unsigned long long)limit.rlim_cur;
+}
+
+int clinux_block_sigchld(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    int rc = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if (rc != 0) {
+        errno = rc;
+        return -1;
+    }
+    return 0;
+}
+
+int clinux_sigchld_fd(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+void clinux_sigchld_drain(int fd) {
+    struct signalfd_siginfo info[16];
+    while (read(fd, info, sizeof(info)) > 0) {
+    }
 }

@@ -1,3 +1,4 @@
+import LinuxSys
 import Synchronization
 
 /// Runs `operation`, returning its result or throwing `onTimeout()` at `deadline`,
@@ -23,7 +24,7 @@ public func withDeadline<T: Sendable>(
             }
             let timer = deadline.map { deadline in
                 Task {
-                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    try? await Timers.sleep(until: deadline)
                     if !Task.isCancelled { race.finish(.failure(onTimeout())) }
                 }
             }

@@ -134,6 +134,9 @@ extension ProcessIdentity {
         guard count > 0 else { return nil }
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
+
+    /// Processors online now (at least 1).
+    public static var onlineProcessors: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 }
 
 /// A file's device and inode: two paths naming the same object (a netns bind mount and

@@ -292,3 +292,35 @@ public final class Epoll: Sendable {
         waitEvents(timeoutMilliseconds: timeoutMilliseconds).map(\.tag)
     }
 }
+
+/// SIGCHLD as a readable descriptor, so that the supervisor sleeps until a child (an orphan
+/// re-parented to the shim included) exits instead of sweeping on a timer.
+public enum ChildSignals {
+    /// Blocks SIGCHLD in the calling thread; call before any other thread is created, so that
+    /// every thread inherits it (a thread that did not would take the signal and lose it).
+    public static func block() throws(Errno) {
+        if clinux_block_sigchld() != 0 { throw Errno.current("pthread_sigmask(SIGCHLD)") }
+    }
+
+    /// A non-blocking signalfd for SIGCHLD, or nil when some thread of the process does not
+    /// block it (then the signal could go to that thread and never reach the descriptor).
+    public static func descriptorIfBlockedEverywhere() throws(Errno) -> Int32? {
+        guard blockedInEveryThread() else { return nil }
+        let fd = clinux_sigchld_fd()
+        if fd < 0 { throw Errno.current("signalfd(SIGCHLD)") }
+        return fd
+    }
+
+    public static func drain(_ fd: Int32) { clinux_sigchld_drain(fd) }
+
+    /// Whether every thread's SigBlk has SIGCHLD (17: bit 16).
+    public static func blockedInEveryThread() -> Bool {
+        Directories.entries("/proc/self/task").allSatisfy { tid in
+            guard let status = FileDescriptor.readText("/proc/self/task/\(tid)/status"),
+                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("SigBlk:") }),
+                let mask = UInt64(line.dropFirst("SigBlk:".count).filter { !$0.isWhitespace }, radix: 16)
+            else { return false }
+            return mask & (1 << (SIGCHLD - 1)) != 0
+        }
+    }
+}

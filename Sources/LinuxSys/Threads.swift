@@ -56,3 +56,22 @@ public enum OpenFileLimit {
         UInt64(clinux_raise_nofile_to_hard())
     }
 }
+
+/// The process's executor for Swift concurrency (CLinuxSys/executor.c): libdispatch's pool
+/// wakes every second for the life of the process once it has run anything; this one sleeps
+/// while nothing happens. For the shim server only; install before the first task.
+public enum GlobalExecutor {
+    /// `base` workers (at least one), more up to `max` only while every worker is blocked.
+    public static func install(base: Int, max: Int) throws(Errno) {
+        if clinux_executor_install(Int32(base), Int32(max)) != 0 { throw Errno.current("executor") }
+    }
+
+    /// Worker threads, how many of them are idle, and the timers pending.
+    public static var counts: (threads: Int, idle: Int, timers: Int) {
+        var threads: Int32 = 0
+        var idle: Int32 = 0
+        var timers: Int32 = 0
+        clinux_executor_counts(&threads, &idle, &timers)
+        return (Int(threads), Int(idle), Int(timers))
+    }
+}

@@ -42,7 +42,7 @@ public enum ShimSyscalls {
         "getrandom", "uname", "sysinfo", "getrusage",
         // descriptors and I/O
         "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "lseek", "close",
-        "close_range", "dup", "dup2", "dup3", "fcntl", "ioctl", "pipe", "pipe2", "eventfd2", "splice",
+        "close_range", "dup", "dup2", "dup3", "fcntl", "ioctl", "pipe", "pipe2", "eventfd2", "signalfd4", "splice",
         "sendfile", "poll", "ppoll", "select", "pselect6", "epoll_create1", "epoll_ctl", "epoll_wait",
         "epoll_pwait", "epoll_pwait2",
         // sockets: ttrpc (unix), rtnetlink

@@ -86,7 +86,7 @@ struct ContainerCgroups: Equatable, Sendable {
             var waits = 0
             while waits < 50, Cgroups.freezerState(directory) != "FROZEN" {
                 waits += 1
-                try? await Task.sleep(for: .milliseconds(2))
+                try? await Timers.sleep(for: .milliseconds(2))
             }
         }
         kill.froze = !frozen.isEmpty

@@ -57,7 +57,7 @@ public final class EventPublisher: Sendable {
                         log.warn("publish \(event.topic) attempt \(attempt) failed: \(error)")
                         client?.close()
                         client = nil
-                        try? await Task.sleep(for: .milliseconds(100 * attempt * attempt))
+                        try? await Timers.sleep(for: .milliseconds(100 * attempt * attempt))
                     }
                 }
                 if !delivered { log.error("event \(event.topic) dropped after \(attempts) attempts") }

@@ -114,7 +114,7 @@ extension PodShim {
         let clock = ContinuousClock()
         let until = clock.now + bound
         while unreleasedSubcontainers.values.contains(sandboxID), clock.now < until {
-            try? await Task.sleep(for: .milliseconds(5))
+            try? await Timers.sleep(for: .milliseconds(5))
         }
         let unreleased = unreleasedSubcontainers.filter { $0.value == sandboxID }.map(\.key).sorted()
         if !unreleased.isEmpty {

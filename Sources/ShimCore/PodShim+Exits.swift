@@ -40,7 +40,7 @@ extension PodShim {
                 } catch {
                     if Task.isCancelled { return }
                     guard await self?.isWaitable(id) ?? false else { return }
-                    try? await Task.sleep(for: .milliseconds(delay))
+                    try? await Timers.sleep(for: .milliseconds(delay))
                     delay = min(delay * 2, 2000)
                 }
             }

@@ -70,7 +70,7 @@ extension PodShim {
     private func watchKilledContainer(_ container: Container, in sandbox: Sandbox) {
         let (grace, id, sandboxID) = (deadlines.killGrace, container.id, sandbox.id)
         Task { [weak self] in
-            try? await Task.sleep(for: grace)
+            try? await Timers.sleep(for: grace)
             await self?.terminateUnlessExited(id, sandboxID: sandboxID, after: grace)
         }
     }

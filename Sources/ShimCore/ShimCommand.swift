@@ -45,6 +45,14 @@ public enum ShimCommand {
             Task(priority: .medium) { exitImmediately(await ShimDelete.run(plan)) }
             parkForever()
         case nil:
+            // Before any thread exists, so that every thread inherits it: SIGCHLD reaches the
+            // supervisor through a signalfd and no other thread (the spawn helper resets
+            // every mask before it execs anything).
+            do throws(Errno) {
+                try ChildSignals.block()
+            } catch {
+                Console.error("containerd-shim-warden-v2: \(error)")
+            }
             // Forked first, while this is the only thread and the heap is small: the helper
             // keeps a copy-on-write image of the shim as it is now (SpawnHelper).
             let spawnHelper: SpawnHelper
@@ -53,6 +61,13 @@ public enum ShimCommand {
             } catch {
                 Console.error("containerd-shim-warden-v2: \(error)")
                 exitImmediately(1)
+            }
+            // Its own executor before its first task: an idle shim then never wakes up
+            // (libdispatch's pool ticks once a second; design: docs/architecture.md).
+            do throws(Errno) {
+                try GlobalExecutor.install(base: max(2, ProcessIdentity.onlineProcessors), max: 64)
+            } catch {
+                Console.error("containerd-shim-warden-v2: \(error); running on libdispatch's pool")
             }
             // A normal exit: the server has shut everything down by then.
             Task(priority: .medium) { exit(await ShimServer.run(flags, spawnHelper: spawnHelper)) }

@@ -139,7 +139,7 @@ public final class ShimMetrics: Sendable {
         }
         guard schedule else { return }
         Task { [self] in
-            try? await Task.sleep(for: coalescing)
+            try? await Timers.sleep(for: coalescing)
             state.withLock { $0.writePending = false }
             await write()
         }

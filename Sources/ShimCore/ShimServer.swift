@@ -26,7 +26,14 @@ enum ShimServer {
         let log = ShimLog(fifo: "log", level: config.logLevel, fields: " id=\(flags.id)")
         do throws(Errno) {
             try ChildProcesses.becomeSubreaper()
-            let supervisor = try Supervisor(spawnHelper: spawnHelper)
+            var supervisorOptions = Supervisor.Options()
+            // SIGCHLD was blocked before any thread existed (ShimCommand): orphans are reaped
+            // when they exit, with no sweep timer. If some thread does not block it, the sweep.
+            supervisorOptions.childSignalDescriptor = try ChildSignals.descriptorIfBlockedEverywhere()
+            if supervisorOptions.childSignalDescriptor == nil {
+                log.warn("SIGCHLD is not blocked in every thread; orphans are looked for on a timer")
+            }
+            let supervisor = try Supervisor(options: supervisorOptions, spawnHelper: spawnHelper)
             let scratch = scratchDirectory(config: config, flags: flags)
             try Directories.make(scratch)
             let pod = ProcessEnvironment.value(ShimCommand.podVariable) ?? flags.id

@@ -26,7 +26,7 @@ enum TestHooks {
                 for line in text.split(separator: "\n") {
                     let words = line.split(separator: " ")
                     if words.count == 2, words[0] == id, let milliseconds = Int(words[1]) {
-                        try? await Task.sleep(for: .milliseconds(milliseconds))
+                        try? await Timers.sleep(for: .milliseconds(milliseconds))
                         return
                     }
                 }

@@ -81,7 +81,7 @@ public enum RecordedProcesses {
                 if exited { PidFD.close(entry.fd) }
                 return exited
             }
-            if !waiting.isEmpty { try? await Task.sleep(for: .milliseconds(10)) }
+            if !waiting.isEmpty { try? await Timers.sleep(for: .milliseconds(10)) }
         }
         report.survivors = waiting.map(\.pid)
         waiting.forEach { PidFD.close($0.fd) }

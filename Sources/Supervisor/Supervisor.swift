@@ -39,6 +39,10 @@ public final class Supervisor: Sendable {
         /// to `idleSweepIntervalMilliseconds`: an idle pod's shim is not woken twice a second.
         public var sweepIntervalMilliseconds: Int32 = 500
         public var idleSweepIntervalMilliseconds: Int32 = 8_000
+        /// A signalfd for SIGCHLD (ChildSignals), blocked in every thread: then unknown
+        /// children are looked for when a child exits, and never on a timer (an idle shim
+        /// does not wake up). Without it, the sweep above.
+        public var childSignalDescriptor: Int32?
         /// Told of each unknown child reaped.
         public var onUnknownReaped: @Sendable (Int32, ExitStatus) -> Void = { _, _ in }
 
@@ -77,6 +81,7 @@ public final class Supervisor: Sendable {
         self.options = options
         self.spawnHelper = spawnHelper
         epoll = try Epoll()
+        if let fd = options.childSignalDescriptor { try epoll.add(fd, tag: Self.childSignalTag) }
         try DetachedThread.spawn(name: "supervisor") { [self] in loop() }
         if let spawnHelper { _ = try adopt(pid: spawnHelper.pid) }
     }
@@ -252,12 +257,20 @@ public final class Supervisor: Sendable {
         for waiter in waiters { waiter.resume(returning: .abandoned) }
     }
 
+    /// The epoll tag of `childSignalDescriptor` (pidfd tags count up from 0).
+    private static let childSignalTag: UInt64 = .max - 1
+
     private func loop() {
         var interval = options.sweepIntervalMilliseconds
+        let signalled = options.childSignalDescriptor
         while !state.withLock({ $0.stopped }) {
-            let ready = epoll.wait(timeoutMilliseconds: interval)
+            let ready = epoll.wait(timeoutMilliseconds: signalled == nil ? interval : -1)
             for tag in ready where tag != Epoll.wakeTag {
-                collect(tag)
+                if tag == Self.childSignalTag, let signalled {
+                    ChildSignals.drain(signalled)
+                } else {
+                    collect(tag)
+                }
             }
             let reaped = options.reapsUnknownChildren ? sweepUnknownChildren() : 0
             if !ready.isEmpty || reaped > 0 {

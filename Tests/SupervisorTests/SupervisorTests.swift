@@ -150,4 +150,13 @@ extension Supervisor {
         #expect(status == 0, "probe said: \(probe.outputText)")
         #expect(probe.outputText.contains("PASS"))
     }
+
+    /// As the shim runs it: no sweep timer, SIGCHLD through a signalfd wakes the sweep.
+    @Test func sigchldThroughASignalfdReapsOrphansWithNoTimer() async throws {
+        let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+        let probe = try ChildProcess(binDir + "/supervisor-sweep-probe", ["--signalfd"])
+        let status = try await probe.waitForExit(timeout: .seconds(30))
+        #expect(status == 0, "probe said: \(probe.outputText)")
+        #expect(probe.outputText.contains("PASS"))
+    }
 }

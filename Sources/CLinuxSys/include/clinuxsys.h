@@ -46,6 +46,13 @@ int clinux_reap_pid(pid_t pid, int *code, int *status);
 /// prctl(PR_SET_CHILD_SUBREAPER, 1).
 int clinux_set_child_subreaper(void);
 
+/// SIGCHLD through a descriptor instead of a handler: block it in the calling thread (before
+/// any other thread exists, so that all inherit the mask), then a non-blocking signalfd that
+/// is readable while a SIGCHLD is pending; drain empties it.
+int clinux_block_sigchld(void);
+int clinux_sigchld_fd(void);
+void clinux_sigchld_drain(int fd);
+
 /// posix_spawn of `path` with `argv`/`envp`, default signal dispositions and an empty signal
 /// mask, optionally in a new session; `fds[i]` becomes descriptor i in the child for i < count
 /// (count >= 3: stdio, then e.g. a listener as fd 3) and nothing else is inherited.
@@ -67,6 +74,20 @@ int clinux_spawner_spawn(int sock, const char *path, char *const argv[], char *c
 // Tests only (debug builds): sets signal `sig`'s disposition to SIG_IGN (or SIG_DFL) through
 // the raw syscall, which also takes glibc's internal signals 32 and 33.
 int clinux_test_ignore_signal(int sig, int ignore);
+
+/// Makes this process's Swift concurrency run on the shim's own executor (executor.c)
+/// instead of libdispatch's pool: `base` workers, up to `max` when all are blocked. Call
+/// before the first task is created. 0, or -1 with errno.
+int clinux_executor_install(int base, int max);
+/// Whether the executor is installed (the timers below need it).
+int clinux_executor_installed(void);
+/// Calls `callback(context)` on the executor's monitor thread after `delay_ns`; returns the
+/// timer's id, or 0 when the executor is not installed (nothing scheduled).
+unsigned long long clinux_timer_schedule(long long delay_ns, void (*callback)(void *), void *context);
+/// Removes timer `id` before it fires: 1, or 0 when it already fired (or never existed).
+int clinux_timer_cancel(unsigned long long id);
+/// The executor's worker threads, how many are idle, and the timers pending.
+void clinux_executor_counts(int *threads, int *idle, int *timers);
 
 /// Receives one descriptor passed with SCM_RIGHTS on a connected Unix socket (runsc's
 /// --console-socket sends the pty master this way). Returns the descriptor, close-on-exec.

@@ -16,7 +16,29 @@ let reaped = Mutex<[Int32: ExitStatus]>([:])
 var options = Supervisor.Options()
 options.sweepIntervalMilliseconds = 50
 options.onUnknownReaped = { pid, status in reaped.withLock { $0[pid] = status } }
+// --signalfd: as the shim runs it, SIGCHLD blocked before any thread and no sweep timer at
+// all (an interval of an hour), so only SIGCHLD can get the orphans reaped.
+if CommandLine.arguments.contains("--signalfd") {
+    do throws(Errno) {
+        try ChildSignals.block()
+        guard let fd = try ChildSignals.descriptorIfBlockedEverywhere() else { fail("SIGCHLD not blocked everywhere") }
+        options.childSignalDescriptor = fd
+        options.sweepIntervalMilliseconds = 3_600_000
+        options.idleSweepIntervalMilliseconds = 3_600_000
+    } catch {
+        fail("\(error)")
+    }
+}
 
+// With --signalfd the orphans exit well after everything tracked, so that no pidfd event
+// can set off the sweep that reaps them.
+let orphanDelay = options.childSignalDescriptor == nil ? "0.2" : "1"
+// The work runs as a task while the main thread parks, as in the shim: an async top-level
+// main would run the main thread in libdispatch, which resets its signal mask.
+let chosenOptions = options
+let delay = orphanDelay
+Task.detached {
+let options = chosenOptions, orphanDelay = delay
 do {
     try ChildProcesses.becomeSubreaper()
     let supervisor = try Supervisor(options: options)
@@ -26,7 +48,7 @@ do {
     var launchers: [Child] = []
     for i in 0..<5 {
         launchers.append(try supervisor.spawn(
-            path: "/bin/sh", arguments: ["-c", "mkdir -p \(dir); (sleep 0.2; exit 3) & echo $! > \(dir)/\(i); exit 0"],
+            path: "/bin/sh", arguments: ["-c", "mkdir -p \(dir); (sleep \(orphanDelay); exit 3) & echo $! > \(dir)/\(i); exit 0"],
             environment: ["PATH=/usr/bin:/bin"], stdin: null, stdout: null, stderr: null))
     }
     // Tracked children exiting around the same time must keep their own statuses.
@@ -72,3 +94,5 @@ do {
 } catch {
     fail("\(error)")
 }
+}
+parkForever()
