@@ -1,81 +1,130 @@
 #!/usr/bin/env bash
-# Warden beside containerd's runc shim (containerd-shim-runc-v2), both driving the same Debian
-# runsc through the same wrapper (it adds --network=none, as sandbox networking fails on these
+# Warden beside containerd's runc shim (containerd-shim-runc-v2), both driving the same runsc
+# through the same wrapper (it adds --network=none, as sandbox networking fails on these
 # kernels, and logs each call's argv for the step timeline), in one private containerd, in one
-# run. Prints a markdown section (scripts/bench.sh puts it into docs/benchmarks.md) and writes
-# docs/benchmarks-shims.png. The measurements are tools/bench/shims.py's:
+# run, on each release set named (scripts/releases.sh; default: current, the primary, then
+# bookworm). Prints a markdown section (scripts/bench.sh puts it into docs/benchmarks.md) and
+# writes docs/benchmarks-shims-SET.png. The measurements are tools/bench/shims.py's:
 #   - `ctr run --rm … true` latency (BENCH_RUNS runs each, default 15, interleaved),
 #   - where the time of one such run goes, step by step, for both shims (perf tracepoints),
-#   - per-shim RSS / PSS / threads and `ctr run -d` latency with 1, 10 and 50 pods at once,
-#     and one pod of 10 containers (grouped by io.kubernetes.cri.sandbox-id),
-#   - SIGKILL → /tasks/exit latency on a healthy sandbox, beside runsc's own kill.
+#   - per-shim RSS / PSS / threads and `ctr run -d` latency with 1, 10, 50 and 100 pods at
+#     once (BENCH_POD_COUNTS), and one pod of 10 containers (grouped by
+#     io.kubernetes.cri.sandbox-id),
+#   - SIGKILL → /tasks/exit latency on a healthy sandbox, beside runsc's own kill;
+# and, with a second wrapper that times each runsc call (BENCH_CREATE_RUNS `ctr run --rm`
+# each, default 20, interleaved), `runsc create` and `runsc start` under either shim.
 # Warden is the shipped build (scripts/build-shim.sh: release, -static-executable).
+#   scripts/bench-shims.sh [SET…]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${BENCH_RUNS:-15}
-counts=${BENCH_POD_COUNTS:-1,10,50}
+counts=${BENCH_POD_COUNTS:-1,10,50,100}
+create_runs=${BENCH_CREATE_RUNS:-20}
+sets=("$@")
+[ ${#sets[@]} -gt 0 ] || sets=(current bookworm)
 
 . scripts/lib.sh
 ensure_packages containerd runsc busybox-static python3-matplotlib linux-perf
 bin=$(scripts/build-shim.sh)
 scripts/build-test-image.sh >/dev/null
 
-tmp=$(mktemp -d /tmp/wbs-XXXXXX)
+tmp=""
 containerd_pid=""
 cleanup() {
   set +e
-  stop_private_containerd "$tmp"
-  rm -rf "$tmp"
+  [ -n "$tmp" ] && stop_private_containerd "$tmp" && rm -rf "$tmp"
 }
 trap cleanup EXIT
 
-printf '#!/bin/sh\necho "$$ $*" >> %s/argv.log\nexec /usr/bin/runsc --network=none "$@"\n' "$tmp" > "$tmp/runsc-none"
-chmod +x "$tmp/runsc-none"
-cat > "$tmp/warden.toml" <<TOML
-runsc = "$tmp/runsc-none"
-root = "$tmp/warden-runsc"
-TOML
-start_private_containerd "$tmp" "$bin"
-ctr="ctr -a $tmp/c.sock -n $(private_namespace "$tmp")"
-$ctr images import tests/fixtures/bin/busybox-image.tar >/dev/null
-image=warden.test/busybox:latest
+# bench_set SET: one release set's subsection.
+bench_set() {
+  local set=$1
+  eval "$(scripts/releases.sh "$set" --env)"
+  export WARDEN_CONTAINERD_DIR
+  local runsc=$WARDEN_RUNSC
+  tmp=$(mktemp -d /tmp/wbs-XXXXXX)
+  printf '#!/bin/sh\necho "$$ $*" >> %s/argv.log\nexec %s --network=none "$@"\n' "$tmp" "$runsc" > "$tmp/runsc-none"
+  # The second wrapper times each call: runsc runs as its child, the wall time is logged.
+  printf '#!/bin/bash\ns=$(date +%%s%%N)\n%s --network=none "$@"\nrc=$?\ne=$(date +%%s%%N)\nfor a in "$@"; do case "$a" in create|start) echo "$PPID $a $(( (e-s)/1000 ))" >> %s/timed.log; break;; esac; done\nexit $rc\n' \
+    "$runsc" "$tmp" > "$tmp/runsc-timed"
+  chmod +x "$tmp/runsc-none" "$tmp/runsc-timed"
+  printf 'runsc = "%s"\nroot = "%s"\n' "$tmp/runsc-none" "$tmp/warden-runsc" > "$tmp/warden.toml"
+  printf 'runsc = "%s"\nroot = "%s"\n' "$tmp/runsc-timed" "$tmp/warden-timed" > "$tmp/warden-timed.toml"
+  start_private_containerd "$tmp" "$bin"
+  local ctr="ctr -a $tmp/c.sock -n $(private_namespace "$tmp")"
+  $ctr images import tests/fixtures/bin/busybox-image.tar >/dev/null
+  local image=warden.test/busybox:latest
 
-out=$(/usr/bin/python3 tools/bench/shims.py --ctr "$ctr" --image "$image" --runs "$runs" --counts "$counts" \
-  --warden-flags "--runtime io.containerd.warden.v2 --runtime-config-path $tmp/warden.toml" \
-  --runc-flags "--runtime io.containerd.runc.v2 --runc-binary $tmp/runsc-none --runc-root $tmp/runc-runsc" \
-  --tmp "$tmp" --runsc "$tmp/runsc-none" --warden-root "$tmp/warden-runsc" --runc-root "$tmp/runc-runsc" \
-  --plot docs/benchmarks-shims.png)
-table=$(sed -n '1,/^$/p' <<< "$out" | sed '/^$/d')
-steps=$(sed -n '/^STEPS$/,/^$/p' <<< "$out" | sed '1d;/^$/d')
-raw=$(grep '^RAW ' <<< "$out" | cut -c5-)
-echo "$raw" > "$tmp/raw.json"
+  local out
+  # Kept beside the plot until the section is printed: a later step failing loses no run.
+  out=$(/usr/bin/python3 tools/bench/shims.py --ctr "$ctr" --image "$image" --runs "$runs" --counts "$counts" \
+    --warden-flags "--runtime io.containerd.warden.v2 --runtime-config-path $tmp/warden.toml" \
+    --runc-flags "--runtime io.containerd.runc.v2 --runc-binary $tmp/runsc-none --runc-root $tmp/runc-runsc" \
+    --tmp "$tmp" --runsc "$tmp/runsc-none" --warden-root "$tmp/warden-runsc" --runc-root "$tmp/runc-runsc" \
+    --plot "docs/benchmarks-shims-$set.png")
+  echo "$out" > ".build/bench-shims-$set.out"
+  local table steps
+  table=$(sed -n '1,/^$/p' <<< "$out" | sed '/^$/d')
+  steps=$(sed -n '/^STEPS$/,/^$/p' <<< "$out" | sed '1d;/^$/d')
+
+  local i
+  for i in $(seq "$create_runs"); do
+    echo "== warden" >> "$tmp/timed.log"
+    $ctr run --rm --runtime io.containerd.warden.v2 --runtime-config-path "$tmp/warden-timed.toml" "$image" tw$i true >/dev/null
+    echo "== runc" >> "$tmp/timed.log"
+    $ctr run --rm --runtime io.containerd.runc.v2 --runc-binary "$tmp/runsc-timed" --runc-root "$tmp/runc-timed" "$image" tr$i true >/dev/null
+  done
+  local created
+  created=$(/usr/bin/python3 - "$tmp/timed.log" <<'PY'
+import statistics, sys
+shim, times = None, {}
+for line in open(sys.argv[1]):
+    if line.startswith("=="):
+        shim = line.split()[1]
+        continue
+    _, verb, micros = line.split()
+    times.setdefault((shim, verb), []).append(int(micros) / 1000)
+for verb in ("create", "start"):
+    w, r = times.get(("warden", verb), []), times.get(("runc", verb), [])
+    if w and r:
+        mw, mr = statistics.median(w), statistics.median(r)
+        print(f"| `runsc {verb}`, median of {len(w)} (ms, timed by a wrapper) | {mw:.1f} | {mr:.1f} | {mw - mr:+.1f} ms |")
+PY
+)
+  # (What a stage left, e.g. the runc shim's stuck pod of ten, may fail a ctr call here.)
+  stop_private_containerd "$tmp" || true
+  rm -rf "$tmp"
+  tmp=""
+
+  echo "### On \`$set\`: containerd $WARDEN_CONTAINERD_VERSION, runsc $WARDEN_RUNSC_VERSION"
+  echo
+  echo "| | Warden | runc shim | ratio |"
+  echo "|---|---|---|---|"
+  echo "$table"
+  echo "$created"
+  echo
+  echo "![ctr run -d latency and PSS per shim against pods running, $set](benchmarks-shims-$set.png)"
+  echo
+  echo "Where the time of one \`ctr run --rm … true\` goes on \`$set\`:"
+  echo
+  echo "$steps"
+  echo
+}
 
 echo "## Warden beside containerd's runc shim, both driving runsc"
 echo
-echo "Written by \`scripts/bench-shims.sh\` (via \`scripts/bench.sh\`) on $(date -u +%Y-%m-%d): one private containerd $(containerd --version | awk '{print $3}'),"
-echo "Debian runsc $(dpkg-query -W -f='${Version}' runsc) (\`--network=none\`, through one wrapper script for both shims),"
-echo "busybox image, Warden as shipped (\`scripts/build-shim.sh\`: release, \`-static-executable\`), $(nproc) cores."
-echo "Memory is the shim processes' own (smaps_rollup; sandbox and gofer not included), per shim;"
-echo "PSS shares the binary's pages among the shims running. A Warden shim is counted together with"
-echo "its spawn helper (the process that execs runsc for the seccomp-confined shim): RSS, PSS and"
-echo "threads are the pair's sums, so the helper's RSS (shared pages of the shim's image) is counted"
-echo "twice in RSS, once in PSS. Ratio = Warden / runc shim."
+echo "Written by \`scripts/bench-shims.sh\` (via \`scripts/bench.sh\`) on $(date -u +%Y-%m-%d), once per release set"
+echo "(scripts/releases.sh): one private containerd of the set, its runsc (\`--network=none\`, through one wrapper"
+echo "script for both shims), busybox image, Warden as shipped (\`scripts/build-shim.sh\`: release,"
+echo "\`-static-executable\`), $(nproc) cores. Memory is the shim processes' own (smaps_rollup; sandbox and gofer"
+echo "not included), per shim; PSS shares the binary's pages among the shims running. A Warden shim is counted"
+echo "together with its spawn helper (the process that execs runsc for the seccomp-confined shim): RSS, PSS and"
+echo "threads are the pair's sums, so the helper's RSS (shared pages of the shim's image) is counted twice in RSS,"
+echo "once in PSS. Ratio = Warden / runc shim. In the step timelines, ms from the exec of \`ctr\` (perf's"
+echo "\`sched_process_exec\`/\`sched_process_exit\` tracepoints and the wrapper's argv log); \`shim server\` is the"
+echo "long-running shim; the gaps between rows are containerd and ctr (snapshots, mounts, events)."
 echo
-echo "| | Warden | runc shim | ratio |"
-echo "|---|---|---|---|"
-echo "$table"
-echo
-echo "![ctr run -d latency and PSS per shim against pods running](benchmarks-shims.png)"
-echo
-echo "### Where the time of one \`ctr run --rm … true\` goes"
-echo
-echo "From perf's \`sched_process_exec\`/\`sched_process_exit\` tracepoints (no ptrace: runsc's sandbox"
-echo "cannot run under strace) and the wrapper's argv log, ms from the exec of \`ctr\`. \`shim server\` is"
-echo "the long-running shim (Warden's lives until containerd's Shutdown after Delete). A run's total is"
-echo "\`ctr\`'s own row; the gaps between rows are containerd and ctr (snapshots, mounts, events)."
-echo
-echo "$steps"
-echo
+for set in "${sets[@]}"; do bench_set "$set"; done
 cat <<'TEXT'
 What the timeline showed, and what was changed (issue 12). Measured with this timeline on
 2026-12-01 before the changes, on the same machine (one traced run each; ms):

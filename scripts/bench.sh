@@ -6,10 +6,11 @@
 # ten pods' shims cost the node), idle and after the Go interop client's workload
 # (64 concurrent calls, 1 MiB payloads).
 # Section 2: Warden beside containerd-shim-runc-v2 driving the same runsc
-# (scripts/bench-shims.sh): `ctr run --rm` latency and where its time goes step by step,
-# shim RSS / PSS / threads with 1, 10 and 50 pods and a pod of 10 containers, kill -> exit
-# event latency, each with the ratio Warden / runc shim, and a plot
-# (docs/benchmarks-shims.png).
+# (scripts/bench-shims.sh), on the `current` release set and on `bookworm`: `ctr run --rm`
+# latency and where its time goes step by step, runsc create/start under each shim, shim
+# RSS / PSS / threads with 1, 10, 50 and 100 pods and a pod of 10 containers, kill -> exit
+# event latency, each with the ratio Warden / runc shim, and a plot per set
+# (docs/benchmarks-shims-SET.png).
 #
 # Section 3: the fault matrix (scripts/bench-faults.sh): each fault, Warden beside the runc
 # shim on the same runsc — how kill and delete end, time to exit, what is left behind.

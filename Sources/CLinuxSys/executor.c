@@ -155,7 +155,7 @@ static void *worker_main(void *spare_arg) {
     }
 }
 
-static void *monitor_main(void *unused) {
+static void monitor_main(void *unused) {
     (void)unused;
     pthread_setname_np(pthread_self(), "executor");
     pthread_mutex_lock(&executor.lock);
@@ -207,7 +207,6 @@ static void *monitor_main(void *unused) {
             pthread_cond_timedwait(&executor.monitor, &executor.lock, &until);
         }
     }
-    return NULL;
 }
 
 // Called with the lock held.
@@ -305,17 +304,7 @@ int clinux_executor_install(int base, int max) {
     pthread_condattr_destroy(&attr);
     executor.base = base < 1 ? 1 : base;
     executor.max = max < executor.base ? executor.base : max;
-    pthread_attr_t thread_attr;
-    pthread_attr_init(&thread_attr);
-    pthread_attr_setdetachstate(&thread_attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&thread_attr, 256 * 1024);
-    pthread_t monitor;
-    int rc = pthread_create(&monitor, &thread_attr, monitor_main, NULL);
-    pthread_attr_destroy(&thread_attr);
-    if (rc != 0) {
-        errno = rc;
-        return -1;
-    }
+    if (clinux_spawn_detached_thread(monitor_main, NULL) != 0) return -1;
     pthread_mutex_lock(&executor.lock);
     for (int i = 0; i < executor.base; i++) start_worker(0);
     int started = executor.threads;

@@ -16,29 +16,30 @@ import WardenTestSupport
         return try Supervisor(options: options, spawnHelper: helper)
     }
 
-    @Test func aSpawnedProcessIsTheCallersChildWithItsStatusAndDescriptors() async throws {
-        let helper = try SpawnHelper.start()
-        defer { helper.close() }
+    /// Runs `script` through `helper` with fd 3 a pipe, as the caller's child: its outcome and
+    /// what it wrote to fd 3.
+    func runReadingFD3(_ helper: SpawnHelper, _ script: String) async throws -> (ChildOutcome, String) {
         let supervisor = try supervisor(helper)
         defer { supervisor.shutdown() }
         let null = try FileDescriptor.open("/dev/null")
         let output = try FileDescriptor.pipe()
-        // fd 3 is passed on; anything else the test process holds must not be.
         let child = try supervisor.spawn(
-            path: "/bin/sh", arguments: ["-c", "echo ppid=$PPID; ls /proc/self/fd | wc -l >&3; exit 3"],
+            path: "/bin/sh", arguments: ["-c", script],
             environment: ["PATH=/bin:/usr/bin"], descriptors: [null, output.write, null, output.write])
         FileDescriptor.close(output.write)
         FileDescriptor.close(null)
         let outcome = try await withTimeout(.seconds(10), "the child's exit") { await supervisor.wait(child) }
-        #expect(outcome == .exited(.exited(3)))
-        var text = ""
-        var buffer = [UInt8](repeating: 0, count: 256)
-        while true {
-            let n = read(output.read, &buffer, buffer.count)
-            if n <= 0 { break }
-            text += String(decoding: buffer[0..<n], as: UTF8.self)
-        }
+        let text = String(decoding: FileDescriptor.readToEnd(output.read, limit: 1 << 16), as: UTF8.self)
         FileDescriptor.close(output.read)
+        return (outcome, text)
+    }
+
+    @Test func aSpawnedProcessIsTheCallersChildWithItsStatusAndDescriptors() async throws {
+        let helper = try SpawnHelper.start()
+        defer { helper.close() }
+        // fd 3 is passed on; anything else the test process holds must not be.
+        let (outcome, text) = try await runReadingFD3(helper, "echo ppid=$PPID; ls /proc/self/fd | wc -l >&3; exit 3")
+        #expect(outcome == .exited(.exited(3)))
         #expect(text.contains("ppid=\(getpid())"), "the caller is the parent, not the helper: \(text)")
         // 0, 1, 2, 3 and the one ls opens to read the directory.
         #expect(text.split(separator: "\n").last.map(String.init) == "5", "descriptors in the child: \(text)")
@@ -57,18 +58,7 @@ import WardenTestSupport
         _ = clinux_test_ignore_signal(33, 0)
         let helper = try started.get()
         defer { helper.close() }
-        let supervisor = try supervisor(helper)
-        defer { supervisor.shutdown() }
-        let null = try FileDescriptor.open("/dev/null")
-        let output = try FileDescriptor.pipe()
-        let child = try supervisor.spawn(
-            path: "/bin/sh", arguments: ["-c", "grep -E '^Sig(Ign|Blk)' /proc/self/status >&3"],
-            environment: ["PATH=/bin:/usr/bin"], descriptors: [null, null, null, output.write])
-        FileDescriptor.close(output.write)
-        FileDescriptor.close(null)
-        _ = try await withTimeout(.seconds(10), "the child's exit") { await supervisor.wait(child) }
-        let text = String(decoding: FileDescriptor.readToEnd(output.read, limit: 4096), as: UTF8.self)
-        FileDescriptor.close(output.read)
+        let (_, text) = try await runReadingFD3(helper, "grep -E '^Sig(Ign|Blk)' /proc/self/status >&3")
         #expect(text.contains("SigIgn:\t0000000000000000"), "ignored in the child: \(text)")
         #expect(text.contains("SigBlk:\t0000000000000000"), "blocked in the child: \(text)")
     }
