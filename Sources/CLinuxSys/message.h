@@ -7,6 +7,13 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+/// The ancillary buffer for up to `count` descriptors, aligned as a cmsghdr must be.
+#define CLINUX_FD_CONTROL(count)                        \
+    union {                                             \
+        char buf[CMSG_SPACE(sizeof(int) * (count))];    \
+        struct cmsghdr align;                           \
+    }
+
 /// A zeroed message of one iovec over `data`, with `control` (zeroed too) as its ancillary buffer.
 static inline void clinux_message_init(struct msghdr *msg, struct iovec *iov, void *data, size_t length, void *control,
                                        size_t control_length) {

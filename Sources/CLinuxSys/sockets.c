@@ -57,10 +57,7 @@ int clinux_peer_credentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
 int clinux_receive_fd(int sock) {
     char data[256];
     struct iovec iov;
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
+    CLINUX_FD_CONTROL(1) control;
     struct msghdr msg;
     clinux_message_init(&msg, &iov, data, sizeof(data), control.buf, sizeof(control.buf));
     ssize_t n;
@@ -81,10 +78,7 @@ int clinux_receive_fd(int sock) {
 int clinux_send_fd(int sock, int fd) {
     char byte = 0;
     struct iovec iov;
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
+    CLINUX_FD_CONTROL(1) control;
     struct msghdr msg;
     clinux_message_init(&msg, &iov, &byte, 1, control.buf, sizeof(control.buf));
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);

@@ -159,10 +159,7 @@ static int spawner_handle(int sock, char *buffer, ssize_t length, const int *fds
 static void spawner_loop(int sock) {
     static char buffer[SPAWNER_MAX_MESSAGE];
     for (;;) {
-        union {
-            char buf[CMSG_SPACE(sizeof(int) * SPAWNER_MAX_FDS)];
-            struct cmsghdr align;
-        } control;
+        CLINUX_FD_CONTROL(SPAWNER_MAX_FDS) control;
         struct iovec iov;
         struct msghdr msg;
         clinux_message_init(&msg, &iov, buffer, sizeof(buffer), control.buf, sizeof(control.buf));
@@ -257,10 +254,7 @@ int clinux_spawner_spawn(int sock, const char *path, char *const argv[], char *c
         memcpy(cursor, envp[i], part);
         cursor += part;
     }
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * SPAWNER_MAX_FDS)];
-        struct cmsghdr align;
-    } control;
+    CLINUX_FD_CONTROL(SPAWNER_MAX_FDS) control;
     struct iovec iov;
     struct msghdr msg;
     clinux_message_init(&msg, &iov, message, length, control.buf, CMSG_SPACE(sizeof(int) * (size_t)count));
