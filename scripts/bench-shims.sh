@@ -159,6 +159,8 @@ Issue 12, measured with this timeline before its changes (one traced run each; m
 
 The older figure in this file's history (2026-11-23: `run --rm` 856 vs 331 ms with the image)
 predates these measurements. `ctr run --rm` medians on 2026-12-01, containerd 1.6.20 and runsc
-2022 before issue 23: 241 vs 279, 244 vs 260 and 263 vs 273 ms (ratios 0.86, 0.94, 0.96); the
-tables above are the last run's, on both release sets.
+2022 before issue 23: 241 vs 279, 244 vs 260 and 263 vs 273 ms (ratios 0.86, 0.94, 0.96). After
+it, on current in three runs the same day: 202 vs 242, 235 vs 280 and 245 vs 294 ms (0.84, 0.84,
+0.83), with wrapper-timed `runsc create` deltas of −6.2, +1.9 and +3.7 ms and `shim delete` 3, 2
+and 3 ms against the runc shim's 15, 22 and 30; the tables above are the first run's.
 TEXT
