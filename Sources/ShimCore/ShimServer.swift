@@ -12,7 +12,6 @@ enum ShimServer {
 
     static func run(_ flags: ShimFlags, spawnHelper: SpawnHelper) async -> Int32 {
         Signals.ignoreBrokenPipe()
-        MallocTuning.limitArenas(1)
         OpenFileLimit.raiseToHard()
         let configPath = ProcessEnvironment.value(ShimCommand.configPathVariable)
         let config: WardenConfig
