@@ -140,11 +140,14 @@ Issue 23 (per-pod cost), measured on 2026-12-01:
 Where an idle 1-pod shim's memory is (smaps after `sync`, shipped build; a freshly built binary's
 text counts as Private_Dirty until the page cache is written back, which is what the earlier
 "0.88 MB private dirty" figure was not): RSS 10.0 MB = 8.4 MB of the binary's file pages (7.3 MB
-of text, shared by every shim: PSS divides it) + 0.9 MB anonymous: `.bss` 276 kB, one 288 kB
-anonymous region outside the brk heap, the heap 160 kB, thread stacks about 130 kB. The spawn
-helper adds 0.14 MB private. Per pod that is about 1.0 MB private plus 9 MB / pods shared: the
-≤ 1.2 MB at 10 pods and ≤ 0.8 MB at 100 the issue asks for need the private part and the text
-cut further (not done: see the notes).
+of text, shared by every shim: PSS divides it) + 0.9 MB anonymous: `.bss` 276 kB, a second
+malloc arena of 288 kB, the heap 160 kB, thread stacks about 130 kB. The spawn helper adds
+0.14 MB private. The second arena was made by an executor worker before the one-arena limit was
+set (in the server task); the limit is now set on the main thread before any other thread
+exists: anonymous memory 800 kB (heap 308 kB, no second arena), private dirty 752 kB (was 892),
+measured after this bench run. Per pod that is about 0.9 MB private plus 9 MB / pods shared:
+the ≤ 1.2 MB at 10 pods and ≤ 0.8 MB at 100 the issue asks for need the text's resident part
+and the private part cut further (not done).
 
 Issue 12, measured with this timeline before its changes (one traced run each; ms):
 
