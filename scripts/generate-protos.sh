@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Regenerates the committed Swift protobuf code:
 #   Sources/ContainerdAPI/Generated  (containerd task v2 API, events, runtime options,
-#                                     bootstrap v1, cgroups v1/v2 metrics)
+#                                     bootstrap v1, cgroups v1/v2 metrics, the sandbox
+#                                     API runtime/sandbox/v1 and the CRI PodSandboxConfig)
 #   Sources/TTRPC/Generated          (ttrpc request/response envelope, google.rpc.Status)
 # The containerd .proto files come from Debian's golang-github-containerd-containerd-dev
-# (1.6.20) and golang-github-containerd-cgroups-dev. gogoproto and containerd fieldpath
+# (1.6.20) and golang-github-containerd-cgroups-dev; the sandbox API's (runtime/sandbox/v1,
+# types/platform.proto) are copied under protos/ from sid's golang-github-containerd-
+# containerd-api-dev 2.1.9 (1.6 has no sandbox API), the CRI subset is written for Warden. gogoproto and containerd fieldpath
 # options only steer Go code generation; they are stripped before protoc runs so that
 # nothing of them reaches the Swift API. Running this twice yields identical bytes.
 set -euo pipefail
@@ -66,6 +69,9 @@ stage_proto $gocode/containerd/pkg/runtimeoptions/v1/api.proto containerd/pkg/ru
 stage_proto $gocode/cgroups/stats/v1/metrics.proto cgroups/stats/v1/metrics.proto
 stage_proto $gocode/cgroups/v2/stats/metrics.proto cgroups/v2/stats/metrics.proto
 stage_proto protos/containerd/runtime/bootstrap/v1/bootstrap.proto containerd/runtime/bootstrap/v1/bootstrap.proto
+stage_proto protos/containerd/runtime/sandbox/v1/sandbox.proto containerd/runtime/sandbox/v1/sandbox.proto
+stage_proto protos/containerd/api/types/platform.proto containerd/api/types/platform.proto
+stage_proto protos/k8s/cri/pod_sandbox_config.proto k8s/cri/pod_sandbox_config.proto
 stage_proto protos/ttrpc/request.proto ttrpc/request.proto
 stage_proto protos/google/rpc/status.proto google/rpc/status.proto
 
@@ -91,6 +97,9 @@ generate Sources/ContainerdAPI/Generated \
   containerd/api/services/ttrpc/events/v1/events.proto \
   containerd/pkg/runtimeoptions/v1/api.proto \
   containerd/runtime/bootstrap/v1/bootstrap.proto \
+  containerd/runtime/sandbox/v1/sandbox.proto \
+  containerd/api/types/platform.proto \
+  k8s/cri/pod_sandbox_config.proto \
   cgroups/stats/v1/metrics.proto \
   cgroups/v2/stats/metrics.proto
 generate Sources/TTRPC/Generated ttrpc/request.proto google/rpc/status.proto

@@ -10,7 +10,7 @@
 #   scripts/soak.sh --seconds 120 --check    what scripts/test.sh runs: fails unless the
 #                                            invariants hold (tests/cri/soak.py's header)
 #
-# Options: --seconds N, --concurrency N, --pods N, --seed N, --out DIR, --check,
+# Options: --seconds N, --concurrency N, --pods N, --seed N, --faults a,b,... --out DIR, --check,
 # --set current|lts|bookworm. WARDEN_BIN: a build dir holding the shim and fake-runsc
 # (default: scripts/build-shim.sh's, the shipped build, with fake-runsc beside it).
 set -euo pipefail
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --set) release_set=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    --seconds|--concurrency|--pods|--seed) arguments+=("$1" "$2"); shift 2 ;;
+    --seconds|--concurrency|--pods|--seed|--faults) arguments+=("$1" "$2"); shift 2 ;;
     --check) arguments+=("$1"); shift ;;
     *) echo "soak.sh: unknown option '$1' (see the header of scripts/soak.sh)" >&2; exit 2 ;;
   esac

@@ -16,6 +16,9 @@ public struct WardenConfig: Sendable, Equatable {
     public var seccompMode: SeccompMode = .enforce
     /// `[metrics] dir`: where each shim writes its Prometheus textfile; empty: none.
     public var metricsDirectory = "/run/warden/metrics"
+    /// `[sandbox] pause_rootfs`: the read-only rootfs (holding `pause`) of the pod sandboxes
+    /// containerd 2.x creates through the Sandbox API (`sandboxer = "shim"`).
+    public var pauseRootfs = "/usr/local/lib/warden/pause-rootfs"
 
     public init() {}
 
@@ -124,6 +127,7 @@ public struct WardenConfig: Sendable, Equatable {
         case "deadlines.shutdown_deadline": deadlines.shutdownDeadline = try duration()
         case "deadlines.netns_release": netnsRelease = try choice(NetnsRelease.self)
         case "seccomp.mode": seccompMode = try choice(SeccompMode.self)
+        case "sandbox.pause_rootfs": pauseRootfs = try path()
         case "metrics.dir":
             let text = try string()
             guard text.isEmpty || text.hasPrefix("/") else { throw fail("expected an absolute path or \"\" (off), found \"\(text)\"") }

@@ -122,6 +122,10 @@ extension FakeRunsc {
         if FileDescriptor.exists("\(rootfs)/bin") {
             return ("/usr/sbin/chroot", [rootfs, path] + args.dropFirst())
         }
+        // A rootfs of one static binary and no shell (Warden's pause rootfs): that binary.
+        if program.hasPrefix("/"), FileDescriptor.exists(rootfs + program) {
+            return (rootfs + program, Array(args.dropFirst()))
+        }
         return (path, Array(args.dropFirst()))
     }
 

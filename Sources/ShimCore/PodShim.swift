@@ -52,13 +52,19 @@ public actor PodShim {
     /// How long the sandbox's Delete waits for containerd to release its subcontainers: a
     /// subcontainer nobody deletes (a client that removes the sandbox first) costs this once.
     static let subcontainerReleaseGrace: Duration = .seconds(1)
+    /// Pod sandboxes containerd created through the Sandbox API (PodShim+Sandbox).
+    var apiSandboxes: [String: APISandbox] = [:]
+    /// The read-only rootfs holding the pause binary of such sandboxes (`[sandbox] pause_rootfs`).
+    let pauseRootfs: String
 
     public init(
         runsc: Runsc, supervisor: Supervisor, stdioCopier: StdioCopier, events: EventPublisher, log: ShimLog,
         namespace: String,
         scratchDirectory: String, deadlines: WardenConfig.Deadlines = .init(), netnsRelease: WardenConfig.NetnsRelease = .down,
-        metrics: ShimMetrics? = nil, onEmptyShutdown: @escaping @Sendable () -> Void
+        metrics: ShimMetrics? = nil, pauseRootfs: String = WardenConfig().pauseRootfs,
+        onEmptyShutdown: @escaping @Sendable () -> Void
     ) {
+        self.pauseRootfs = pauseRootfs
         self.metrics = metrics ?? ShimMetrics(directory: nil, namespace: namespace, pod: "")
         self.runsc = runsc
         self.deadlines = deadlines

@@ -61,10 +61,12 @@ enum ShimServer {
             let shim = PodShim(
                 runsc: runsc, supervisor: supervisor, stdioCopier: try StdioCopier(), events: events, log: log,
                 namespace: flags.namespace, scratchDirectory: scratch, deadlines: config.deadlines,
-                netnsRelease: config.netnsRelease, metrics: metrics, onEmptyShutdown: { shutdownContinuation.yield() })
+                netnsRelease: config.netnsRelease, metrics: metrics, pauseRootfs: config.pauseRootfs,
+                onEmptyShutdown: { shutdownContinuation.yield() })
             metrics.setSnapshot { await shim.metricsSnapshot() }
             var registry = ServiceRegistry()
             TaskService.register(shim, into: &registry)
+            SandboxService.register(shim, into: &registry)
             var options = ServerOptions()
             options.log = { log.warn($0) }
             options.afterLargeMessage = { MallocTuning.trim() }

@@ -35,13 +35,18 @@ enum ShimStart {
         guard let bundle = flags.bundle.isEmpty ? ProcessEnvironment.workingDirectory : flags.bundle else {
             return .failure(Failure(description: "cannot determine the bundle directory"))
         }
-        let spec: OCISpec
-        do throws(ShimError) {
-            spec = try OCISpec.load(bundle: bundle)
-        } catch {
-            return .failure(Failure(description: error.message))
+        // containerd 2.x's shim sandboxer starts the shim for a pod with no spec in the bundle
+        // (CreateSandbox brings the pod's config): the pod is its own group.
+        let group: String
+        if FileDescriptor.exists(bundle + "/config.json") {
+            do throws(ShimError) {
+                group = try OCISpec.load(bundle: bundle).groupID(containerID: flags.id)
+            } catch {
+                return .failure(Failure(description: error.message))
+            }
+        } else {
+            group = flags.id
         }
-        let group = spec.groupID(containerID: flags.id)
         let directory = input.socketDirectory ?? socketDirectory(bundle: bundle)
         let path = "\(directory)/\(SHA256.hex("\(flags.address)/\(flags.namespace)/\(group)"))"
         let address = "unix://\(path)"
@@ -96,11 +101,14 @@ enum ShimStart {
     }
 
     /// containerd keeps shim sockets in `<its state dir>/../s` (`/run/containerd/s` for the
-    /// default `/run/containerd` state). The bundle is `<state>/io.containerd.runtime.v2.task/<ns>/<id>`,
-    /// so a private containerd's shims stay under its own state directory.
+    /// default `/run/containerd` state). The bundle is `<state>/io.containerd.runtime.v2.task/<ns>/<id>`
+    /// (a task's) or `<state>/io.containerd.sandbox.controller.v1.shim/<ns>/<id>` (a pod's under
+    /// the shim sandboxer, whose containers must find the same socket), so a private
+    /// containerd's shims stay under its own state directory.
     static func socketDirectory(bundle: String) -> String {
         let components = bundle.split(separator: "/", omittingEmptySubsequences: true)
-        if components.count >= 3, components[components.count - 3] == "io.containerd.runtime.v2.task" {
+        let owners = ["io.containerd.runtime.v2.task", "io.containerd.sandbox.controller.v1.shim"]
+        if components.count >= 3, owners.contains(String(components[components.count - 3])) {
             return "/" + components.dropLast(3).joined(separator: "/") + "/s"
         }
         return "/run/containerd/s"

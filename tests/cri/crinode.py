@@ -1,4 +1,4 @@
-"""A private Kubernetes node for Warden's CRI tests: containerd 1.6 with its CRI plugin, under a
+"""A private Kubernetes node for Warden's CRI tests: containerd (1.6 by default) with its CRI plugin, under a
 temp dir of its own, running in a network namespace the test made (the CNI bridge and veths
 live there, never among the host's interfaces), with these runtime handlers:
 
@@ -6,6 +6,9 @@ live there, never among the host's interfaces), with these runtime handlers:
   warden-fake  Warden driving fake-runsc                (faults: file `faults` in its root)
   runc-runsc   containerd's runc shim driving runsc     (what the field runs)
   runc-fake    containerd's runc shim driving fake-runsc
+  warden-shim, warden-shim-fake
+               (containerd 2.x only) the first two with `sandboxer = "shim"`: CRI hands the
+               pod to Warden through the Sandbox API (no pause container or image)
 
 CNI: Debian's bridge + host-local, through wrappers that log every ADD/DEL to `cni.log`.
 Images: warden.test/pause:1 (the sandbox image) and warden.test/busybox:latest, imported with
@@ -46,6 +49,20 @@ CTR = os.path.join(CONTAINERD_DIR, "ctr")
 # The real runsc: Debian 12's, or another release's in WARDEN_RUNSC (scripts/releases.sh).
 RUNSC = os.environ.get("WARDEN_RUNSC") or "/usr/bin/runsc"
 K8S_NAMESPACE = "k8s.io"
+
+
+def containerd_major():
+    """The containerd under test's major version (`containerd --version`: "... 2.1.9+unknown")."""
+    output = subprocess.run([CONTAINERD, "--version"], capture_output=True, text=True, timeout=30).stdout.split()
+    version = output[2] if len(output) > 2 else "0"
+    return int(version.lstrip("v").split(".")[0] or 0)
+
+
+# containerd 2.x can hand a pod to the shim through the Sandbox API (`sandboxer = "shim"`):
+# these handlers are Warden's two again in that mode (no pause container, no pause image).
+SANDBOX_API = containerd_major() >= 2
+SHIM_SANDBOXER_HANDLERS = ["warden-shim", "warden-shim-fake"] if SANDBOX_API else []
+WARDEN_HANDLERS = ["warden", "warden-fake"] + SHIM_SANDBOXER_HANDLERS
 
 
 def build_directory():
@@ -156,12 +173,20 @@ class CRINode:
             json.dump(network, file)
 
     def _write_runtimes(self):
-        for name, runsc in [("warden", RUNSC), ("warden-fake", os.path.join(self.bin, "fake-runsc"))]:
+        # The pause rootfs of the shim sandboxer's pods, laid out as scripts/build-shim.sh ships it.
+        rootfs = self.path("pause-rootfs")
+        for directory in ["proc", "dev", "sys"]:
+            os.makedirs(os.path.join(rootfs, directory))
+        shutil.copy(os.path.join(FIXTURES, "pause"), os.path.join(rootfs, "pause"))
+        fake = os.path.join(self.bin, "fake-runsc")
+        for name in WARDEN_HANDLERS:
+            runsc = fake if name.endswith("-fake") else RUNSC
             deadlines = "".join(f'{key} = "{value}"\n' for key, value in self.deadlines.items())
             with open(self.path(f"{name}.toml"), "w") as file:
                 file.write(f'runsc = "{runsc}"\nroot = "{self.path(name)}"\n[deadlines]\n{deadlines}'
                            '[runsc_config]\nnetwork = "none"\n'
-                           f'[metrics]\ndir = "{self.path("metrics")}"\n')
+                           f'[metrics]\ndir = "{self.path("metrics")}"\n'
+                           f'[sandbox]\npause_rootfs = "{rootfs}"\n')
             os.makedirs(self.path(name))
         with open(self.path("runsc-none"), "w") as file:
             file.write(f'#!/bin/sh\nexec {RUNSC} --network=none "$@"\n')
@@ -190,9 +215,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   snapshotter = "overlayfs"
   default_runtime_name = "warden"
 '''
-        for name in ["warden", "warden-fake"]:
+        for name in WARDEN_HANDLERS:
             text += f'''[{runtimes}.{name}]
   runtime_type = "io.containerd.warden.v2"
+{'  sandboxer = "shim"' if name in SHIM_SANDBOXER_HANDLERS else ""}
 [{runtimes}.{name}.options]
   ConfigPath = "{self.path(name + ".toml")}"
 '''
@@ -296,6 +322,17 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 return int(fields[1])
         raise RuntimeError(f"no task {container_id} in ctr tasks ls: {output}")
 
+    def sandbox_pid_of(self, pod_id):
+        """runsc-sandbox's pid for a pod: its task's under `podsandbox`; under the shim
+        sandboxer the pod is no task, and its sandbox is found by name and by the pod's runsc
+        root (`<root>/<namespace>/<pod>`) on its command line."""
+        if self.pod_handlers.get(pod_id) not in SHIM_SANDBOXER_HANDLERS:
+            return self.pid_of(pod_id)
+        for pid, name, line in self.our_processes():
+            if name == "runsc-sandbox" and pod_id in line:
+                return pid
+        raise RuntimeError(f"no runsc-sandbox of pod {pod_id}: {self.our_processes()}")
+
     def cni_log(self):
         try:
             with open(self.path("cni.log")) as file:
@@ -396,7 +433,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             found += [f"process {pid} {name}: {line[:160]}" for pid, name, line in self.our_processes()]
             found += [f"mount {mount}" for mount in self.our_mounts()]
             found += [f"pod netns {path}" for path in sorted(self.pod_netns_paths) if os.path.exists(path)]
-            for handler in ["warden", "warden-fake", "runc-runsc", "runc-fake"]:
+            for handler in WARDEN_HANDLERS + ["runc-runsc", "runc-fake"]:
                 for root, _, files in os.walk(self.path(handler)):
                     found += [f"runsc state {os.path.join(root, f)}" for f in files
                               if f not in ("faults", "fault-log", "shim")]

@@ -17,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from crinode import CONTAINERD, RUNSC, CRINode, build_directory, rss_kib, run  # noqa: E402
+from crinode import CONTAINERD, RUNSC, SANDBOX_API, CRINode, build_directory, rss_kib, run  # noqa: E402
 from warden_cri import CRIError, pb  # noqa: E402
 
 # Warden's deadlines on the test node (crinode.py), and what a StopPodSandbox of a wedged pod
@@ -282,6 +282,89 @@ class ContainerdRestartTests(CRITestCase):
         _, took = timed(node.client.stop_pod, pod_id, timeout=30)
         self.assertLess(took, STOP_BOUND)
         node.client.remove_pod(pod_id, timeout=30)
+        self.assertNothingLeft()
+
+
+@unittest.skipUnless(SANDBOX_API, "containerd before 2.0 has no Sandbox API (sandboxer = \"shim\")")
+class ShimSandboxerTests(CRITestCase):
+    """containerd 2.x with `sandboxer = "shim"`: CRI hands the pod to Warden through the Sandbox
+    API. No pause container and no pause image: Warden makes the sandbox from its own pause
+    rootfs, and StopSandbox runs the same ladder as a Kill of the pause container does."""
+
+    def test_1_a_pod_of_two_containers_and_an_exec_through_the_sandbox_api(self):
+        node, client = self.node, self.node.client
+        pod_id, containers = node.run_pod("shim-lifecycle", "warden-shim", [("first", SLEEPER), ("second", SLEEPER)])
+        self.assertEqual(self.states(containers), [pb.CONTAINER_RUNNING] * 2)
+        status = client.pod_status(pod_id).status
+        self.assertEqual((status.state, status.runtime_handler), (pb.SANDBOX_READY, "warden-shim"))
+        self.assertTrue(status.network.ip.startswith("10.99.0."), status.network.ip)
+        # The pod is no container of containerd's (no pause task), only a sandbox of the shim's.
+        self.assertNotIn(pod_id, node.ctr("containers", "ls", "-q").stdout.split())
+        self.assertIn(pod_id, node.ctr("sandboxes", "ls").stdout)
+        reply = client.exec_sync(containers[0], ["sh", "-c", "echo out; hostname; exit 3"])
+        self.assertEqual((reply.stdout, reply.exit_code), (b"out\nshim-lifecycle\n", 3))
+        reply = client.exec_sync(containers[1], ["sh", "-c", "ps -o comm | grep -c sleep"])
+        self.assertEqual((reply.stdout, reply.exit_code), (b"2\n", 0), reply.stderr)
+        # One shim serves the pod, and the sandbox runs Warden's pause.
+        self.assertEqual(len(node.shim_pids()), 1, node.our_processes())
+        _, took = timed(client.stop_pod, pod_id, timeout=30)
+        self.assertLess(took, STOP_BOUND)
+        self.assertEqual(self.states(containers), [pb.CONTAINER_EXITED] * 2)
+        self.assertEqual(client.pod_status(pod_id).status.state, pb.SANDBOX_NOTREADY)
+        self.assertTrue(self.cni_deleted(pod_id), node.cni_log())
+        _, took = timed(client.remove_pod, pod_id, timeout=30)
+        self.assertLess(took, DELETE_DEADLINE + SLACK)
+        self.assertEqual([p.id for p in client.pods()], [])
+        self.assertNothingLeft()
+
+    def check_wedged(self, handler, fault):
+        node, client = self.node, self.node.client
+        pod_id, _ = node.run_pod(f"shim-wedged-{fault}", handler, [("app", SLEEPER), ("side", SLEEPER)])
+        stopped = None
+        if fault == "sigstop":
+            stopped = node.sandbox_pid_of(pod_id)
+            os.kill(stopped, signal.SIGSTOP)
+        else:
+            node.set_fault(handler, fault)
+        try:
+            _, stop_took = timed(client.stop_pod, pod_id, timeout=FIELD_DEADLINE)
+            _, remove_took = timed(client.remove_pod, pod_id, timeout=FIELD_DEADLINE)
+        finally:
+            if stopped:
+                try:
+                    os.kill(stopped, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+            else:
+                node.set_fault(handler, "")
+        self.record.append(f"shim sandboxer {fault:9}: stop ok {stop_took:.2f}s, remove ok {remove_took:.2f}s")
+        self.assertLess(stop_took, STOP_BOUND, "StopPodSandbox")
+        self.assertLess(remove_took, DELETE_DEADLINE + SLACK, "RemovePodSandbox")
+        self.assertTrue(self.cni_deleted(pod_id), node.cni_log())
+        self.assertIn(f"termination sandbox={pod_id}", node.log_text())
+        self.assertNothingLeft()
+
+    def test_2_a_sigstopped_sandbox_stops_and_is_removed(self):
+        self.check_wedged("warden-shim", "sigstop")
+
+    def test_3_a_hung_runsc_kill_stops_and_is_removed(self):
+        self.check_wedged("warden-shim-fake", "hang-kill")
+
+    def test_4_a_pod_outlives_a_containerd_restart_and_still_stops(self):
+        node = self.node
+        pod_id, containers = node.run_pod("shim-restart", "warden-shim", [("app", SLEEPER), ("side", SLEEPER)])
+        shims = node.shim_pids()
+        node.restart_containerd()
+        client = node.client
+        self.assertEqual(node.shim_pids(), shims)
+        self.assertEqual(client.pod_status(pod_id).status.state, pb.SANDBOX_READY)
+        self.assertEqual(self.states(containers), [pb.CONTAINER_RUNNING] * 2)
+        self.assertEqual(client.exec_sync(containers[0], ["echo", "still here"]).stdout, b"still here\n")
+        _, took = timed(client.stop_pod, pod_id, timeout=30)
+        self.assertLess(took, STOP_BOUND)
+        self.assertTrue(self.cni_deleted(pod_id), node.cni_log())
+        _, took = timed(client.remove_pod, pod_id, timeout=30)
+        self.assertLess(took, DELETE_DEADLINE + SLACK)
         self.assertNothingLeft()
 
 
