@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stages the node installer image (deploy/Containerfile) in .build-node-image/ and builds it
 # with docker, podman or buildah when one is installed (tag: $WARDEN_IMAGE, default
-# warden/node-installer:dev). Layout inside the image: /warden/{bin,scripts,etc,tools/cri}.
+# warden/node-installer:dev). Layout inside the image: /warden/{bin,scripts,etc,tools/cri}
+# (bin/ holds the shim, the CLI and pause-rootfs/).
 # The shim is the shipped build (scripts/build-shim.sh: release, -static-executable), so the
 # node needs nothing at all from the image's libraries.
 #   WARDEN_SHIM_BINARY=PATH   stage this shim instead of building one
@@ -18,6 +19,11 @@ rm -rf "$context"
 mkdir -p "$context/warden/bin" "$context/warden/scripts" "$context/warden/etc" "$context/warden/tools/cri"
 install -m 0755 "$shim" "$context/warden/bin/containerd-shim-warden-v2"
 install -m 0755 "$(dirname "$shim")/warden" "$context/warden/bin/warden"
+if [ -e "$(dirname "$shim")/pause-rootfs/pause" ]; then
+  # The Sandbox API pods' pause rootfs (install.sh --sandboxer shim installs it from here).
+  mkdir -p "$context/warden/bin/pause-rootfs"
+  cp -a "$(dirname "$shim")/pause-rootfs/." "$context/warden/bin/pause-rootfs/"
+fi
 install -m 0755 scripts/install.sh "$context/warden/scripts/"
 install -m 0644 shim-config/warden.toml "$context/warden/etc/"
 install -m 0644 tools/cri/runtime_v1_subset.proto tools/cri/runtime_v1_subset_pb2.py "$context/warden/tools/cri/"

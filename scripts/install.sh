@@ -3,7 +3,7 @@
 # containerd's config. Idempotent; --dry-run prints what would change; --uninstall reverses it.
 #
 #   scripts/install.sh [--root DIR] [--from DIR] [--containerd-config PATH] [--handler NAME]
-#                      [--dry-run] [--uninstall] [--restart-containerd]
+#                      [--sandboxer podsandbox|shim] [--dry-run] [--uninstall] [--restart-containerd]
 #
 #   --root DIR               the node's filesystem is under DIR (the DaemonSet mounts the host at
 #                            /host); paths written into configs stay host paths. Default /.
@@ -14,10 +14,16 @@
 #   --bin-dir DIR            where the shim goes (default /usr/local/bin; on containerd's PATH).
 #   --warden-config PATH     Warden's config, named by the handler's ConfigPath
 #                            (default /etc/containerd/warden.toml).
+#   --sandboxer MODE         who owns the pod (containerd 2.x only): podsandbox (default) —
+#                            containerd runs a pause container as a task of Warden's; shim —
+#                            containerd hands the pod to Warden through the Sandbox API: no
+#                            pause image, the sandbox runs Warden's own pause rootfs (README,
+#                            "Sandbox API"). Changing it: --uninstall, then install again.
 #   --restart-containerd     `systemctl restart containerd` afterwards (containerd reads its
 #                            config only at start).
 #
 # Installed: /usr/local/bin/containerd-shim-warden-v2 (containerd finds shims on its PATH),
+# /usr/local/lib/warden/pause-rootfs (the static pause binary of Sandbox API pods),
 # /etc/containerd/warden.toml (shim-config/warden.toml; an existing one is kept), and a marked
 # block appended to containerd's config (config version 2 for containerd 1.6/1.7, 3 for 2.x,
 # as in shim-config/). Before the first change the config is copied to <config>.warden-backup;
@@ -46,10 +52,16 @@ parser.add_argument("--warden-config", default="/etc/containerd/warden.toml")
 parser.add_argument("--dry-run", action="store_true")
 parser.add_argument("--uninstall", action="store_true")
 parser.add_argument("--restart-containerd", action="store_true")
+parser.add_argument("--sandboxer", choices=["podsandbox", "shim"], default="podsandbox")
 args = parser.parse_args(sys.argv[2:])
 
 SHIM = "containerd-shim-warden-v2"
 CLI = "warden"  # the operator CLI (status, metrics, doctor, sweep), installed beside the shim when built
+# The read-only rootfs of pods containerd 2.x hands over through the Sandbox API (shim-config/
+# warden.toml [sandbox] pause_rootfs): the pause binary and the mount points runsc needs.
+PAUSE_ROOTFS = "/usr/local/lib/warden/pause-rootfs"
+PAUSE_ROOTFS_FILES = ["pause"]
+PAUSE_ROOTFS_DIRS = ["proc", "dev", "sys"]
 RUNTIME_TYPE = "io.containerd.warden.v2"
 BIN_DIR = args.bin_dir
 WARDEN_CONFIG = args.warden_config
@@ -104,7 +116,8 @@ def config_version(config, path):
 
 def block(version):
     table = f"{RUNTIMES[version]}.{args.handler}"
-    return (f"\n{BEGIN}\n[{table}]\n  runtime_type = \"{RUNTIME_TYPE}\"\n"
+    sandboxer = f"  sandboxer = \"{args.sandboxer}\"\n" if args.sandboxer != "podsandbox" else ""
+    return (f"\n{BEGIN}\n[{table}]\n  runtime_type = \"{RUNTIME_TYPE}\"\n{sandboxer}"
             f"[{table}.options]\n  ConfigPath = \"{WARDEN_CONFIG}\"\n{END}\n").encode()
 
 
@@ -162,9 +175,12 @@ if args.uninstall:
                 changes.append(("config", config_path, original, restore))
             else:
                 changes.append(("config", config_path, original, stripped))
-    for path in [host(os.path.join(BIN_DIR, SHIM)), host(os.path.join(BIN_DIR, CLI))]:
+    for path in [host(os.path.join(BIN_DIR, SHIM)), host(os.path.join(BIN_DIR, CLI))] + \
+            [host(os.path.join(PAUSE_ROOTFS, name)) for name in PAUSE_ROOTFS_FILES]:
         if os.path.exists(path):
             changes.append(("remove", path, None, None))
+    if os.path.isdir(host(PAUSE_ROOTFS)):
+        changes.append(("rmdir", host(PAUSE_ROOTFS), None, None))
     shipped = os.path.join(here, "..", "shim-config", "warden.toml")
     if os.path.exists(host(WARDEN_CONFIG)) and os.path.exists(shipped) and read(host(WARDEN_CONFIG)) == read(shipped):
         changes.append(("remove", host(WARDEN_CONFIG), None, None))
@@ -186,18 +202,33 @@ else:
     base = original if exists else default_config()
     config = parse(base, config_path)
     version = config_version(config, config_path)
+    if args.sandboxer == "shim" and version < 3:
+        fail(f"--sandboxer shim needs containerd 2.x (config version 3); {config_path} is version {version}")
     existing = handler_table(config, version)
     if existing is None:
         updated = base + (b"" if base.endswith(b"\n") or not base else b"\n") + block(version)
         # What containerd will read must parse, and mean what we wrote (an inline table or
         # dotted keys elsewhere would make the appended tables a redefinition).
         check = handler_table(parse(updated, config_path + " with Warden's handler added"), version)
-        if not check or check.get("runtime_type") != RUNTIME_TYPE:
+        if not check or check.get("runtime_type") != RUNTIME_TYPE or check.get("sandboxer", "podsandbox") != args.sandboxer:
             fail(f"adding the handler to {config_path} does not read back as written")
         changes.append(("config", config_path, original if exists else None, updated))
     elif existing.get("runtime_type") != RUNTIME_TYPE:
         fail(f"{config_path} already has a runtime handler {args.handler!r} of type "
              f"{existing.get('runtime_type')!r}; choose another --handler")
+    elif existing.get("sandboxer", "podsandbox") != args.sandboxer:
+        fail(f"{config_path}'s handler {args.handler!r} has sandboxer {existing.get('sandboxer', 'podsandbox')!r}, "
+             f"not {args.sandboxer!r}: run --uninstall first, then install with the mode you want")
+    for name in PAUSE_ROOTFS_FILES:
+        shipped_file = os.path.join(source, "pause-rootfs", name)
+        installed_file = host(os.path.join(PAUSE_ROOTFS, name))
+        if not os.path.exists(shipped_file):
+            if args.sandboxer == "shim":
+                fail(f"no {shipped_file} (scripts/build-shim.sh builds it): --sandboxer shim runs pods on it")
+            continue
+        if not os.path.exists(installed_file) or read(installed_file) != read(shipped_file):
+            changes.append(("copy", installed_file, shipped_file, None))
+            changes += [("mkdir", host(os.path.join(PAUSE_ROOTFS, d)), None, None) for d in PAUSE_ROOTFS_DIRS]
     installed = host(os.path.join(BIN_DIR, SHIM))
     if not os.path.exists(installed) or read(installed) != read(binary):
         changes.append(("copy", installed, binary, None))
@@ -239,11 +270,27 @@ for kind, path, before, after in changes:
             shutil.copy2(before, path + ".warden-tmp")
             os.replace(path + ".warden-tmp", path)
             print(f"install.sh: installed {path}")
+    elif kind == "mkdir":
+        if not args.dry_run:
+            os.makedirs(path, exist_ok=True)
     elif kind == "remove":
         if args.dry_run:
             print(f"would remove {path}")
         else:
             os.remove(path)
+            print(f"install.sh: removed {path}")
+    elif kind == "rmdir":
+        if args.dry_run:
+            print(f"would remove {path}")
+        else:
+            for d in PAUSE_ROOTFS_DIRS:
+                if os.path.isdir(os.path.join(path, d)) and not os.listdir(os.path.join(path, d)):
+                    os.rmdir(os.path.join(path, d))
+            if not os.listdir(path):
+                os.rmdir(path)
+                parent = os.path.dirname(path)
+                if os.path.isdir(parent) and not os.listdir(parent):
+                    os.rmdir(parent)
             print(f"install.sh: removed {path}")
 
 if args.dry_run:

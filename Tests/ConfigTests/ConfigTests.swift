@@ -39,6 +39,8 @@ import Testing
             num-network-channels = 2
             [seccomp]
             mode = "log"
+            [sandbox]
+            pause_rootfs = "/opt/warden/pause"
             """, file: "w.toml")
         #expect(config.runsc == "/opt/runsc")
         #expect(config.root == "/run/w")
@@ -51,6 +53,7 @@ import Testing
         #expect(config.deadlines.shutdownDeadline == .seconds(1))
         #expect(config.netnsRelease == .delete)
         #expect(config.seccompMode == .log)
+        #expect(config.pauseRootfs == "/opt/warden/pause")
         #expect(config.runscFlags == [
             .init(key: "network", value: "none"), .init(key: "debug", value: "true"),
             .init(key: "debug-log", value: "/tmp/runsc/%ID%/"), .init(key: "watchdog-action", value: "panic"),
@@ -68,6 +71,7 @@ import Testing
         ("[deadlines]\nnetns_release = \"up\"", "w.toml:2: deadlines.netns_release: \"up\" is not one of down, delete, off"),
         ("log_level = \"loud\"", "w.toml:1: log_level: \"loud\" is not one of trace, debug, info, warn, error"),
         ("runsc = \"runsc\"", "w.toml:1: runsc: expected an absolute path, found \"runsc\""),
+        ("[sandbox]\npause_rootfs = \"pause\"", "w.toml:2: sandbox.pause_rootfs: expected an absolute path, found \"pause\""),
         ("runsc = \"/a\"\nrunsc = \"/b\"", "w.toml:2: key runsc already set on line 1"),
         ("[seccomp]\n[seccomp]", "w.toml:2: table [seccomp] defined twice"),
         ("[seccomp]\nmode = \"strict\"", "w.toml:2: seccomp.mode: \"strict\" is not one of off, log, enforce"),
