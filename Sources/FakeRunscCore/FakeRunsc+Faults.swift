@@ -23,6 +23,9 @@ extension FakeRunsc {
         case leaveCgroup = "leave-cgroup"
         /// The gofer outlives its sandbox.
         case orphanGofer = "orphan-gofer"
+        /// create writes a pid that names no process to --pid-file (a runtime that lies): the
+        /// shim above it lists a running task whose process does not exist.
+        case liePid = "lie-pid"
     }
 
     /// The subcommands a `hang-<verb>` fault can hang (it then never returns).

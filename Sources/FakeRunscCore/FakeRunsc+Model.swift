@@ -125,6 +125,16 @@ extension FakeRunsc {
     }
 
     /// Alive and not a zombie.
+    /// A pid no process has now: from the top of the pid range down (the kernel hands out
+    /// low pids first, so one up there stays unused for a test's life).
+    static func unusedPid() -> Int32 {
+        let text = FileDescriptor.readAll("/proc/sys/kernel/pid_max").map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let max = Int32(text.filter(\.isNumber)) ?? 32768
+        var pid = max - 1
+        while FileDescriptor.exists("/proc/\(pid)") && pid > 2 { pid -= 1 }
+        return pid
+    }
+
     static func processAlive(_ pid: Int32) -> Bool {
         guard let stat = FileDescriptor.readAll("/proc/\(pid)/stat") else { return false }
         let text = String(decoding: stat, as: UTF8.self)

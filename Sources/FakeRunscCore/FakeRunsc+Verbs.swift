@@ -62,7 +62,7 @@ extension FakeRunsc {
             UnixSocket.close(control)
         }
         if let pidFile = options.values["pid-file"] {
-            try Files.write(pidFile, "\(sandbox)")
+            try Files.write(pidFile, "\(faults.contains(.liePid) ? unusedPid() : sandbox)")
         }
         if faults.contains(.crashOnCreate) {
             throw Failure("creating container: fake crash-on-create")

@@ -220,4 +220,56 @@ import WardenTestSupport
             for container in ["w1", "live1", "mess1"] { _ = try await h.ctr(["container", "rm", container]) }
         }
     }
+
+    /// A task containerd lists as running whose process does not exist (its runtime reported
+    /// a pid that names no process: fake-runsc's `lie-pid` under containerd's runc shim, which
+    /// then never sees an exit for it). doctor names it with its containerd and namespace; a
+    /// Warden pod beside it is not a finding. Cleared by killing that task's shim, after which
+    /// containerd's own dead-shim cleanup removes the task.
+    @Test func doctorFindsATaskWhoseProcessIsGone() async throws {
+        guard ShimHarness.available(.fake, also: [ContainerdUnderTest.runcShim]) else { return }
+        try await ShimHarness.run(.fake, limit: .seconds(90), "doctor: task without process", deadlines: Self.deadlines) { h in
+            let runcRoot = h.containerd.dir.file("runc")
+            let runc = ["--runtime", "io.containerd.runc.v2", "--runc-binary", ShimHarness.buildDirectory + "/fake-runsc", "--runc-root", runcRoot]
+            let scope = [
+                "--state", h.containerd.dir.file("state"), "--runsc-root", h.runscRoot, "--runsc-root", runcRoot,
+                "--address", h.containerd.address, "--config", h.configPath,
+            ]
+            #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "w2", "sleep", "1000"]).status == 0)
+            try FileManager.default.createDirectory(atPath: "\(runcRoot)/\(h.namespace)", withIntermediateDirectories: true)
+            let faults = "\(runcRoot)/\(h.namespace)/faults"
+            try "lie-pid\n".write(toFile: faults, atomically: true, encoding: .utf8)
+            #expect(try await h.ctr(["run", "-d"] + runc + [ShimHarness.image, "lost1", "sleep", "1000"]).status == 0)
+            try FileManager.default.removeItem(atPath: faults)
+            for task in ["w2", "lost1"] { try await h.waitForTask(task, status: "RUNNING") }
+
+            let doctor = try await runCommand(Self.warden, ["doctor", "--json"] + scope)
+            let found = try JSONDecoder().decode([Found].self, from: Data(doctor.output.utf8))
+            let lost = found.filter { $0.kind == "task-without-process" }
+            #expect(lost.count == 1, "doctor finds the task: \(doctor.output)")
+            #expect(lost.first?.what.hasPrefix("task lost1 (RUNNING, pid ") == true, "\(doctor.output)")
+            #expect(lost.first?.owner.contains(h.namespace) == true && lost.first?.owner.contains(h.containerd.address) == true)
+            #expect(!found.contains { $0.what.contains("w2") || $0.owner.contains("w2") }, "nothing of the live Warden pod: \(doctor.output)")
+            #expect(doctor.status != 0, "doctor exits non-zero when it finds something")
+
+            // The operator's way out: the lying task's shim killed by pid; containerd's dead-shim
+            // cleanup then deletes the task (and fake-runsc's sandbox goes with runc delete).
+            let shims = livingProcesses(mentioning: h.containerd.address).filter { $0.contains("containerd-shim-runc-v2") && $0.contains("-id lost1") }
+            #expect(shims.count == 1, "\(shims)")
+            _ = try? await h.ctr(["task", "kill", "-s", "SIGKILL", "lost1"], timeout: .seconds(3))
+            for entry in shims { kill(Int32(entry.split(separator: ":").first ?? "") ?? 0, SIGKILL) }
+            let deadline = ContinuousClock.now + .seconds(15)
+            while try await h.ctr(["task", "ls"]).output.contains("lost1"), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let after = try await runCommand(Self.warden, ["doctor", "--json"] + scope)
+            let left = try JSONDecoder().decode([Found].self, from: Data(after.output.utf8)).filter { $0.kind == "task-without-process" }
+            #expect(left.isEmpty, "\(after.output)")
+
+            #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "w2"]).status == 0)
+            try await h.waitForTask("w2", status: "STOPPED")
+            #expect(try await h.ctr(["task", "rm", "w2"]).status == 0)
+            for container in ["w2", "lost1"] { _ = try await h.ctr(["container", "rm", container]) }
+        }
+    }
 }
