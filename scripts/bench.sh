@@ -20,7 +20,10 @@
 #
 # Section 5: the chaos soak through CRI (scripts/bench-soak.sh: scripts/soak.sh, 15 minutes).
 #
-# `scripts/bench.sh shims`, `faults`, `cri` or `soak` refreshes that section only.
+# Section 6: podsandbox against shim on containerd 2.x (scripts/bench-sandboxer.sh): Run/Stop/
+# RemovePodSandbox latency and per-pod memory of the two ways CRI can hand Warden a pod.
+#
+# `scripts/bench.sh shims`, `faults`, `cri`, `soak` or `sandboxer` refreshes that section only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,13 +34,14 @@ section() {  # the lines of $out from the header starting with "## $1" to the ne
   awk -v h="## $1" 'index($0, "## ") == 1 {p = index($0, h) == 1} p' "$out"
 }
 case "${1:-all}" in
-  shims|faults|cri|soak)
+  shims|faults|cri|soak|sandboxer)
     first=$(awk '/^## Warden beside/ {exit} {print}' "$out")
     if [ "$1" = shims ]; then shims=$(scripts/bench-shims.sh); else shims=$(section "Warden beside"); fi
     if [ "$1" = faults ]; then faults=$(scripts/bench-faults.sh); else faults=$(section "Fault matrix"); fi
     if [ "$1" = cri ]; then cri=$(scripts/bench-cri.sh); else cri=$(section "Through CRI"); fi
     if [ "$1" = soak ]; then soak=$(scripts/bench-soak.sh); else soak=$(section "Chaos soak"); fi
-    printf '%s\n%s\n\n%s\n\n%s\n\n%s\n' "$first" "$shims" "$faults" "$cri" "$soak" > "$out"
+    if [ "$1" = sandboxer ]; then sandboxer=$(scripts/bench-sandboxer.sh); else sandboxer=$(section "podsandbox against shim"); fi
+    printf '%s\n%s\n\n%s\n\n%s\n\n%s\n\n%s\n' "$first" "$shims" "$faults" "$cri" "$soak" "$sandboxer" > "$out"
     cat "$out"
     exit 0
     ;;
@@ -129,5 +133,7 @@ done
   scripts/bench-cri.sh
   echo
   scripts/bench-soak.sh
+  echo
+  scripts/bench-sandboxer.sh
 } > "$out"
 cat "$out"

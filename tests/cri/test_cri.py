@@ -6,6 +6,7 @@ Run by scripts/test.sh: /usr/bin/python3 -m unittest discover -s tests/cri -v
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -581,6 +582,48 @@ class InstallSnippetTests(unittest.TestCase):
                 options["ConfigPath"] = "/etc/containerd/warden.toml"  # the snippets' (and the default) path
                 with open(os.path.join(repo, "shim-config", snippet), "rb") as file:
                     self.assertEqual(written, tomllib.load(file), snippet)
+
+
+    def test_sandboxer_shim_is_written_with_the_pause_rootfs_and_refused_before_2x(self):
+        """--sandboxer shim: the handler gets `sandboxer = "shim"` and the pause rootfs is
+        installed (under --root); --uninstall removes both; a version 2 config (containerd
+        1.6/1.7, no Sandbox API) is refused with nothing changed."""
+        repo = os.path.join(os.path.dirname(__file__), "..", "..")
+        shim = os.path.join(os.environ.get("WARDEN_BIN") or build_directory(), "containerd-shim-warden-v2")
+        with tempfile.TemporaryDirectory(prefix="wcri-snippet-") as work:
+            source = os.path.join(work, "from")
+            os.makedirs(os.path.join(source, "pause-rootfs"))
+            shutil.copy(shim, source)
+            with open(os.path.join(source, "pause-rootfs", "pause"), "wb") as file:
+                file.write(b"\x7fELF pause stand-in")
+            host = os.path.join(work, "host")
+            os.makedirs(os.path.join(host, "etc", "containerd"))
+            config = os.path.join(host, "etc", "containerd", "config.toml")
+            install = [os.path.join(repo, "scripts", "install.sh"), "--root", host, "--from", source, "--sandboxer", "shim"]
+            with open(config, "w") as file:
+                file.write("version = 2\n")
+            refused = run(install, timeout=60, check=False)
+            self.assertEqual(refused.returncode, 2, refused.stdout + refused.stderr)
+            self.assertIn("needs containerd 2.x", refused.stderr)
+            self.assertEqual(read_bytes(config), b"version = 2\n")
+            with open(config, "w") as file:
+                file.write("version = 3\n")
+            result = run(install, timeout=60, check=False)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            with open(config, "rb") as file:
+                handler = tomllib.load(file)["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["warden"]
+            self.assertEqual(handler["sandboxer"], "shim")
+            rootfs = os.path.join(host, "usr", "local", "lib", "warden", "pause-rootfs")
+            self.assertEqual(read_bytes(os.path.join(rootfs, "pause")), b"\x7fELF pause stand-in")
+            self.assertEqual(sorted(os.listdir(rootfs)), ["dev", "pause", "proc", "sys"])
+            # Installing in the other mode over it is refused, naming the way out.
+            other = run(install[:-1] + ["podsandbox"], timeout=60, check=False)
+            self.assertEqual(other.returncode, 2)
+            self.assertIn("--uninstall first", other.stderr)
+            removed = run([os.path.join(repo, "scripts", "install.sh"), "--root", host, "--uninstall"], timeout=60, check=False)
+            self.assertEqual(removed.returncode, 0, removed.stderr)
+            self.assertFalse(os.path.exists(rootfs), os.listdir(os.path.dirname(rootfs)) if os.path.exists(os.path.dirname(rootfs)) else "")
+            self.assertEqual(read_bytes(config), b"version = 3\n")
 
 
 def read_bytes(path):
