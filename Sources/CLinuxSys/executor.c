@@ -209,8 +209,13 @@ static void monitor_main(void *unused) {
     }
 }
 
+// No timer is further out than this (about 100 years): monotonic_now() + delay must not
+// overflow for the "never" delays the runtime may pass (UINT64_MAX clamped to INT64_MAX).
+#define CLINUX_TIMER_HORIZON_NS (100LL * 365 * 24 * 3600 * 1000000000LL)
+
 // Called with the lock held.
 static void insert_timer(struct job_node *node, long long delay_ns) {
+    if (delay_ns > CLINUX_TIMER_HORIZON_NS) delay_ns = CLINUX_TIMER_HORIZON_NS;
     node->due = monotonic_now() + delay_ns;
     struct job_node **slot = &executor.timers;
     while (*slot && (*slot)->due <= node->due) slot = &(*slot)->next;
@@ -291,7 +296,10 @@ static SWIFTCALL void hook_enqueue_with_deadline(long long sec, long long nsec, 
     (void)tsec, (void)tnsec, (void)original;
     long long now_sec = 0, now_nsec = 0;
     swift_get_time(&now_sec, &now_nsec, clock);  // the deadline's own clock
-    long long delay = (sec - now_sec) * 1000000000LL + (nsec - now_nsec);
+    // A deadline seconds away beyond the horizon would overflow the multiplication.
+    long long seconds = sec - now_sec;
+    long long delay = seconds > CLINUX_TIMER_HORIZON_NS / 1000000000LL ? CLINUX_TIMER_HORIZON_NS
+                                                                        : seconds * 1000000000LL + (nsec - now_nsec);
     enqueue_after(delay, job);
 }
 

@@ -28,11 +28,11 @@ public enum Timers {
 }
 
 extension Duration {
-    /// Whole nanoseconds, 0 for a negative duration, capped near Int64.max.
+    /// Whole nanoseconds, 0 for a negative duration, Int64.max for one too long to count.
     var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         guard seconds >= 0 else { return 0 }
-        guard seconds < Int64.max / 1_000_000_000 - 1 else { return Int64.max / 2 }
+        guard seconds < Int64.max / 1_000_000_000 - 1 else { return Int64.max }  // the executor clamps far timers
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

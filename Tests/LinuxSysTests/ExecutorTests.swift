@@ -36,6 +36,11 @@ import WardenTestSupport
         expectNoDispatchThreads(output)
     }
 
+    @Test func theLongestSleepDoesNotWakeAtOnce() async throws {
+        let output = try await run(["forever"])
+        #expect(output.contains("forever was still asleep"), "\(output)")
+    }
+
     @Test func aJobRunsWhenEveryWorkerIsBlocked() async throws {
         let output = try await run(["blocked"])
         let waited = try #require(output.firstMatch(of: /after (\d+) ms/).flatMap { Int($0.1) })

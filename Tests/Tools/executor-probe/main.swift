@@ -5,7 +5,7 @@ import LinuxSys
 // Runs Swift concurrency on the shim's executor (GlobalExecutor) in a process of its own and
 // prints what the executor tests check: which threads exist, how many times each woke while
 // idle, and the results of sleeps, cancellations and blocked workers.
-//   executor-probe [sleep|cancel|blocked|idle <seconds>]
+//   executor-probe [sleep|cancel|forever|blocked|idle <seconds>]
 
 func threadNames() -> [String] {
     Directories.entries("/proc/self/task").compactMap { tid in
@@ -47,6 +47,13 @@ Task.detached {
         sleeper.cancel()
         let result = await sleeper.result
         print("cancelled \((try? result.get()) == nil)")
+    case "forever":
+        // The longest sleep there is must not come round at once (due = now + delay overflowed).
+        let sleeper = Task { try await Timers.sleep(for: .seconds(Int64.max)) }
+        try? await Timers.sleep(for: .milliseconds(200))
+        sleeper.cancel()
+        let result = await sleeper.result
+        print("forever \((try? result.get()) == nil ? "was still asleep" : "woke up early")")
     case "blocked":
         // Every base worker blocked in a poll: a further job still runs, on an added worker.
         let pipe = try FileDescriptor.pipe()
