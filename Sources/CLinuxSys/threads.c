@@ -8,8 +8,10 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -113,4 +115,31 @@ int clinux_limit_malloc_arenas(int count) {
 
 void clinux_malloc_trim(void) {
     malloc_trim(0);
+}
+
+// Drops this process's page-table entries for its own executable's code (the r-xp mappings
+// of /proc/self/exe): the pages stay in the page cache, shared with every other shim, and
+// come back on the next touch (a minor fault). Only code, never written, is dropped: data and
+// RELRO pages hold relocated or written contents that MADV_DONTNEED would lose.
+long clinux_release_code_pages(void) {
+    char self[4096];
+    ssize_t length = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (length <= 0) return -1;
+    self[length] = 0;
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (maps == NULL) return -1;
+    char line[4096 + 256];
+    long released = 0;
+    while (fgets(line, sizeof(line), maps)) {
+        unsigned long start = 0, end = 0;
+        char perms[5] = {0};
+        int path_at = 0;
+        if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3 || path_at == 0) continue;
+        char *path = line + path_at;
+        path[strcspn(path, "\n")] = 0;
+        if (strcmp(perms, "r-xp") != 0 || strcmp(path, self) != 0) continue;
+        if (madvise((void *)start, end - start, MADV_DONTNEED) == 0) released += (long)(end - start);
+    }
+    fclose(maps);
+    return released;
 }

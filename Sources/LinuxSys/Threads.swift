@@ -42,6 +42,13 @@ public enum MallocTuning {
     public static func trim() {
         clinux_malloc_trim()
     }
+
+    /// Drops this process's mappings of its own code pages (they stay in the page cache,
+    /// shared; a later touch maps them again). Returns the bytes released, or -1.
+    @discardableResult
+    public static func releaseCodePages() -> Int {
+        Int(clinux_release_code_pages())
+    }
 }
 
 /// The process's descriptor limit.

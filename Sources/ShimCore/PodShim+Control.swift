@@ -71,10 +71,13 @@ extension PodShim {
     }
 
     /// Shutdown: the shim exits only once it serves no container (containerd sends one per
-    /// container after its Delete, or one for the pod).
+    /// container after its Delete, or one for the pod); see `shutdownRequests`.
     public func shutdown(id: String) {
         unreleasedSubcontainers[id] = nil
-        shutdownRequested = true
-        if containers.isEmpty { onEmptyShutdown() }
+        if containers.isEmpty {
+            onEmptyShutdown()
+        } else {
+            shutdownRequests.insert(id)
+        }
     }
 }

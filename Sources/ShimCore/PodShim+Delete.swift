@@ -104,7 +104,9 @@ extension PodShim {
         if let exitedAt = process.exitedAt { event.exitedAt = exitedAt }
         events.publish("/tasks/delete", event)
         log.info("deleted \(id) in \(milliseconds(clock.now - (deleteBy - deadlines.deleteDeadline)))ms")
-        if shutdownRequested && containers.isEmpty { onEmptyShutdown() }
+        if containers.isEmpty && (shutdownRequests.contains(id) || shutdownRequests.contains(container.sandboxID)) {
+            onEmptyShutdown()
+        }
         return deleteResponse(process)
     }
 

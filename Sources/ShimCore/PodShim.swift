@@ -40,7 +40,12 @@ public actor PodShim {
     /// runsc sandbox id → its processes (adopted from runsc create's pid file, and the
     /// children it left).
     var sandboxes: [String: Sandbox] = [:]
-    var shutdownRequested = false
+    /// Ids containerd sent Shutdown for while the shim still served containers. Only one for
+    /// the container deleted last, or for its sandbox, ends the shim at that Delete (a
+    /// Shutdown can overtake its Delete: containerd#12344); a subcontainer's, sent after its
+    /// own Delete, does not: the shim then waited for the sandbox's Shutdown, and a Kill CRI
+    /// sent in between found the connection closed ("ttrpc: closed", seen in the soak).
+    var shutdownRequests: Set<String> = []
     let onEmptyShutdown: @Sendable () -> Void
     /// Subcontainers whose exit was published and that containerd has not released yet
     /// (container id → sandbox id). containerd drops a task from its table when Delete

@@ -73,6 +73,10 @@ enum ShimServer {
             options.onAnswered = { service, method, took, code in
                 log.debug("rpc \(method) \(milliseconds(took))ms status \(code)")
                 metrics.requestAnswered(service: service, method: method, code: code)
+                // A started task leaves the pod idle until the next call: the code that ran to
+                // get here (config, confinement, create, start) need not stay mapped in every
+                // shim of the node (docs/benchmarks.md, per-pod memory).
+                if method == "Start" || method == "StartSandbox" { MallocTuning.releaseCodePages() }
             }
             #if WARDEN_TEST_HOOKS
             if ProcessEnvironment.value(SeccompProbe.variable) != nil { SeccompProbe.register(into: &registry, log: log) }

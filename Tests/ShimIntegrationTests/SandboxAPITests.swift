@@ -46,6 +46,8 @@ struct SandboxAPITests {
             runsc_call_timeout = "1s"
             kill_grace = "500ms"
             stop_deadline = "\(Int(stopDeadline))s"
+            # No containerd takes the events here: the shim's exit would wait this long for them.
+            shutdown_deadline = "100ms"
             [metrics]
             dir = "\(dir.file("metrics"))"
             [sandbox]

@@ -81,4 +81,66 @@ struct SubcontainerReleaseTests {
             #expect(took < .milliseconds(900), "the sandbox's Delete waited for a container already released: \(took)")
         }
     }
+
+    /// containerd sends Shutdown for each container after its Delete. A subcontainer's must not
+    /// make the shim exit at the sandbox's Delete: CRI may still send a Kill for the sandbox
+    /// before containerd's Shutdown for it, and found the connection closed ("ttrpc: closed",
+    /// 1 stop in 87 under the soak's hung runsc kill). The sandbox's Shutdown ends the shim; one
+    /// that overtook its Delete (containerd#12344) ends it at that Delete.
+    @Test(.timeLimit(.minutes(1))) func onlyThePodsShutdownEndsTheShim() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        let pod = try await Self.podWithContainer("pod6")
+        defer { SandboxAPITests.abandon(pod) }
+        try await withTimeout(.seconds(30), "shutdown order") {
+            _ = try await Self.deleteSandbox(of: pod, "pod6", release: true)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(processExists(pod.serverPid) && !isZombie(pod.serverPid), "the shim exited before the pod's Shutdown")
+            var kill = Containerd_Task_V2_KillRequest()
+            kill.id = "pod6"
+            kill.signal = 9
+            var code: StatusCode?
+            do {
+                let _: Google_Protobuf_Empty = try await pod.call("Kill", kill, service: Self.task)
+            } catch let error as TTRPCStatus {
+                code = error.code
+            }
+            #expect(code == .notFound, "a late Kill is answered, not cut off")
+            var shutdown = Containerd_Task_V2_ShutdownRequest()
+            shutdown.id = "pod6"
+            let _: Google_Protobuf_Empty = try await pod.call("Shutdown", shutdown, service: Self.task)
+            while processExists(pod.serverPid) && !isZombie(pod.serverPid) { try await Task.sleep(for: .milliseconds(20)) }
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aShutdownThatOvertookTheLastDeleteEndsTheShimThere() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        let pod = try await Self.podWithContainer("pod7")
+        defer { SandboxAPITests.abandon(pod) }
+        try await withTimeout(.seconds(30), "shutdown before delete") {
+            var kill = Containerd_Task_V2_KillRequest()
+            kill.id = "pod7"
+            kill.signal = 9
+            kill.all = true
+            let _: Google_Protobuf_Empty = try await pod.call("Kill", kill, service: Self.task)
+            var wait = Containerd_Task_V2_WaitRequest()
+            wait.id = "pod7"
+            let _: Containerd_Task_V2_WaitResponse = try await pod.call("Wait", wait, service: Self.task)
+            for id in ["app", "pod7"] {
+                var shutdown = Containerd_Task_V2_ShutdownRequest()
+                shutdown.id = id
+                let _: Google_Protobuf_Empty = try await pod.call("Shutdown", shutdown, service: Self.task)
+                #expect(processExists(pod.serverPid) && !isZombie(pod.serverPid), "exited while serving containers")
+            }
+            for id in ["app", "pod7"] {
+                var delete = Containerd_Task_V2_DeleteRequest()
+                delete.id = id
+                let _: Containerd_Task_V2_DeleteResponse = try await pod.call("Delete", delete, service: Self.task)
+            }
+            let deadline = ContinuousClock.now + .seconds(5)
+            while processExists(pod.serverPid) && !isZombie(pod.serverPid) && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(!processExists(pod.serverPid) || isZombie(pod.serverPid), "the shim outlived the pod")
+        }
+    }
 }

@@ -139,5 +139,6 @@ int clinux_netlink_route_socket_in_netns(const char *netns_path);
 /// otherwise get one, up to 8 per core); give free memory back to the kernel.
 int clinux_limit_malloc_arenas(int count);
 void clinux_malloc_trim(void);
+long clinux_release_code_pages(void);
 
 #endif
