@@ -116,8 +116,13 @@ def config_version(config, path):
 
 def block(version):
     table = f"{RUNTIMES[version]}.{args.handler}"
-    sandboxer = f"  sandboxer = \"{args.sandboxer}\"\n" if args.sandboxer != "podsandbox" else ""
-    return (f"\n{BEGIN}\n[{table}]\n  runtime_type = \"{RUNTIME_TYPE}\"\n{sandboxer}"
+    if args.sandboxer == "shim":
+        # No options table: containerd 2.0-2.2 fail StartContainer of a shim-sandboxed pod
+        # whose handler has options of a type other than runc's (containerd#13360); Warden
+        # then reads its default config path, the one this install writes.
+        return (f"\n{BEGIN}\n[{table}]\n  runtime_type = \"{RUNTIME_TYPE}\"\n"
+                f"  sandboxer = \"shim\"\n{END}\n").encode()
+    return (f"\n{BEGIN}\n[{table}]\n  runtime_type = \"{RUNTIME_TYPE}\"\n"
             f"[{table}.options]\n  ConfigPath = \"{WARDEN_CONFIG}\"\n{END}\n").encode()
 
 
@@ -204,6 +209,10 @@ else:
     version = config_version(config, config_path)
     if args.sandboxer == "shim" and version < 3:
         fail(f"--sandboxer shim needs containerd 2.x (config version 3); {config_path} is version {version}")
+    if args.sandboxer == "shim" and WARDEN_CONFIG != "/etc/containerd/warden.toml":
+        fail("--sandboxer shim reads /etc/containerd/warden.toml: containerd 2.x cannot pass a ConfigPath to a "
+             "shim-sandboxed handler (containerd#13360); drop --warden-config or wrap the shim in a runtime_type "
+             "script that sets WARDEN_CONFIG_PATH (README)")
     existing = handler_table(config, version)
     if existing is None:
         updated = base + (b"" if base.endswith(b"\n") or not base else b"\n") + block(version)

@@ -187,6 +187,21 @@ struct StartDeleteTests {
         #expect(left.isEmpty, "left under the runsc root: \(left)")
     }
 
+    /// containerd 2.0-2.2 give a shim-sandboxed handler no options: the config path then comes
+    /// from WARDEN_CONFIG_PATH (a runtime_type wrapper), checked by `start` like a ConfigPath.
+    @Test func startTakesTheConfigPathFromTheEnvironmentWhenContainerdGivesNone() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        let dir = try TempDir("wds")
+        defer { dir.remove() }
+        try "[deadlines]\nkill_grace = \"soon\"\n".write(toFile: dir.file("env.toml"), atomically: true, encoding: .utf8)
+        let bundle = try Self.bundle(in: dir, id: "c1", annotations: [:])
+        let run = try await Self.shim(
+            ["-namespace", "ns1", "-address", dir.file("c.sock"), "-id", "c1", "start"], cwd: bundle,
+            environment: ["WARDEN_CONFIG_PATH": dir.file("env.toml")])
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("env.toml") && run.stderr.contains("kill_grace"), "the environment's file was read: \(run.stderr)")
+    }
+
     @Test func startRefusesABadConfigNamingTheKey() async throws {
         guard ShimHarness.available(.fake) else { return }
         let dir = try TempDir("wds")

@@ -188,6 +188,11 @@ class CRINode:
                            f'[metrics]\ndir = "{self.path("metrics")}"\n'
                            f'[sandbox]\npause_rootfs = "{rootfs}"\n')
             os.makedirs(self.path(name))
+        for name in SHIM_SANDBOXER_HANDLERS:
+            with open(self.path(name + "-shim"), "w") as file:
+                file.write(f'#!/bin/sh\nWARDEN_CONFIG_PATH={self.path(name + ".toml")} '
+                           f'exec {os.path.join(self.bin, "containerd-shim-warden-v2")} "$@"\n')
+            os.chmod(self.path(name + "-shim"), 0o755)
         with open(self.path("runsc-none"), "w") as file:
             file.write(f'#!/bin/sh\nexec {RUNSC} --network=none "$@"\n')
         os.chmod(self.path("runsc-none"), 0o755)
@@ -215,12 +220,19 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   snapshotter = "overlayfs"
   default_runtime_name = "warden"
 '''
-        for name in WARDEN_HANDLERS:
+        for name in ["warden", "warden-fake"]:
             text += f'''[{runtimes}.{name}]
   runtime_type = "io.containerd.warden.v2"
-{'  sandboxer = "shim"' if name in SHIM_SANDBOXER_HANDLERS else ""}
 [{runtimes}.{name}.options]
   ConfigPath = "{self.path(name + ".toml")}"
+'''
+        for name in SHIM_SANDBOXER_HANDLERS:
+            # No options table: containerd 2.1 fails StartContainer of a shim-sandboxed pod whose
+            # handler has options of a type other than runc's (containerd#13360). The config
+            # path comes through the environment instead, from a runtime_type wrapper.
+            text += f'''[{runtimes}.{name}]
+  runtime_type = "{self.path(name + "-shim")}"
+  sandboxer = "shim"
 '''
         for name, binary in [("runc-runsc", self.path("runsc-none")), ("runc-fake", os.path.join(self.bin, "fake-runsc"))]:
             text += f'''[{runtimes}.{name}]
@@ -328,8 +340,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         root (`<root>/<namespace>/<pod>`) on its command line."""
         if self.pod_handlers.get(pod_id) not in SHIM_SANDBOXER_HANDLERS:
             return self.pid_of(pod_id)
-        for pid, name, line in self.our_processes():
-            if name == "runsc-sandbox" and pod_id in line:
+        for pid, _, line in self.our_processes():
+            # runsc re-executes itself: its comm is "exe", its argv[0] names the role.
+            if line.startswith("runsc-sandbox ") and pod_id in line:
                 return pid
         raise RuntimeError(f"no runsc-sandbox of pod {pod_id}: {self.our_processes()}")
 

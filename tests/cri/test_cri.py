@@ -613,6 +613,7 @@ class InstallSnippetTests(unittest.TestCase):
             with open(config, "rb") as file:
                 handler = tomllib.load(file)["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["warden"]
             self.assertEqual(handler["sandboxer"], "shim")
+            self.assertNotIn("options", handler)  # containerd#13360: no options in this mode
             rootfs = os.path.join(host, "usr", "local", "lib", "warden", "pause-rootfs")
             self.assertEqual(read_bytes(os.path.join(rootfs, "pause")), b"\x7fELF pause stand-in")
             self.assertEqual(sorted(os.listdir(rootfs)), ["dev", "pause", "proc", "sys"])
