@@ -21,6 +21,8 @@ public final class ShimMetrics: Sendable {
     private let state = Mutex(State())
     /// Filled in before each write (tasks by state, containers), from the pod's actor.
     private let snapshot = Mutex<(@Sendable () async -> PodSnapshot)?>(nil)
+    /// Run after each write: the end of a burst of changes (ShimServer's idle housekeeping).
+    private let written = Mutex<(@Sendable () -> Void)?>(nil)
 
     private struct State {
         var writePending = false
@@ -64,6 +66,14 @@ public final class ShimMetrics: Sendable {
     public static func fileName(namespace: String, pod: String) -> String { "\(namespace)_\(pod).prom" }
 
     /// Where the pod's task states come from at each write.
+    /// Whether writes happen at all (a `[metrics] dir` is set).
+    public var writes: Bool { path != nil }
+
+    /// `body` runs after each write (writes are coalesced, so it marks a burst's end).
+    public func afterEachWrite(_ body: @escaping @Sendable () -> Void) {
+        written.withLock { $0 = body }
+    }
+
     public func setSnapshot(_ body: @escaping @Sendable () async -> PodSnapshot) {
         snapshot.withLock { $0 = body }
     }
@@ -158,6 +168,7 @@ public final class ShimMetrics: Sendable {
         } catch {
             // Nowhere to report but the log; metrics never fail a request.
         }
+        written.withLock { $0 }?()
     }
 
     /// The exposition text as it stands (tests, `delete`).

@@ -73,11 +73,12 @@ enum ShimServer {
             options.onAnswered = { service, method, took, code in
                 log.debug("rpc \(method) \(milliseconds(took))ms status \(code)")
                 metrics.requestAnswered(service: service, method: method, code: code)
-                // A started task leaves the pod idle until the next call: the code that ran to
-                // get here (config, confinement, create, start) need not stay mapped in every
-                // shim of the node (docs/benchmarks.md, per-pod memory).
-                if method == "Start" || method == "StartSandbox" { MallocTuning.releaseCodePages() }
+                // Without metrics writes, a started task is where a burst of work ends.
+                if !metrics.writes, method == "Start" || method == "StartSandbox" { Self.settle() }
             }
+            // The coalesced metrics write comes last after a burst of calls (200 ms after the
+            // last change): the shim is about to idle.
+            metrics.afterEachWrite { Self.settle() }
             #if WARDEN_TEST_HOOKS
             if ProcessEnvironment.value(SeccompProbe.variable) != nil { SeccompProbe.register(into: &registry, log: log) }
             #endif
@@ -160,5 +161,16 @@ extension ConfinementMode {
         case .log: self = .log
         case .enforce: self = .enforce
         }
+    }
+}
+
+extension ShimServer {
+    /// Between bursts of work: the code that ran (config, confinement, create, start, the
+    /// metrics text) need not stay mapped in every shim of the node: its pages stay in the
+    /// page cache, shared, and a later call maps what it touches again (minor faults); free
+    /// heap goes back to the kernel. docs/benchmarks.md, per-pod memory.
+    static func settle() {
+        MallocTuning.releaseCodePages()
+        MallocTuning.trim()
     }
 }
