@@ -138,16 +138,21 @@ Issue 23 (per-pod cost), measured on 2026-12-01:
 | threads of a pod of 10 containers with execs | 7 (2 of them libdispatch's) | 7: main, ttrpc loop, stdio copier, supervisor, the executor's monitor, a worker per core | — |
 
 Where an idle 1-pod shim's memory is (smaps after `sync`, shipped build; a freshly built binary's
-text counts as Private_Dirty until the page cache is written back, which is what the earlier
-"0.88 MB private dirty" figure was not): RSS 10.0 MB = 8.4 MB of the binary's file pages (7.3 MB
-of text, shared by every shim: PSS divides it) + 0.9 MB anonymous: `.bss` 276 kB, a second
-malloc arena of 288 kB, the heap 160 kB, thread stacks about 130 kB. The spawn helper adds
-0.14 MB private. The second arena was made by an executor worker before the one-arena limit was
-set (in the server task); the limit is now set on the main thread before any other thread
-exists: anonymous memory 800 kB (heap 308 kB, no second arena), private dirty 752 kB (was 892),
-measured after this bench run. Per pod that is about 0.9 MB private plus 9 MB / pods shared:
-the ≤ 1.2 MB at 10 pods and ≤ 0.8 MB at 100 the issue asks for need the text's resident part
-and the private part cut further (not done).
+text counts as Private_Dirty until the page cache is written back). Before issue 23's memory
+work: RSS 10.0 MB = 8.4 MB of the binary's file pages (7.3 MB of text, mapped in every shim) +
+0.9 MB anonymous (`.bss` 276 kB, a second malloc arena of 288 kB, the heap 160 kB, thread stacks
+about 130 kB), the spawn helper 0.14 MB private. Three changes: (1) the one-arena limit is set on
+the main thread before any other thread exists (an executor worker had made a second arena
+first); (2) after each burst of calls (the coalesced metrics write that ends it, or Start when
+metrics are off) the shim drops its mappings of its own code pages and trims the heap
+(`ShimServer.settle`): the pages stay in the page cache, shared, and the next call maps again
+only what it touches (minor faults), where before every page the kernel had faulted in around
+start-up code stayed mapped in every shim; (3) one base executor worker instead of one per core
+(more are added whenever all are blocked 50 ms): a thread's stack and TLS are resident in every
+shim, and a 64-core node would have paid 64 of them. An idle 1-pod shim now: RSS 3.2 MB, text
+resident 1.0–1.5 MB, anonymous 668 kB, 6 threads (was 10.0 MB, 7.3 MB, 914 kB, 7). The PSS rows
+above are the node's figure: the issue's targets were ≤ 1.2 MB per pod at 10 pods and ≤ 0.8 MB
+at 100, helper included.
 
 Issue 12, measured with this timeline before its changes (one traced run each; ms):
 

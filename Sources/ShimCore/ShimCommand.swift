@@ -67,8 +67,12 @@ public enum ShimCommand {
             MallocTuning.limitArenas(1)
             // Its own executor before its first task: an idle shim then never wakes up
             // (libdispatch's pool ticks once a second; design: docs/architecture.md).
+            // One base worker, not one per core: a shim serves one pod and mostly waits, and
+            // each worker's stack and TLS are resident in every shim of the node (a 64-core
+            // node would have paid 64). A worker is added whenever every worker has been
+            // blocked 50 ms (executor.c), so a blocking call never stalls the pod for longer.
             do throws(Errno) {
-                try GlobalExecutor.install(base: max(2, ProcessIdentity.onlineProcessors), max: 64)
+                try GlobalExecutor.install(base: 1, max: 64)
             } catch {
                 Console.error("containerd-shim-warden-v2: \(error); running on libdispatch's pool")
             }
