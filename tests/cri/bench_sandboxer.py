@@ -53,9 +53,23 @@ def one_pod(node, handler, name):
     return pod_id, run
 
 
+def role(name, line):
+    """What a process is: its argv[0] (runsc re-executes itself as runsc-sandbox and
+    runsc-gofer, its comm then "exe"), and for a runsc CLI call its verb."""
+    if name == "warden-spawner":  # forked from the shim: its argv is the shim's
+        return name
+    words = line.split()
+    first = os.path.basename(words[0]) if words else name
+    if first == "runsc":
+        verb = next((w for w in words[1:] if not w.startswith("-")), "")
+        return f"runsc {verb}".strip()
+    return first if first != "exe" else name
+
+
 def pod_processes(node, pod_id):
-    """The pod's host processes: those whose command line names it (shim, helper, sandbox, gofer)."""
-    return [(pid, name) for pid, name, line in node.our_processes() if pod_id in line]
+    """The pod's host processes: those whose command line names it (shim, helper, sandbox,
+    gofers, runsc waits)."""
+    return [(pid, role(name, line)) for pid, name, line in node.our_processes() if pod_id in line]
 
 
 def main():
@@ -93,8 +107,11 @@ def main():
             for pod_id in pods:
                 processes = pod_processes(node, pod_id)
                 per_pod.append(sum(pss_kib(pid) for pid, _ in processes))
+                counted = {}
                 for pid, name in processes:
-                    kinds.setdefault(name, []).append(pss_kib(pid))
+                    counted[name] = counted.get(name, 0) + pss_kib(pid)
+                for name, kib in counted.items():
+                    kinds.setdefault(name, []).append(kib)
             memory[mode] = {"per_pod_kib": per_pod, "by_process_kib": {k: statistics.mean(v) for k, v in kinds.items()}}
             for pod_id in pods:
                 node.client.stop_pod(pod_id, timeout=60)
@@ -117,13 +134,13 @@ def main():
     print()
     print(f"| {arguments.alive} pods alive, one container each | podsandbox | shim |")
     print("|---|---|---|")
-    print(f"| PSS per pod, MiB (shim, helper, runsc-sandbox, gofer) | "
+    print(f"| PSS per pod, MiB (all its host processes) | "
           f"{statistics.mean(memory['podsandbox']['per_pod_kib']) / 1024:.1f} | {statistics.mean(memory['shim']['per_pod_kib']) / 1024:.1f} |")
     names = sorted(set(memory["podsandbox"]["by_process_kib"]) | set(memory["shim"]["by_process_kib"]))
     for name in names:
         a = memory["podsandbox"]["by_process_kib"].get(name)
         b = memory["shim"]["by_process_kib"].get(name)
-        print(f"| {name}, PSS each, MiB | {'-' if a is None else f'{a / 1024:.2f}'} | {'-' if b is None else f'{b / 1024:.2f}'} |")
+        print(f"| {name}: PSS per pod, MiB | {'-' if a is None else f'{a / 1024:.2f}'} | {'-' if b is None else f'{b / 1024:.2f}'} |")
     print()
     print(f"Left by the node at the end: {', '.join(left) if left else 'nothing'}")
     return 0
