@@ -92,7 +92,7 @@ extension PodShim {
             }
         }
         // The ladder publishes the exit by stop_deadline; the bound only guards that promise.
-        let exited = await waitAtMost(deadlines.stopDeadline + deadlines.killGrace) { await self.exitOfSandbox(id) }
+        let exited = await waitAtMost(deadlines.stopDeadline + deadlines.killGrace) { _ = try? await self.wait(id: id, execID: "") }
         guard exited != nil else {
             throw ShimError(.deadlineExceeded, "stop sandbox \(id): no exit within stop_deadline \(deadlines.stopDeadline)")
         }
@@ -163,14 +163,6 @@ extension PodShim {
         response.metrics.timestamp = Google_Protobuf_Timestamp(seconds: seconds, nanos: nanos)
         response.metrics.data = try await stats(id: id)
         return response
-    }
-
-    /// Until sandbox `id`'s init process has exited (for a bounded wait around it).
-    private func exitOfSandbox(_ id: String) async {
-        guard let process = containers[id]?.initProcess else { return }
-        if process.status != .stopped && process.status != .failed {
-            await withCheckedContinuation { process.waiters.append($0) }
-        }
     }
 
     private func notASandbox(_ id: String, _ what: String) -> ShimError {

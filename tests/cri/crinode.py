@@ -82,11 +82,13 @@ def run(command, timeout=30, check=True, **kwargs):
     return result
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
+    """A /proc/PID/status memory field in KiB (VmRSS; RssAnon: the anonymous part, what grows
+    when a process leaks), 0 once the process is gone."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass

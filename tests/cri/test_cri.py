@@ -45,18 +45,6 @@ def summarize(leaks):
     return ", ".join(f"{n}× {kind}" for kind, n in sorted(counts.items())) or "nothing"
 
 
-def anon_kib(pid):
-    """A process's anonymous resident memory (RssAnon, KiB): what grows when it leaks."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def timed(call, *args, **kwargs):
     started = time.monotonic()
     result = call(*args, **kwargs)
@@ -95,6 +83,25 @@ class CRITestCase(unittest.TestCase):
 
     def states(self, container_ids):
         return [self.node.client.container_status(cid).status.state for cid in container_ids]
+
+    def check_pod_outlives_restart(self, name, handler):
+        """A pod of two containers through a containerd restart: the same shim, the pod and its
+        containers as they were, an exec answers; then it stops and is removed in bounds."""
+        node = self.node
+        pod_id, containers = node.run_pod(name, handler, [("app", SLEEPER), ("side", SLEEPER)])
+        shims = node.shim_pids()
+        node.restart_containerd()
+        client = node.client
+        self.assertEqual(node.shim_pids(), shims)
+        self.assertEqual(client.pod_status(pod_id).status.state, pb.SANDBOX_READY)
+        self.assertEqual(self.states(containers), [pb.CONTAINER_RUNNING] * 2)
+        self.assertEqual(client.exec_sync(containers[0], ["echo", "still here"]).stdout, b"still here\n")
+        _, took = timed(client.stop_pod, pod_id, timeout=30)
+        self.assertLess(took, STOP_BOUND)
+        self.assertTrue(self.cni_deleted(pod_id), node.cni_log())
+        _, took = timed(client.remove_pod, pod_id, timeout=30)
+        self.assertLess(took, DELETE_DEADLINE + SLACK)
+        self.assertNothingLeft()
 
 
 class PodLifecycleTests(CRITestCase):
@@ -268,22 +275,7 @@ class StopThenRemoveTests(CRITestCase):
 
 class ContainerdRestartTests(CRITestCase):
     def test_a_pod_outlives_a_containerd_restart_and_still_stops(self):
-        node = self.node
-        pod_id, containers = node.run_pod("restart", "warden", [("app", SLEEPER), ("side", SLEEPER)])
-        shims = node.shim_pids()
-        node.restart_containerd()
-        client = node.client
-        # containerd reconnected to the same shim; the pod and its containers are as they were.
-        self.assertEqual(node.shim_pids(), shims)
-        self.assertEqual(client.pod_status(pod_id).status.state, pb.SANDBOX_READY)
-        self.assertEqual(self.states(containers), [pb.CONTAINER_RUNNING] * 2)
-        self.assertEqual(client.exec_sync(containers[0], ["echo", "still here"]).stdout, b"still here\n")
-        _, took = timed(client.stop_pod, pod_id, timeout=30)
-        self.assertLess(took, STOP_BOUND)
-        self.assertTrue(self.cni_deleted(pod_id), node.cni_log())
-        _, took = timed(client.remove_pod, pod_id, timeout=30)
-        self.assertLess(took, DELETE_DEADLINE + SLACK)
-        self.assertNothingLeft()
+        self.check_pod_outlives_restart("restart", "warden")
 
     def test_a_pod_wedged_across_a_restart_still_stops(self):
         node = self.node
@@ -364,21 +356,7 @@ class ShimSandboxerTests(CRITestCase):
         self.check_wedged("warden-shim-fake", "hang-kill")
 
     def test_4_a_pod_outlives_a_containerd_restart_and_still_stops(self):
-        node = self.node
-        pod_id, containers = node.run_pod("shim-restart", "warden-shim", [("app", SLEEPER), ("side", SLEEPER)])
-        shims = node.shim_pids()
-        node.restart_containerd()
-        client = node.client
-        self.assertEqual(node.shim_pids(), shims)
-        self.assertEqual(client.pod_status(pod_id).status.state, pb.SANDBOX_READY)
-        self.assertEqual(self.states(containers), [pb.CONTAINER_RUNNING] * 2)
-        self.assertEqual(client.exec_sync(containers[0], ["echo", "still here"]).stdout, b"still here\n")
-        _, took = timed(client.stop_pod, pod_id, timeout=30)
-        self.assertLess(took, STOP_BOUND)
-        self.assertTrue(self.cni_deleted(pod_id), node.cni_log())
-        _, took = timed(client.remove_pod, pod_id, timeout=30)
-        self.assertLess(took, DELETE_DEADLINE + SLACK)
-        self.assertNothingLeft()
+        self.check_pod_outlives_restart("shim-restart", "warden-shim")
 
 
 class PodLoopTests(CRITestCase):
@@ -390,7 +368,7 @@ class PodLoopTests(CRITestCase):
     def one_pod(self, name, samples, errors):
         try:
             pod_id, _ = self.node.run_pod(name, "warden", [("app", SLEEPER)])
-            samples["shim"].extend(anon_kib(pid) for pid in self.node.shim_pids_of(pod_id))
+            samples["shim"].extend(rss_kib(pid, "RssAnon") for pid in self.node.shim_pids_of(pod_id))
             _, took = timed(self.node.client.stop_pod, pod_id, timeout=30)
             samples["stop"].append(took)
             self.node.client.remove_pod(pod_id, timeout=30)
