@@ -17,11 +17,18 @@ the pod left (its processes, netns, runsc root, container cgroups); every 2 s it
 containerd's and the shims' RSS and open descriptors. With --check the run fails unless:
 every StopPodSandbox ends within stop_deadline + 1 s (a restarted containerd's retried stop
 measured from the retry), no CRI error but those a fault makes by design (BY_DESIGN), nothing
-left by any pod nor by the node at the end, and containerd's RSS and descriptors and the
-shims' descriptors flat (slopes under FLAT_RSS_KIB_PER_MIN and FLAT_FDS_PER_MIN, containerd's
-descriptors under FLAT_FDS_PER_POD per pod the run went through a minute if that is more;
-containerd's per containerd process, as a restart starts a new one, after its first 30 s, while
-it warms up).
+left by any pod nor by the node at the end, no containerd descriptor naming a pod (or one of
+its containers) 5 s after its RemovePodSandbox returned, at any sample or at the end, and
+containerd's RSS and other descriptors and the shims' anonymous memory and descriptors flat (slopes under
+FLAT_RSS_KIB_PER_MIN and FLAT_FDS_PER_MIN; containerd's per containerd process, as a restart
+starts a new one, after its first 30 s, while it warms up).
+
+containerd's descriptors are of two kinds. Those a pod's containers hold (their stdio FIFOs,
+the shim's log FIFO) name the pod's or container's id, and how many pods are live at a sample
+swings their count by tens (16 idle, 33 with one pod of two containers): their leak is checked
+exactly, by id, not by a slope. The rest (its database, log, listeners, the shims' ttrpc
+connections) grow only with the live shims: their slope is fitted with the live shim count
+factored out.
 """
 import argparse
 import json
@@ -68,13 +75,19 @@ RETRIES = 10
 # here (about 1.7 MiB/min after its first 30 s in the 13-minute run, back to the same ~55 MiB
 # at each restart): the bounds catch a leak of the size a per-pod one would have, not that.
 FLAT_RSS_KIB_PER_MIN = 4096
+# (A leak of one descriptor per pod would grow by the pod rate, about 30 a minute here.)
 FLAT_FDS_PER_MIN = 10
-# containerd holds descriptors per live pod (shim connections, FIFOs), and how many pods are
-# live at a sample swings its count by tens: over the 2-minute check that alone gave slopes of
-# +11/min with nothing leaked. A leak of one descriptor per pod would grow it by the pod rate
-# (about 30 pods a minute here), so the bound is half of that rate when that is more than 10.
-FLAT_FDS_PER_POD = 0.5
-FLAT_SHIM_RSS_KIB_PER_MIN = 512
+# Over a short run (the 2-minute check) a slope measures how many pods happened to be live and
+# where containerd's heap was in its growth, not a leak: slopes are judged over 5 minutes or
+# more of samples; a short run judges descriptors exactly instead (by pod id, and containerd's
+# count with no pod left against its count before the first, within IDLE_FDS_SLACK).
+JUDGED_WINDOW = 300.0
+IDLE_FDS_SLACK = 3
+# How long containerd may take to close a removed pod's descriptors.
+STALE_GRACE = 5.0
+POD_ID = re.compile(r"[0-9a-f]{64}")
+# Shims' anonymous memory, not RSS: a shim's file pages depend on when it last settled.
+FLAT_SHIM_ANON_KIB_PER_MIN = 512
 FLAT_SHIM_FDS_PER_MIN = 2
 
 
@@ -83,6 +96,24 @@ def fd_count(pid):
         return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return 0
+
+
+def descriptor_ids(pid):
+    """(how many descriptors `pid` holds, the pod and container ids their targets name, with
+    how many name each)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return 0, {}
+    named = {}
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        for found in set(POD_ID.findall(target)):
+            named[found] = named.get(found, 0) + 1
+    return len(fds), named
 
 
 class CallGate:
@@ -140,6 +171,8 @@ class Soak:
         self.started = 0
         self.pods = []
         self.samples = []
+        self.live = {}  # pod id -> its containers and sandbox, from RunPodSandbox's return to RemovePodSandbox's
+        self.removed = {}  # pod and container id -> (pod number, when its RemovePodSandbox returned)
         self.began = time.monotonic()
         self.done = threading.Event()
 
@@ -174,8 +207,10 @@ class Soak:
         record = {"pod": number, "fault": fault, "containers": containers, "errors": [], "left": []}
         handler = "warden-fake" if fault in FAKE_FAULTS else "warden"
         name = f"soak-{number}"
-        pod_id, _ = gate.call(node.run_pod, name, handler, [(f"c{i}", SLEEPER) for i in range(containers)])
+        pod_id, container_ids = gate.call(node.run_pod, name, handler, [(f"c{i}", SLEEPER) for i in range(containers)])
         record["id"] = pod_id
+        with self.lock:
+            self.live[pod_id] = containers + 1
         pod_root = node.path(handler, K8S_NAMESPACE, pod_id)
         netns = self.netns_of(pod_id)
         time.sleep(hold)  # the pod's life: it runs a while before it is stopped
@@ -230,6 +265,13 @@ class Soak:
             took = call("stop", lambda pod, timeout: node.client.stop_pod(pod, timeout=timeout))
         record["stop"] = took
         record["remove"] = call("remove", lambda pod, timeout: node.client.remove_pod(pod, timeout=timeout))
+        with self.lock:
+            self.live.pop(pod_id, None)
+        if record["remove"] is not None:
+            removed = time.monotonic()
+            with self.lock:
+                for removed_id in [pod_id, *container_ids]:
+                    self.removed[removed_id] = (number, removed)
 
         if stopped:
             try:
@@ -291,20 +333,36 @@ class Soak:
 
     def sampler(self):
         while not self.done.wait(2.0):
-            node = self.node
-            containerd = node.containerd.pid if node.containerd else None
-            shims = node.shim_pids()
-            self.samples.append({
-                "t": round(time.monotonic() - self.began, 2),
-                "containerd_pid": containerd,
-                "containerd_rss_kib": rss_kib(containerd) if containerd else None,
-                "containerd_fds": fd_count(containerd) if containerd else None,
-                "shims": len(shims),
-                "shim_rss_kib": sum(rss_kib(pid) for pid in shims),
-                "shim_fds": sum(fd_count(pid) for pid in shims),
-            })
+            self.sample()
+
+    def sample(self, idle=False):
+        node = self.node
+        containerd = node.containerd.pid if node.containerd else None
+        shims = node.shim_pids()
+        fds, named = descriptor_ids(containerd) if containerd else (None, {})
+        now = time.monotonic()
+        with self.lock:
+            # A removed pod's id still named by a descriptor STALE_GRACE s after its removal.
+            live_containers = sum(self.live.values())
+            stale = sorted({f"pod {self.removed[i][0]}, removed {now - self.removed[i][1]:.1f} s before"
+                            for i in named if i in self.removed and now - self.removed[i][1] >= STALE_GRACE})
+        self.samples.append({
+            "t": round(now - self.began, 2),
+            "containerd_pid": containerd,
+            "containerd_rss_kib": rss_kib(containerd) if containerd else None,
+            "containerd_fds": fds,
+            "containerd_pod_fds": sum(named.values()) if containerd else None,
+            "containerd_stale": stale,
+            "shims": len(shims),
+            "shim_rss_kib": sum(rss_kib(pid) for pid in shims),
+            "shim_anon_kib": sum(rss_kib(pid, "RssAnon") for pid in shims),
+            "shim_fds": sum(fd_count(pid) for pid in shims),
+            "live_containers": live_containers,
+            **({"idle": True} if idle else {}),
+        })
 
     def run(self):
+        self.sample(idle=True)  # before the first pod: what an idle containerd holds
         sampler = threading.Thread(target=self.sampler, daemon=True)
         sampler.start()
         workers = [threading.Thread(target=self.worker) for _ in range(self.concurrency)]
@@ -314,6 +372,11 @@ class Soak:
             worker.join()
         self.done.set()
         sampler.join(5)
+        # A last sample once the last removal is STALE_GRACE old: every pod's descriptors gone.
+        with self.lock:
+            last = max((at for _, at in self.removed.values()), default=time.monotonic())
+        time.sleep(max(0.0, last + STALE_GRACE - time.monotonic()))
+        self.sample(idle=True)
         with open(os.path.join(self.out, "samples.jsonl"), "w") as file:
             for sample in self.samples:
                 file.write(json.dumps(sample) + "\n")
@@ -332,23 +395,68 @@ def slope_per_minute(points):
     return 60 * sum((t - mean_t) * (v - mean_v) for t, v in points) / spread
 
 
-def incarnation_slope(samples, key, warmup=30.0, least=30.0):
-    """containerd's slope for `key`, per minute, over each containerd process of the run (a
-    restart starts a new one, smaller), its first `warmup` seconds left out, only those with
-    `least` seconds of samples after that; the mean weighted by duration, or None."""
+def slope_per_minute_beside(points):
+    """Least-squares slope per minute of (seconds, value, covariates) points, fitted as
+    value = a + b·t + Σ cᵢ·covariateᵢ: what grows with time once the covariates' own effect
+    (how many pods or containers are live) is factored out."""
+    points = [(t, v, list(c)) for t, v, c in points if v is not None and None not in c]
+    columns = 1 + (len(points[0][2]) if points else 0)
+    if len(points) < columns + 3:
+        return slope_per_minute([(t, v) for t, v, _ in points])
+    rows = [[t, *c] for t, _, c in points]
+    means = [sum(r[i] for r in rows) / len(rows) for i in range(columns)]
+    mean_v = sum(v for _, v, _ in points) / len(points)
+    x = [[r[i] - means[i] for i in range(columns)] for r in rows]
+    y = [v - mean_v for _, v, _ in points]
+    # Normal equations (XᵀX) b = Xᵀy, by Gaussian elimination; a covariate that never changes
+    # (or moves in step with another) leaves a zero pivot and is dropped.
+    a = [[sum(r[i] * r[j] for r in x) for j in range(columns)] + [sum(r[i] * v for r, v in zip(x, y))]
+         for i in range(columns)]
+    scale = max(a[i][i] for i in range(columns)) or 1.0
+    solution = [0.0] * columns
+    used = []
+    for i in range(columns):
+        pivot = max(range(i, columns), key=lambda k: abs(a[k][i]))
+        if abs(a[pivot][i]) < 1e-9 * scale:
+            continue
+        a[i], a[pivot] = a[pivot], a[i]
+        for k in range(columns):
+            if k != i and a[k][i]:
+                factor = a[k][i] / a[i][i]
+                a[k] = [ak - factor * ai for ak, ai in zip(a[k], a[i])]
+        used.append(i)
+    for i in used:
+        solution[i] = a[i][columns] / a[i][i]
+    return 60 * solution[0] if 0 in used else 0.0
+
+
+def incarnation_slope(samples, value, warmup=30.0, least=30.0, beside=None):
+    """containerd's slope of `value(sample)`, per minute, over each containerd process of the
+    run (a restart starts a new one, smaller), its first `warmup` seconds left out, only those
+    with `least` seconds of samples after that: (the mean weighted by duration or None, the
+    seconds it spans). With `beside(sample)`, the covariates' effect is factored out of each fit."""
     by_pid = {}
     for sample in samples:
         by_pid.setdefault(sample["containerd_pid"], []).append(sample)
     weighted, total = 0.0, 0.0
     for group in by_pid.values():
         start = group[0]["t"]
-        kept = [(s["t"], s[key]) for s in group if s["t"] - start >= warmup and s[key] is not None]
+        kept = [(s["t"], value(s), beside(s) if beside else ()) for s in group
+                if s["t"] - start >= warmup and value(s) is not None]
         if len(kept) < 3 or kept[-1][0] - kept[0][0] < least:
             continue
         span = kept[-1][0] - kept[0][0]
-        weighted += slope_per_minute(kept) * span
+        weighted += (slope_per_minute_beside(kept) if beside else slope_per_minute([(t, v) for t, v, _ in kept])) * span
         total += span
-    return weighted / total if total else None
+    return (weighted / total if total else None), total
+
+
+def other_descriptors(sample):
+    """containerd's descriptors that name no pod or container (None in runs recorded before
+    they were told apart)."""
+    if sample.get("containerd_fds") is None or sample.get("containerd_pod_fds") is None:
+        return None
+    return sample["containerd_fds"] - sample["containerd_pod_fds"]
 
 
 def containerd_late_slope(samples, least=300.0):
@@ -384,12 +492,20 @@ def unexpected_errors(pod):
 def summarize(soak, node_left, seconds):
     pods, samples = soak.pods, soak.samples
     steady = [s for s in samples if s["t"] >= seconds / 5]
+    steady_span = steady[-1]["t"] - steady[0]["t"] if steady else 0.0
+    # name -> (slope or None, the seconds of samples it was fitted over)
     slopes = {
-        "containerd RSS (KiB/min)": incarnation_slope(samples, "containerd_rss_kib"),
-        "containerd descriptors (/min)": incarnation_slope(samples, "containerd_fds"),
-        "containerd RSS, second half of its longest process (KiB/min)": containerd_late_slope(samples),
-        "shim RSS per shim (KiB/min)": slope_per_minute([(s["t"], s["shim_rss_kib"] / s["shims"]) for s in steady if s["shims"]]),
-        "shim descriptors per shim (/min)": slope_per_minute([(s["t"], s["shim_fds"] / s["shims"]) for s in steady if s["shims"]]),
+        "containerd RSS (KiB/min)": incarnation_slope(samples, lambda s: s["containerd_rss_kib"]),
+        "containerd descriptors, all (/min)": incarnation_slope(samples, lambda s: s["containerd_fds"]),
+        "containerd descriptors naming no pod, live shims factored out (/min)":
+            incarnation_slope(samples, other_descriptors, beside=lambda s: (s["shims"],)),
+        "containerd RSS, second half of its longest process (KiB/min)": (containerd_late_slope(samples), 300.0),
+        "shim anonymous memory per shim (KiB/min)":
+            (slope_per_minute([(s["t"], s["shim_anon_kib"] / s["shims"]) for s in steady if s["shims"] and "shim_anon_kib" in s]),
+             steady_span),
+        "shim descriptors, live shims and containers factored out (/min)":
+            (slope_per_minute_beside([(s["t"], s["shim_fds"], (s["shims"], s["live_containers"]))
+                                      for s in steady if s["shims"] and "live_containers" in s]), steady_span),
     }
     lines = [f"{len(pods)} pods in {seconds:.0f} s at concurrency {soak.concurrency}", "",
              "| fault | pods | stop median (s) | stop max (s) | remove max (s) | CRI errors (by design) | CRI errors (other) | pods leaving something |",
@@ -410,7 +526,9 @@ def summarize(soak, node_left, seconds):
         lines += ["", "containerd RSS at the end of each of its processes that ran 60 s or more (MiB, in order): "
                   + ", ".join(f"{v:.1f}" for v in plateaus)]
     lines += ["", "Slopes (containerd: per containerd process, its first 30 s left out; shims: after the first "
-              "fifth of the run): " + "; ".join(f"{k} {'n/a' if v is None else f'{v:+.1f}'}" for k, v in slopes.items())]
+              f"fifth of the run; judged only when fitted over {JUDGED_WINDOW:.0f} s or more): "
+              + "; ".join(f"{k} {'n/a' if v is None else f'{v:+.1f}'}{'' if v is None or span >= JUDGED_WINDOW else ' (not judged)'}"
+                          for k, (v, span) in slopes.items())]
     counts = {}
     for p in pods:
         for error in p["errors"]:
@@ -420,6 +538,14 @@ def summarize(soak, node_left, seconds):
         lines += ["", "CRI errors seen, by fault and message (ids as <id>):"]
         lines += [f"- {n}× {fault}: {message}" for (fault, message), n in sorted(counts.items())]
     lines += ["", f"Left by the node at the end: {node_left or 'nothing'}"]
+    checked = [s for s in samples if "containerd_stale" in s]
+    if checked:
+        held = sorted({pod.split(",")[0] for s in checked for pod in s["containerd_stale"]}, key=lambda p: int(p.split()[1]))
+        last = checked[-1]
+        lines += [f"containerd descriptors naming a pod {STALE_GRACE:.0f} s after its removal, over {len(checked)} samples: "
+                  f"{', '.join(held) if held else 'none'}; at the end {last['containerd_fds']} descriptors, "
+                  f"{last['containerd_pod_fds']} naming a pod"
+                  + (f" ({checked[0]['containerd_fds']} before the first pod)" if checked[0].get("idle") else "")]
     violations = []
     for p in pods:
         if p["stop"] is None or p["stop"] > STOP_BOUND:
@@ -429,13 +555,23 @@ def summarize(soak, node_left, seconds):
         violations += [f"pod {p['pod']} ({p['fault']}): {e}" for e in unexpected_errors(p)]
         violations += [f"pod {p['pod']} ({p['fault']}) left {x}" for x in p["left"]]
     violations += [f"node left {x}" for x in node_left]
-    pods_per_minute = 60 * len(pods) / seconds if seconds > 0 else 0
-    containerd_fds_bound = max(FLAT_FDS_PER_MIN, FLAT_FDS_PER_POD * pods_per_minute)
-    for key, bound in (("containerd RSS (KiB/min)", FLAT_RSS_KIB_PER_MIN), ("containerd descriptors (/min)", containerd_fds_bound),
-                       ("shim RSS per shim (KiB/min)", FLAT_SHIM_RSS_KIB_PER_MIN),
-                       ("shim descriptors per shim (/min)", FLAT_SHIM_FDS_PER_MIN)):
-        if slopes[key] is not None and slopes[key] > bound:
-            violations.append(f"{key}: {slopes[key]:+.1f}, more than {bound}")
+    stale = {}
+    for s in samples:
+        for pod in s.get("containerd_stale", []):
+            stale.setdefault(pod.split(",")[0], (s["t"], pod))
+    violations += [f"containerd held a descriptor of {pod} at {t:.0f} s into the run" for t, pod in stale.values()]
+    for key, bound in (("containerd RSS (KiB/min)", FLAT_RSS_KIB_PER_MIN),
+                       ("containerd descriptors naming no pod, live shims factored out (/min)", FLAT_FDS_PER_MIN),
+                       ("shim anonymous memory per shim (KiB/min)", FLAT_SHIM_ANON_KIB_PER_MIN),
+                       ("shim descriptors, live shims and containers factored out (/min)", FLAT_SHIM_FDS_PER_MIN)):
+        value, span = slopes[key]
+        if value is not None and span >= JUDGED_WINDOW and value > bound:
+            violations.append(f"{key}: {value:+.1f}, more than {bound}")
+    idle = [s for s in samples if s.get("idle")]
+    if len(idle) == 2 and None not in (idle[0]["containerd_fds"], idle[1]["containerd_fds"]) \
+            and idle[1]["containerd_fds"] > idle[0]["containerd_fds"] + IDLE_FDS_SLACK:
+        violations.append(f"containerd holds {idle[1]['containerd_fds']} descriptors with no pod left, "
+                          f"{idle[0]['containerd_fds']} before the first pod")
     return "\n".join(lines), violations
 
 
@@ -463,6 +599,8 @@ def plot(soak, path):
     memory.set_title("memory")
     memory.legend()
     descriptors.plot(t, [s["containerd_fds"] for s in soak.samples], label="containerd")
+    if any(other_descriptors(s) is not None for s in soak.samples):
+        descriptors.plot(t, [other_descriptors(s) for s in soak.samples], label="containerd, naming no pod")
     descriptors.plot(t, [s["shim_fds"] / s["shims"] if s["shims"] else None for s in soak.samples], label="per shim")
     descriptors.set_xlabel("minutes")
     descriptors.set_ylabel("open descriptors")
@@ -543,7 +681,8 @@ def report(soak, node_left, elapsed, arguments):
         print("\nINVARIANTS VIOLATED:\n" + "\n".join(f"  {v}" for v in violations[:50]), file=sys.stderr)
         return 1 if arguments.check else 0
     print("\ninvariants hold: every stop within stop_deadline + 1 s, only by-design CRI errors, nothing left, "
-          "containerd and shim slopes within their bounds (n/a: no containerd process ran long enough to measure)")
+          "no containerd descriptor of a removed pod nor more than before the first pod, containerd and shim slopes "
+          f"within their bounds where fitted over {JUDGED_WINDOW:.0f} s or more")
     return 0
 
 
