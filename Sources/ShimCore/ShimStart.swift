@@ -1,5 +1,6 @@
 import Config
 import LinuxSys
+import OCI
 
 /// `start`: find or spawn the pod's shim server and print its address. Prints nothing else,
 /// and nothing on stderr unless it fails (containerd reads the combined output as the address).
@@ -111,8 +112,7 @@ enum ShimStart {
     /// containerd's shims stay under its own state directory.
     static func socketDirectory(bundle: String) -> String {
         let components = bundle.split(separator: "/", omittingEmptySubsequences: true)
-        let owners = ["io.containerd.runtime.v2.task", "io.containerd.sandbox.controller.v1.shim"]
-        if components.count >= 3, owners.contains(String(components[components.count - 3])) {
+        if components.count >= 3, ContainerdBundles.owners.contains(String(components[components.count - 3])) {
             return "/" + components.dropLast(3).joined(separator: "/") + "/s"
         }
         return "/run/containerd/s"

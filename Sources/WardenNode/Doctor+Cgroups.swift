@@ -3,6 +3,7 @@
 
 import Foundation
 import LinuxSys
+import OCI
 
 extension Doctor {
     /// The cgroups the orphaned processes are in: only a cgroup every member of which is an
@@ -42,7 +43,7 @@ extension Doctor {
     static func emptyContainerCgroups(_ scope: DoctorScope, _ view: NodeView) -> [Finding] {
         var namespaces: Set<String> = []
         for state in scope.containerdStates {
-            namespaces.formUnion(Directories.entries(state + "/io.containerd.runtime.v2.task"))
+            for owner in ContainerdBundles.owners { namespaces.formUnion(Directories.entries(state + "/" + owner)) }
         }
         var findings: [Finding] = []
         for hierarchy in Cgroups.mountedHierarchies() where hierarchy.root == "/" {
@@ -54,8 +55,10 @@ extension Doctor {
                         Directories.entries(directory).allSatisfy({ !FileDescriptor.exists(directory + "/" + $0 + "/cgroup.procs") })
                     else { continue }
                     let bundleLive = scope.containerdStates.contains { state in
-                        let bundle = "\(state)/io.containerd.runtime.v2.task/\(namespace)/\(id)"
-                        return FileDescriptor.exists(bundle) && !bundleIsStale(bundle, namespace: namespace, id: id, view)
+                        ContainerdBundles.owners.contains { owner in
+                            let bundle = "\(state)/\(owner)/\(namespace)/\(id)"
+                            return FileDescriptor.exists(bundle) && !bundleIsStale(bundle, namespace: namespace, id: id, view)
+                        }
                     }
                     guard !bundleLive, !view.liveShims.contains([namespace, id]) else { continue }
                     findings.append(

@@ -4,6 +4,7 @@
 
 import Foundation
 import LinuxSys
+import OCI
 
 extension Doctor {
     struct BundleFindings {
@@ -15,50 +16,53 @@ extension Doctor {
     }
 
     /// Bundles whose shim is gone (its socket does not answer and no shim serves the id),
-    /// with the mounts, network namespace and cgroups their spec names.
+    /// with the mounts, network namespace and cgroups their spec names: tasks' bundles, and
+    /// pods' under containerd 2.x's shim sandboxer (the sandbox controller's).
     static func staleBundles(_ scope: DoctorScope, _ view: NodeView) -> BundleFindings {
         var result = BundleFindings()
         let mounts = Mounts.current()
         let namespacesInUse = Set(view.processes.compactMap { ProcessTable.networkNamespace($0.pid) })
         let hierarchies = Cgroups.mountedHierarchies()
         for state in scope.containerdStates {
-            let tasks = state + "/io.containerd.runtime.v2.task"
-            for namespace in Directories.entries(tasks) {
-                for id in Directories.entries(tasks + "/" + namespace) {
-                    let bundle = "\(tasks)/\(namespace)/\(id)"
-                    guard bundleIsStale(bundle, namespace: namespace, id: id, view) else { continue }
-                    let owner = "namespace \(namespace), container \(id)"
-                    result.bundles.append(
-                        Finding(
-                            kind: .staleBundle, what: bundle, owner: owner,
-                            why: "no shim answers on its address and none serves \(namespace)/\(id)"))
-                    for mount in mounts where mount.mountPoint == bundle || mount.mountPoint.hasPrefix(bundle + "/") {
-                        result.mounts.append(
-                            Finding(kind: .staleMount, what: mount.mountPoint, owner: owner, why: "\(mount.type) mount in a stale bundle"))
-                    }
-                    // Its shim's socket, wherever it is (containerd 1.6's runc shim keeps
-                    // it in /run/containerd/s whatever containerd's state directory).
-                    if let address = shimAddress(bundle), address.hasPrefix("unix://") {
-                        let socket = String(address.trimmingSpaces.dropFirst("unix://".count))
-                        if FileKind.isSocket(socket) {
-                            result.sockets.append(
-                                Finding(kind: .staleSocket, what: socket, owner: owner, why: "the stale bundle's shim socket; nothing listens on it"))
+            for manager in ContainerdBundles.owners {
+                let managed = state + "/" + manager
+                for namespace in Directories.entries(managed) {
+                    for id in Directories.entries(managed + "/" + namespace) {
+                        let bundle = "\(managed)/\(namespace)/\(id)"
+                        guard bundleIsStale(bundle, namespace: namespace, id: id, view) else { continue }
+                        let owner = "namespace \(namespace), container \(id)"
+                        result.bundles.append(
+                            Finding(
+                                kind: .staleBundle, what: bundle, owner: owner,
+                                why: "no shim answers on its address and none serves \(namespace)/\(id)"))
+                        for mount in mounts where mount.mountPoint == bundle || mount.mountPoint.hasPrefix(bundle + "/") {
+                            result.mounts.append(
+                                Finding(kind: .staleMount, what: mount.mountPoint, owner: owner, why: "\(mount.type) mount in a stale bundle"))
                         }
-                    }
-                    let spec = BundleSpec.read(bundle)
-                    if let netns = spec.networkNamespace, FileDescriptor.exists(netns), let identity = FileIdentity.of(netns),
-                        !namespacesInUse.contains(identity), Mounts.isMountPoint(netns)
-                    {
-                        result.netns.append(
-                            Finding(kind: .staleNetns, what: netns, owner: owner, why: "the stale bundle's netns; no process is in it"))
-                    }
-                    if let path = spec.cgroupsPath, path.hasPrefix("/"), !path.contains(":") {
-                        for directory in Cgroups.directories(of: path, in: hierarchies) where FileDescriptor.exists(directory) {
-                            let members = Cgroups.processes(in: directory) ?? []
-                            result.cgroups.append(
-                                Finding(
-                                    kind: .staleCgroup, what: directory, owner: owner,
-                                    why: "the stale bundle's cgroup" + (members.isEmpty ? ", empty" : ", still holding pids \(members)")))
+                        // Its shim's socket, wherever it is (containerd 1.6's runc shim keeps
+                        // it in /run/containerd/s whatever containerd's state directory).
+                        if let address = shimAddress(bundle), address.hasPrefix("unix://") {
+                            let socket = String(address.trimmingSpaces.dropFirst("unix://".count))
+                            if FileKind.isSocket(socket) {
+                                result.sockets.append(
+                                    Finding(kind: .staleSocket, what: socket, owner: owner, why: "the stale bundle's shim socket; nothing listens on it"))
+                            }
+                        }
+                        let spec = BundleSpec.read(bundle)
+                        if let netns = spec.networkNamespace, FileDescriptor.exists(netns), let identity = FileIdentity.of(netns),
+                            !namespacesInUse.contains(identity), Mounts.isMountPoint(netns)
+                        {
+                            result.netns.append(
+                                Finding(kind: .staleNetns, what: netns, owner: owner, why: "the stale bundle's netns; no process is in it"))
+                        }
+                        if let path = spec.cgroupsPath, path.hasPrefix("/"), !path.contains(":") {
+                            for directory in Cgroups.directories(of: path, in: hierarchies) where FileDescriptor.exists(directory) {
+                                let members = Cgroups.processes(in: directory) ?? []
+                                result.cgroups.append(
+                                    Finding(
+                                        kind: .staleCgroup, what: directory, owner: owner,
+                                        why: "the stale bundle's cgroup" + (members.isEmpty ? ", empty" : ", still holding pids \(members)")))
+                            }
                         }
                     }
                 }

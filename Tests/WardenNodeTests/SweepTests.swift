@@ -86,4 +86,37 @@ import WardenTestSupport
         #expect(found.map(\.what) == [pod + "/runsc-gone.sock"], "\(found)")
         #expect(found.first?.owner.contains("sandbox gone") == true)
     }
+
+    /// containerd 2.x's shim sandboxer (`sandboxer = "shim"`) keeps a pod's bundle under the
+    /// sandbox controller's state, not the task manager's: doctor finds one whose shim is
+    /// gone as it finds a task's, leaves one whose shim still answers, and sweep removes the
+    /// stale one.
+    @Test func doctorFindsAStaleBundleOfTheShimSandboxer() throws {
+        let dir = try TempDir("wdoc")
+        defer { dir.remove() }
+        let state = dir.file("state")
+        let pods = state + "/io.containerd.sandbox.controller.v1.shim/k8s.io"
+        try FileManager.default.createDirectory(atPath: state + "/s", withIntermediateDirectories: true)
+        var sockets: [String: Int32] = [:]
+        for id in ["gone", "live"] {
+            try FileManager.default.createDirectory(atPath: pods + "/" + id, withIntermediateDirectories: true)
+            let socket = state + "/s/" + id
+            sockets[id] = try UnixSocket.listen(path: socket)
+            try Files.write(pods + "/" + id + "/address", "unix://" + socket)
+        }
+        defer { if let live = sockets["live"] { UnixSocket.close(live) } }
+        // The gone pod's shim died: its socket file stays, nothing listens on it.
+        UnixSocket.close(sockets["gone"]!)
+        let scope = DoctorScope(containerdStates: [state], runscRoots: [], containerdAddresses: [])
+        let found = Doctor.examine(scope, processes: [])
+        let bundles = found.filter { $0.kind == .staleBundle }
+        #expect(bundles.map(\.what) == [pods + "/gone"], "\(found)")
+        #expect(bundles.first?.owner == "namespace k8s.io, container gone")
+        #expect(found.contains { $0.kind == .staleSocket && $0.what == state + "/s/gone" }, "\(found)")
+        #expect(!found.contains { $0.what.contains("live") }, "the live pod is no finding: \(found)")
+        let bundle = try #require(bundles.first)
+        let (done, detail) = Sweep.clear(bundle, scope: scope, within: .seconds(2))
+        #expect(done, "\(detail)")
+        #expect(!FileManager.default.fileExists(atPath: pods + "/gone") && FileManager.default.fileExists(atPath: pods + "/live"))
+    }
 }
