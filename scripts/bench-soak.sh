@@ -39,7 +39,7 @@ echo
 echo "![stop times by fault, memory and descriptors over time](benchmarks-soak.png)"
 echo
 echo "How a leak is judged. containerd's descriptors are of two kinds: those a pod's containers"
-echo "hold (stdio FIFOs, the shim's log FIFO; 16 idle, 33 with one pod of two containers) name the"
+echo "hold (stdio FIFOs, the shim's log FIFO; 15–16 idle, 33 with one pod of two containers) name the"
 echo "pod's or container's id, and the rest (database, log, listeners, shim connections) do not."
 echo "The first kind is checked exactly, at every sample: none may name a pod 5 s after its"
 echo "RemovePodSandbox returned; and with no pod left at the end containerd may hold no more"
