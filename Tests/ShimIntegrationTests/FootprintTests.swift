@@ -90,9 +90,9 @@ struct FootprintTests {
     }
 
     /// What an idle, settled shim may keep of its own code resident (KiB): the pages its last
-    /// metrics write touched after the drop (384 KiB of the test build's 6.5 MiB here). Without
-    /// the drop this pod's shim kept about 4.1 MiB.
-    static let settledCodeBound = 1024
+    /// metrics write touched after the drop (384–576 KiB of the test build's 6.5 MiB here).
+    /// Without the drop this pod's shim kept about 4.1 MiB.
+    static let settledCodeBound = 2048
 
     /// Resident and mapped KiB of the process's own code: the r-xp mappings of its executable.
     static func residentCode(_ pid: Int32) -> (resident: Int, mapped: Int)? {

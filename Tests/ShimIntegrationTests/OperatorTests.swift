@@ -53,7 +53,13 @@ import WardenTestSupport
             #expect(try await h.ctr(["task", "exec", "--exec-id", "e1", "c1", "true"]).status == 0)
             #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "c1"]).status == 0)
             try await h.waitForTask("c1", status: "STOPPED")
-            let samples = try await Self.settled(h, pod: "c1") { Self.value($0, "warden_exits_published_total") == 2 }
+            // The exits are published before Kill's answer and the termination are counted:
+            // wait for the write that carries all three, not the first with the exits.
+            let samples = try await Self.settled(h, pod: "c1") {
+                Self.value($0, "warden_exits_published_total") == 2
+                    && Self.value($0, "warden_termination_seconds_count", ["reason": "kill"]) >= 1
+                    && Self.value($0, "warden_ttrpc_requests_total", ["method": "Kill", "code": "0"]) >= 1
+            }
             #expect(Self.value(samples, "warden_exits_published_total") == 2, "the exec's exit and c1's")
             #expect(Self.value(samples, "warden_termination_seconds_count", ["reason": "kill"]) == 1)
             #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "terminations"]) == 1)
@@ -91,7 +97,7 @@ import WardenTestSupport
             try await h.waitForTask("c1", status: "STOPPED", timeout: .seconds(5))
             try FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
             let samples = try await Self.settled(h, pod: "c1") {
-                Self.value($0, "warden_termination_seconds_count") == 1
+                Self.value($0, "warden_termination_seconds_count") == 1 && Self.value($0, "warden_exits_published_total") == 1
             }
             #expect(Self.value(samples, "warden_termination_seconds_count", ["reason": "kill"]) == 1)
             #expect(Self.value(samples, "warden_escalation_steps_total", ["step": "runsc_kill_failed"]) == 1)
@@ -122,8 +128,12 @@ import WardenTestSupport
             try "fail-start\n".write(toFile: h.runscRoot + "/faults", atomically: true, encoding: .utf8)
             #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + [ShimHarness.image, "c1", "sleep", "1000"]).status != 0)
             try FileManager.default.removeItem(atPath: h.runscRoot + "/faults")
-            let samples = try await Self.settled(h, pod: "c1") {
-                Self.value($0, "warden_runsc_call_seconds_count", ["verb": "start", "outcome": "failed"]) == 1
+            // runsc start fails, the teardown runs, then Start answers: wait for the write that
+            // carries all three.
+            let samples = try await Self.settled(h, pod: "c1") { samples in
+                Self.value(samples, "warden_runsc_call_seconds_count", ["verb": "start", "outcome": "failed"]) == 1
+                    && Self.value(samples, "warden_termination_seconds_count", ["reason": "failed"]) >= 1
+                    && samples.contains { $0.name == "warden_ttrpc_requests_total" && $0.labels["method"] == "Start" }
             }
             #expect(Self.value(samples, "warden_runsc_call_seconds_count", ["verb": "create", "outcome": "ok"]) == 1)
             #expect(Self.value(samples, "warden_runsc_call_seconds_count", ["verb": "start", "outcome": "failed"]) == 1)
