@@ -4,6 +4,9 @@ that the noise a short healthy run shows is not taken for one."""
 import os
 import random
 import sys
+import tempfile
+import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -90,6 +93,41 @@ class SoakJudgingTests(unittest.TestCase):
 
     def test_a_long_healthy_run_passes(self):
         self.assertEqual(judged(samples_of(600, lambda t, shims, containers: 15 + 3 * shims + 8 * containers), 600), [])
+
+
+class SoakSamplingTests(unittest.TestCase):
+    """The sampler's side of the descriptor check, on this process standing in for containerd:
+    a descriptor whose target names a removed pod's id is reported once the grace has passed."""
+
+    class Node:
+        class Containerd:
+            pid = os.getpid()
+
+        containerd = Containerd()
+
+        def shim_pids(self):
+            return []
+
+    def test_a_descriptor_naming_a_removed_pod_is_sampled_as_stale(self):
+        removed_id, fresh_id = "a" * 64, "b" * 64
+        with tempfile.TemporaryDirectory() as directory:
+            held = [open(os.path.join(directory, f"{i}-stdout"), "w") for i in (removed_id, fresh_id)]
+            try:
+                fds, named = soak.descriptor_ids(os.getpid())
+                self.assertEqual(named, {removed_id: 1, fresh_id: 1})
+                self.assertGreaterEqual(fds, 2)
+                sampler = soak.Soak.__new__(soak.Soak)
+                sampler.node, sampler.lock, sampler.samples, sampler.live = self.Node(), threading.Lock(), [], {}
+                sampler.began = time.monotonic()
+                # Pod 7 removed longer ago than the grace, pod 8 just now.
+                sampler.removed = {removed_id: (7, time.monotonic() - soak.STALE_GRACE - 1), fresh_id: (8, time.monotonic())}
+                sampler.sample()
+            finally:
+                for file in held:
+                    file.close()
+        sample = sampler.samples[-1]
+        self.assertEqual([s.split(",")[0] for s in sample["containerd_stale"]], ["pod 7"], sample)
+        self.assertEqual(sample["containerd_pod_fds"], 2)
 
 
 if __name__ == "__main__":
