@@ -54,6 +54,14 @@ public enum Directories {
         }
     }
 
+    /// A new directory `<base>/<prefix>XXXXXX` (mode 0700, random suffix): private to the caller.
+    public static func makeTemporary(in base: String, prefix: String) throws(Errno) -> String {
+        var template = Array("\(base)/\(prefix)XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        guard made != nil else { throw Errno.current("mkdtemp(\(base)/\(prefix)XXXXXX)") }
+        return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// Removes `path` and everything under it, without following symlinks or crossing mounts
     /// (a mount point inside is left, and so is the directory holding it).
     public static func removeTree(_ path: String) {

@@ -17,7 +17,11 @@ struct OCISpec: Decodable {
         struct Hook: Decodable { var path: String }
         var poststop: [Hook]?
     }
+    struct Root: Decodable { var readonly: Bool? }
+    struct Mount: Decodable { var destination: String }
     var process: Process?
+    var root: Root?
+    var mounts: [Mount]?
     var annotations: [String: String]?
     var linux: OCILinux?
     var hooks: Hooks?

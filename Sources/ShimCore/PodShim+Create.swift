@@ -31,6 +31,10 @@ extension PodShim {
         let spec = try OCISpec.load(bundle: request.bundle)
         if let clamped = try OOMScoreClamp.apply(bundle: request.bundle, spec: spec) { log.warn("create \(id): \(clamped)") }
         let sandboxID = spec.joinsSandbox ?? id
+        if sandboxID != id, let files = apiSandboxes[sandboxID]?.files {
+            let added = try files.addMounts(bundle: request.bundle, spec: spec)
+            if !added.isEmpty { log.info("create \(id): the pod's \(added.joined(separator: ", ")) mounted from \(files.directory)") }
+        }
         let paths = ProcessIO.Paths(
             stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, terminal: request.terminal)
         try Rootfs.mount(request.rootfs, bundle: request.bundle)

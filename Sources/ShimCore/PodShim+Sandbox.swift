@@ -48,7 +48,9 @@ extension PodShim {
         task.bundle = request.bundlePath
         task.rootfs = request.rootfs
         _ = try await create(task)
-        apiSandboxes[id] = APISandbox()
+        let record = APISandbox()
+        record.files = try PodFiles.write(pod: pod, directory: "\(scratchDirectory)/pod-files-\(id)")
+        apiSandboxes[id] = record
         log.info("sandbox \(id) created through the Sandbox API (rootfs \(rootfs))")
     }
 
@@ -151,6 +153,7 @@ extension PodShim {
             _ = try? await delete(id: leftover.id, execID: "")
         }
         _ = try await delete(id: id, execID: "")
+        if let files = apiSandboxes[id]?.files { Directories.removeTree(files.directory) }
         apiSandboxes[id] = nil
         shutdown(id: id)
     }
@@ -172,5 +175,7 @@ extension PodShim {
     /// What the Sandbox API adds to a pod sandbox's task: when it was started.
     final class APISandbox {
         var startedAt: Google_Protobuf_Timestamp?
+        /// /etc/hostname, hosts and resolv.conf for its containers (PodFiles).
+        var files: PodFiles?
     }
 }

@@ -12,7 +12,8 @@ final class ProcessIO: Sendable {
     /// What runsc hands to the process (nil with a terminal).
     let processStdio: ContainerStdio?
     /// The console socket runsc connects to when the process has a terminal.
-    let consoleSocketPath: String?
+    let consoleSocket: ConsoleSocket?
+    var consoleSocketPath: String? { consoleSocket?.path }
 
     private let state: Mutex<State>
     private struct State {
@@ -31,11 +32,11 @@ final class ProcessIO: Sendable {
     private let copier: StdioCopier
 
     private init(
-        processStdio: ContainerStdio?, consoleSocketPath: String?, state: State, supervisor: Supervisor,
+        processStdio: ContainerStdio?, consoleSocket: ConsoleSocket?, state: State, supervisor: Supervisor,
         copier: StdioCopier
     ) {
         self.processStdio = processStdio
-        self.consoleSocketPath = consoleSocketPath
+        self.consoleSocket = consoleSocket
         self.state = Mutex(state)
         self.supervisor = supervisor
         self.copier = copier
@@ -57,10 +58,17 @@ final class ProcessIO: Sendable {
         let track = opened.track
         do throws(Errno) {
             if paths.terminal {
-                let socketPath = "\(scratchDirectory)/console-\(name).sock"
-                let listener = try UnixSocket.listen(path: socketPath, mode: 0o600, backlog: 1)
+                let socket = try ConsoleSocket.place(
+                    name: name, scratchDirectory: scratchDirectory, temporaryBase: ConsoleSocket.temporaryBase())
+                let listener: Int32
+                do throws(Errno) {
+                    listener = try UnixSocket.listen(path: socket.path, mode: 0o600, backlog: 1)
+                } catch {
+                    socket.remove()
+                    throw error
+                }
                 return ProcessIO(
-                    processStdio: nil, consoleSocketPath: socketPath,
+                    processStdio: nil, consoleSocket: socket,
                     state: State(consoleListener: listener, stdinFifo: paths.stdin, stdoutFifo: paths.stdout),
                     supervisor: supervisor, copier: copier)
             }
@@ -86,7 +94,7 @@ final class ProcessIO: Sendable {
             processSide += [stdout, stderr]
             state.processSide = processSide
             return ProcessIO(
-                processStdio: ContainerStdio(stdin: stdin, stdout: stdout, stderr: stderr), consoleSocketPath: nil,
+                processStdio: ContainerStdio(stdin: stdin, stdout: stdout, stderr: stderr), consoleSocket: nil,
                 state: state, supervisor: supervisor, copier: copier)
         } catch {
             opened.closeAll()
@@ -202,7 +210,7 @@ final class ProcessIO: Sendable {
             return state.consoleListener
         }
         if let listener { UnixSocket.close(listener) }
-        if let consoleSocketPath { UnixSocket.remove(path: consoleSocketPath) }
+        consoleSocket?.remove()
     }
 
     func resize(width: UInt32, height: UInt32) throws(ShimError) {

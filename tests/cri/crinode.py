@@ -126,9 +126,13 @@ def process_name(pid):
 
 
 class CRINode:
-    def __init__(self, deadlines=None, containerd_config=None):
+    def __init__(self, deadlines=None, containerd_config=None, runsc_network="none", registry_hosts=None):
         """`deadlines`: Warden's [deadlines] (key -> "2s"); `containerd_config`: a containerd
-        config text to run with instead of the generated one (install.sh's test)."""
+        config text to run with instead of the generated one (install.sh's test);
+        `runsc_network`: runsc's --network for Warden's handlers; `registry_hosts`: a
+        containerd registry config_path (hosts.toml per registry) for image pulls."""
+        self.runsc_network = runsc_network
+        self.registry_hosts = registry_hosts
         self.bin = build_directory()
         self.shim_dir = self.bin  # first on containerd's PATH: where it finds the shim
         self.dir = tempfile.mkdtemp(prefix="wcri-")
@@ -139,6 +143,7 @@ class CRINode:
         self.client = None
         self.pod_netns_paths = set()
         self.pod_handlers = {}  # pod id -> runtime handler, of every pod run_pod made
+        self.pod_configs = {}  # pod id -> its PodSandboxConfig, for containers added later
         self.deadlines = {"runsc_call_timeout": "2s", "kill_grace": "1s", "stop_deadline": "5s",
                           "delete_deadline": "5s", **(deadlines or {})}
         run(["ip", "netns", "add", self.netns])
@@ -186,7 +191,7 @@ class CRINode:
             deadlines = "".join(f'{key} = "{value}"\n' for key, value in self.deadlines.items())
             with open(self.path(f"{name}.toml"), "w") as file:
                 file.write(f'runsc = "{runsc}"\nroot = "{self.path(name)}"\n[deadlines]\n{deadlines}'
-                           '[runsc_config]\nnetwork = "none"\n'
+                           f'[runsc_config]\nnetwork = "{self.runsc_network}"\n'
                            f'[metrics]\ndir = "{self.path("metrics")}"\n'
                            f'[sandbox]\npause_rootfs = "{rootfs}"\n')
             os.makedirs(self.path(name))
@@ -218,7 +223,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [{cri}.cni]
   bin_dir = "{self.path("cni-bin")}"
   conf_dir = "{self.path("cni-conf")}"
-[{cri}.containerd]
+{self._registry_config(cri)}[{cri}.containerd]
   snapshotter = "overlayfs"
   default_runtime_name = "warden"
 '''
@@ -245,12 +250,21 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 '''
         return text
 
+    def _registry_config(self, cri):
+        if not self.registry_hosts:
+            return ""
+        return f'[{cri}.registry]\n  config_path = "{self.registry_hosts}"\n'
+
     # containerd
 
     def start(self, import_images=True, timeout=30):
         log = open(self.path("containerd.log"), "a")
         # The shim first, then the containerd under test's own runc shim.
-        environment = dict(os.environ, PATH=f"{self.shim_dir}:{CONTAINERD_DIR}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        # TMPDIR: where the shims put what they keep in the temp directory (console sockets of
+        # long ids), so the leak audit sees it.
+        os.makedirs(self.path("tmp"), exist_ok=True)
+        environment = dict(os.environ, PATH=f"{self.shim_dir}:{CONTAINERD_DIR}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                           TMPDIR=self.path("tmp"))
         self.containerd = subprocess.Popen(
             ["nsenter", f"--net=/var/run/netns/{self.netns}", CONTAINERD, "--config", self.config_path],
             stdout=log, stderr=subprocess.STDOUT, env=environment)
@@ -311,6 +325,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         config = pod_config(name, uid=f"{name}-{uuid.uuid4().hex[:6]}", cgroup_parent=f"{self.cgroup_root}/{name}")
         pod_id = self.client.run_pod(config, handler, timeout=timeout)
         self.pod_handlers[pod_id] = handler
+        self.pod_configs[pod_id] = config
         self.record_netns(pod_id)
         ids = []
         for container_name, command in containers:
@@ -457,6 +472,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 found += [f"CNI address {a}" for a in os.listdir(ipam) if a[0].isdigit()]
             found += [f"cgroup {path} in {len(where)} hierarchies" for path, where in sorted(self.leaked_cgroups().items())]
             found += [f"socket {path}" for path in self.our_sockets()]
+            if os.path.isdir(self.path("tmp")):
+                found += [f"temp dir {self.path('tmp', name)}" for name in sorted(os.listdir(self.path("tmp")))
+                          if name.startswith("warden-")]
             metrics = self.path("metrics")
             if os.path.isdir(metrics):
                 found += [f"metrics file {os.path.join(metrics, name)}" for name in sorted(os.listdir(metrics))]

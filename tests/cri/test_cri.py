@@ -4,6 +4,7 @@ test ends with the leak audit (processes, mounts, pod netns, runsc state, CNI ad
 
 Run by scripts/test.sh: /usr/bin/python3 -m unittest discover -s tests/cri -v
 """
+import glob
 import os
 import re
 import shutil
@@ -18,8 +19,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from crinode import CONTAINERD, RUNSC, SANDBOX_API, CRINode, build_directory, rss_kib, run  # noqa: E402
-from warden_cri import CRIError, pb  # noqa: E402
+from crinode import BUSYBOX_IMAGE, CONTAINERD, RUNSC, SANDBOX_API, CRINode, build_directory, rss_kib, run  # noqa: E402
+from warden_cri import CRIError, container_config, pb  # noqa: E402
 
 # Warden's deadlines on the test node (crinode.py), and what a StopPodSandbox of a wedged pod
 # may take at most: a subcontainer's runsc kill times out (runsc_call_timeout), then the
@@ -357,6 +358,54 @@ class ShimSandboxerTests(CRITestCase):
 
     def test_4_a_pod_outlives_a_containerd_restart_and_still_stops(self):
         self.check_pod_outlives_restart("shim-restart", "warden-shim")
+
+
+def find_crictl():
+    """crictl beside the checkout (../shared/tools/cri-tools-*), else $CRICTL; None if neither."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidates = sorted(glob.glob(os.path.join(root, "..", "shared", "tools", "cri-tools-*", "crictl")))
+    if os.environ.get("CRICTL"):
+        candidates.insert(0, os.environ["CRICTL"])
+    return next((path for path in candidates if os.access(path, os.X_OK)), None)
+
+
+class TerminalTests(CRITestCase):
+    """`kubectl exec -it` and tty containers at CRI's own ids (64 hex characters each): runsc
+    hands the terminal over a console socket whose path must fit sun_path (107 bytes) whatever
+    the ids; beside the shim's files it was ~250 bytes and bind failed (ENAMETOOLONG)."""
+
+    def check_exec_it(self, handler):
+        crictl = find_crictl()
+        if crictl is None:
+            self.skipTest("NOT RUN: no crictl in ../shared/tools/cri-tools-*/ and CRICTL is not set")
+        node, client = self.node, self.node.client
+        pod_id, (app,) = node.run_pod(f"tty-{handler}", handler, [("app", SLEEPER)])
+        self.assertEqual((len(pod_id), len(app)), (64, 64))
+        # As an operator types it, at a terminal (script gives crictl one).
+        typed = "echo typed-$((6*7)); tty; exit\n"
+        command = f"{crictl} --runtime-endpoint unix://{node.socket} --timeout 30s exec -it {app} sh"
+        session = subprocess.run(["ip", "netns", "exec", node.netns, "script", "-qec", command, "/dev/null"],
+                                 input=typed, capture_output=True, text=True, timeout=60)
+        self.assertIn("typed-42", session.stdout, session.stdout + session.stderr)
+        self.assertRegex(session.stdout, r"/dev/pts/\d+")
+        # A container with a terminal of its own (tty: true, as `kubectl run -it` makes).
+        config = container_config("console", BUSYBOX_IMAGE, ["sh", "-c", "sleep 100000"])
+        config.tty, config.stdin = True, True
+        console = client.create_container(pod_id, config, node.pod_configs[pod_id], timeout=60)
+        client.start_container(console, timeout=60)
+        self.assertEqual(self.states([console]), [pb.CONTAINER_RUNNING])
+        reply = client.exec_sync(console, ["sh", "-c", "readlink /proc/1/fd/0"])
+        self.assertRegex(reply.stdout.decode(), r"^/dev/pts/\d+", reply.stderr)
+        client.stop_pod(pod_id, timeout=30)
+        client.remove_pod(pod_id, timeout=30)
+        self.assertNothingLeft()
+
+    def test_exec_it_with_cri_ids(self):
+        self.check_exec_it("warden")
+
+    @unittest.skipUnless(SANDBOX_API, "the Sandbox API needs containerd 2.x")
+    def test_exec_it_with_cri_ids_through_the_sandbox_api(self):
+        self.check_exec_it("warden-shim")
 
 
 class PodLoopTests(CRITestCase):

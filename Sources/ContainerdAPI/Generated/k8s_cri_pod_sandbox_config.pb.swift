@@ -201,6 +201,23 @@ public nonisolated struct Runtime_V1_PodSandboxMetadata: Sendable {
   public init() {}
 }
 
+/// The pod's resolv.conf: Warden writes it for pods of the shim sandboxer (PodFiles.swift).
+public nonisolated struct Runtime_V1_DNSConfig: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var servers: [String] = []
+
+  public var searches: [String] = []
+
+  public var options: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Runtime_V1_PodSandboxConfig: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -218,6 +235,15 @@ public nonisolated struct Runtime_V1_PodSandboxConfig: Sendable {
   public var hostname: String = String()
 
   public var logDirectory: String = String()
+
+  public var dnsConfig: Runtime_V1_DNSConfig {
+    get {_dnsConfig ?? Runtime_V1_DNSConfig()}
+    set {_dnsConfig = newValue}
+  }
+  /// Returns true if `dnsConfig` has been explicitly set.
+  public var hasDnsConfig: Bool {self._dnsConfig != nil}
+  /// Clears the value of `dnsConfig`. Subsequent reads from it will return its default value.
+  public mutating func clearDnsConfig() {self._dnsConfig = nil}
 
   public var labels: Dictionary<String,String> = [:]
 
@@ -237,6 +263,7 @@ public nonisolated struct Runtime_V1_PodSandboxConfig: Sendable {
   public init() {}
 
   fileprivate var _metadata: Runtime_V1_PodSandboxMetadata? = nil
+  fileprivate var _dnsConfig: Runtime_V1_DNSConfig? = nil
   fileprivate var _linux: Runtime_V1_LinuxPodSandboxConfig? = nil
 }
 
@@ -540,9 +567,49 @@ nonisolated extension Runtime_V1_PodSandboxMetadata: SwiftProtobuf.Message, Swif
   }
 }
 
+nonisolated extension Runtime_V1_DNSConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DNSConfig"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}servers\0\u{1}searches\0\u{1}options\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.servers) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.searches) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.options) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.servers.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.servers, fieldNumber: 1)
+    }
+    if !self.searches.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.searches, fieldNumber: 2)
+    }
+    if !self.options.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.options, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Runtime_V1_DNSConfig, rhs: Runtime_V1_DNSConfig) -> Bool {
+    if lhs.servers != rhs.servers {return false}
+    if lhs.searches != rhs.searches {return false}
+    if lhs.options != rhs.options {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Runtime_V1_PodSandboxConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PodSandboxConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}metadata\0\u{1}hostname\0\u{3}log_directory\0\u{2}\u{3}labels\0\u{1}annotations\0\u{1}linux\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}metadata\0\u{1}hostname\0\u{3}log_directory\0\u{3}dns_config\0\u{2}\u{2}labels\0\u{1}annotations\0\u{1}linux\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -553,6 +620,7 @@ nonisolated extension Runtime_V1_PodSandboxConfig: SwiftProtobuf.Message, SwiftP
       case 1: try { try decoder.decodeSingularMessageField(value: &self._metadata) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.hostname) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.logDirectory) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._dnsConfig) }()
       case 6: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.labels) }()
       case 7: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.annotations) }()
       case 8: try { try decoder.decodeSingularMessageField(value: &self._linux) }()
@@ -575,6 +643,9 @@ nonisolated extension Runtime_V1_PodSandboxConfig: SwiftProtobuf.Message, SwiftP
     if !self.logDirectory.isEmpty {
       try visitor.visitSingularStringField(value: self.logDirectory, fieldNumber: 3)
     }
+    try { if let v = self._dnsConfig {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
     if !self.labels.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.labels, fieldNumber: 6)
     }
@@ -591,6 +662,7 @@ nonisolated extension Runtime_V1_PodSandboxConfig: SwiftProtobuf.Message, SwiftP
     if lhs._metadata != rhs._metadata {return false}
     if lhs.hostname != rhs.hostname {return false}
     if lhs.logDirectory != rhs.logDirectory {return false}
+    if lhs._dnsConfig != rhs._dnsConfig {return false}
     if lhs.labels != rhs.labels {return false}
     if lhs.annotations != rhs.annotations {return false}
     if lhs._linux != rhs._linux {return false}
