@@ -8,6 +8,7 @@ RESULTS_DIR holds one directory per release set, as scripts/test.sh writes them:
   versions.env                  scripts/releases.sh --env (the exact versions that ran)
   <suite>-swift-testing.xml     `swift test --xunit-output <suite>.xml` (Swift Testing's file)
   cri.jsonl                     tests/cri/run_suite.py's records
+  critest-<handler>.jsonl       tests/critest/run_critest.py's records (the critest column)
   finished                      the date the set's run ended
 
 A capability's cell is "pass (N)" when each of its N tests ran and passed, "FAIL: names"
@@ -79,6 +80,31 @@ def cri_results(directory):
     return found
 
 
+def critest_cell(directory):
+    """Per handler: specs passed of those critest ran, and whether every failure has a reason
+    that is not Warden's; "not run" (with why) when it did not run."""
+    parts = []
+    for name in sorted(os.listdir(directory)):
+        match = re.fullmatch(r"critest-(.+)\.jsonl", name)
+        if not match:
+            continue
+        summary = None
+        with open(os.path.join(directory, name)) as file:
+            for line in file:
+                record = json.loads(line)
+                summary = record.get("summary", summary)
+        handler = match.group(1)
+        if summary is None:
+            parts.append(f"`{handler}` incomplete")
+        elif summary.get("status") != "run":
+            parts.append(f"`{handler}` not run ({summary.get('why', '')})")
+        else:
+            verdict = "" if not summary["unexplained"] and not summary["leaks"] else \
+                f", FAIL: {summary['unexplained']} unexplained, {len(summary['leaks'])} left"
+            parts.append(f"`{handler}` {summary['passed']}/{summary['ran']}{verdict}")
+    return "; ".join(parts) or "not run"
+
+
 def versions(directory):
     values = {}
     path = os.path.join(directory, "versions.env")
@@ -103,9 +129,10 @@ def cell(results, rules):
 
 def table(results_dir):
     rows = []
-    header = "| release set | containerd | runsc | " + " | ".join(name for name, _ in CAPABILITIES) + " | all tests |"
+    header = "| release set | containerd | runsc | " + " | ".join(name for name, _ in CAPABILITIES) + \
+        " | critest (specs passed; the rest with a reason, section \"CRI conformance\") | all tests |"
     rows.append(header)
-    rows.append("|" + "---|" * (len(CAPABILITIES) + 4))
+    rows.append("|" + "---|" * (len(CAPABILITIES) + 5))
     present = [s for s in SETS if os.path.isdir(os.path.join(results_dir, s))]
     present += sorted(s for s in os.listdir(results_dir) if s not in SETS and os.path.isdir(os.path.join(results_dir, s)))
     dates = []
@@ -118,7 +145,7 @@ def table(results_dir):
         total = f"{passed}/{len(everything)} passed" if everything else "not run"
         cells = [cell(results, rules) for _, rules in CAPABILITIES]
         rows.append(f"| {name} | {info.get('WARDEN_CONTAINERD_VERSION', '?')} | {info.get('WARDEN_RUNSC_VERSION', '?')} | "
-                    + " | ".join(cells) + f" | {total} |")
+                    + " | ".join(cells) + f" | {critest_cell(directory)} | {total} |")
         finished = os.path.join(directory, "finished")
         if os.path.exists(finished):
             with open(finished) as file:

@@ -12,9 +12,13 @@
 #      Warden with the set's real runsc and with fake-runsc) and the CRI tests (tests/cri:
 #      containerd's CRI plugin with Warden as the `warden` runtime handler, pods driven through
 #      CRI v1 by tools/cri, scripts/install.sh on that containerd's own `config default`),
+#      and cri-tools' critest, the CRI validation suite (tests/critest/run_critest.py: the
+#      `warden` handler, and `warden-shim` on containerd 2.x; stand-in images served offline;
+#      every failure must have a reason that is not Warden's; leak audit after the suite),
 #   5. a 2-minute chaos soak through CRI on the first set (scripts/soak.sh --check),
-#   6. the release × capability table (scripts/release-table.py) from what 2–4 recorded in
-#      WARDEN_RESULTS_DIR (default .build/release-results).
+#   6. the release × capability table (scripts/release-table.py) and the critest conformance
+#      table (scripts/conformance-table.py) from what 2–4 recorded in WARDEN_RESULTS_DIR
+#      (default .build/release-results).
 # A set's failure does not stop the other sets; the run fails at the end if anything failed.
 # WARDEN_INTEROP=1 makes a missing peer a failure rather than a skip.
 set -euo pipefail
@@ -25,14 +29,16 @@ root=$(pwd)
 # iproute2 and containernetworking-plugins: the network-release tests (test-made namespaces,
 # CNI bridge).
 # python3-grpcio: the CRI client; gcc, libc6-dev: the static pause binary of the test image.
+# docker-registry, skopeo: critest's images served offline on the CRI node's loopback.
 ensure_packages containerd runc runsc busybox-static bsdutils python3 protobuf-compiler libseccomp-dev python3-prometheus-client \
   iproute2 containernetworking-plugins python3-grpcio python3-protobuf gcc libc6-dev \
   golang-go golang-github-containerd-ttrpc-dev \
-  golang-github-containerd-containerd-dev golang-github-containerd-cgroups-dev
+  golang-github-containerd-containerd-dev golang-github-containerd-cgroups-dev docker-registry skopeo
 
 echo "== test fixtures"
 scripts/build-fixtures.sh
 scripts/build-test-image.sh
+scripts/build-critest-images.sh
 
 if [ "${WARDEN_SKIP_PROTO_CHECK:-0}" != 1 ]; then
   echo "== generated code is reproducible"
@@ -77,6 +83,33 @@ step() {
   fi
 }
 primary=${sets[0]}
+# critest_handlers SET: Warden's handlers critest runs with on that set (the Sandbox API's only
+# on containerd 2.x).
+critest_handlers() {
+  case "$(with_set "$1" sh -c 'echo "$WARDEN_CONTAINERD_VERSION"')" in
+    1.*) echo warden ;;
+    *) echo warden warden-shim ;;
+  esac
+}
+# critest_step SET HANDLER: critest on the set's private CRI node. With no critest binary
+# (../shared/tools or CRITEST=) it says so loudly and records "not run"; never a pass.
+critest_step() {
+  local set=$1 handler=$2 began=$SECONDS status=0
+  echo "== critest ($set, $handler): cri-tools' CRI validation suite (tests/critest/run_critest.py)"
+  rm -f "$results/$set/critest-$handler.jsonl"
+  with_set "$set" env WARDEN_BIN="$bin" /usr/bin/python3 tests/critest/run_critest.py --handler "$handler" \
+    --results "$results/$set/critest-$handler.jsonl" || status=$?
+  if [ "$status" = 3 ]; then
+    echo "== critest ($set, $handler): NOT RUN (no critest binary: ../shared/tools/cri-tools-*/critest or CRITEST=)" >&2
+    not_run+=("critest ($set, $handler)")
+  elif [ "$status" = 0 ]; then
+    echo "== critest ($set, $handler): passed in $((SECONDS - began)) s"
+  else
+    echo "== critest ($set, $handler): FAILED (exit $status) after $((SECONDS - began)) s"
+    failed+=("critest ($set, $handler)")
+  fi
+}
+not_run=()
 
 echo "== swift test (unit and interop; containerd of the $primary set)"
 # The deadline tests bound how late a timeout may fire; the integration suite's sandboxes
@@ -105,6 +138,9 @@ for set in "${sets[@]}"; do
   # Debian's python (python3-grpcio), not whatever python3 comes first on PATH.
   step "CRI ($set)" with_set "$set" env WARDEN_BIN="$bin" WARDEN_RESULTS_FILE="$results/$set/cri.jsonl" \
     /usr/bin/python3 tests/cri/run_suite.py
+  for handler in $(critest_handlers "$set"); do
+    critest_step "$set" "$handler"
+  done
   date -u +%Y-%m-%d > "$results/$set/finished"
 done
 
@@ -113,6 +149,11 @@ step "soak ($primary)" env WARDEN_BIN="$bin" scripts/soak.sh --set "$primary" --
 
 echo "== release × capability table (scripts/release-table.py $results)"
 /usr/bin/python3 scripts/release-table.py "$results"
+echo "== critest conformance table (scripts/conformance-table.py $results)"
+/usr/bin/python3 scripts/conformance-table.py "$results"
+if [ ${#not_run[@]} -gt 0 ]; then
+  echo "== NOT RUN: ${not_run[*]}" >&2
+fi
 if [ ${#failed[@]} -gt 0 ]; then
   echo "== FAILED: ${failed[*]}" >&2
   exit 1

@@ -191,7 +191,7 @@ class CRINode:
             deadlines = "".join(f'{key} = "{value}"\n' for key, value in self.deadlines.items())
             with open(self.path(f"{name}.toml"), "w") as file:
                 file.write(f'runsc = "{runsc}"\nroot = "{self.path(name)}"\n[deadlines]\n{deadlines}'
-                           f'[runsc_config]\nnetwork = "{self.runsc_network}"\n'
+                           f'[runsc_config]\nnetwork = "{self.runsc_network}"\noci-seccomp = true\n'
                            f'[metrics]\ndir = "{self.path("metrics")}"\n'
                            f'[sandbox]\npause_rootfs = "{rootfs}"\n')
             os.makedirs(self.path(name))
