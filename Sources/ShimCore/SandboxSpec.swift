@@ -13,6 +13,11 @@ import SwiftProtobuf
 
 struct SandboxSpec: Encodable {
     struct User: Encodable { var uid: UInt32; var gid: UInt32 }
+    struct Capabilities: Encodable {
+        var bounding: [String]
+        var effective: [String]
+        var permitted: [String]
+    }
     struct Process: Encodable {
         var terminal = false
         var user = User(uid: 65535, gid: 65535)
@@ -20,7 +25,21 @@ struct SandboxSpec: Encodable {
         var env = ["PATH=/"]
         var cwd = "/"
         var noNewPrivileges = true
+        /// containerd's default set, as its podsandbox controller gives the pause container.
+        /// With runsc --network=host they are the sandbox process's own on the host (runsc
+        /// --apply-caps): without CAP_NET_BIND_SERVICE no container of the pod could listen on
+        /// port 80.
+        var capabilities = Capabilities(
+            bounding: SandboxSpec.defaultCapabilities, effective: SandboxSpec.defaultCapabilities,
+            permitted: SandboxSpec.defaultCapabilities)
     }
+
+    /// containerd's pkg/oci defaultUnixCaps.
+    static let defaultCapabilities = [
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",
+        "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+    ]
     struct Root: Encodable { var path: String; var readonly = true }
     struct Mount: Encodable {
         var destination: String

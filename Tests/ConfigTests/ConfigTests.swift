@@ -8,12 +8,13 @@ import Testing
         #expect(try WardenConfig.parse("", file: "w.toml") == WardenConfig())
     }
 
-    /// The documented example is the defaults plus network = "sandbox": docs and code agree.
+    /// The documented example is the defaults plus network = "sandbox" and oci-seccomp: docs and
+    /// code agree.
     @Test func shippedExampleMatchesTheDefaults() throws {
         let path = Self.packageRoot + "/shim-config/warden.toml"
         let config = try WardenConfig.load(path: path) { readFile($0) }
         var expected = WardenConfig()
-        expected.runscFlags = [.init(key: "network", value: "sandbox")]
+        expected.runscFlags = [.init(key: "network", value: "sandbox"), .init(key: "oci-seccomp", value: "true")]
         #expect(config == expected)
     }
 

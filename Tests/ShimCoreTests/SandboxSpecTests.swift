@@ -24,6 +24,13 @@ import Testing
         pod.linux.resources.cpuShares = 512
         let spec = try decoded(SandboxSpec(id: "sb1", pod: pod, netnsPath: "/var/run/netns/cni-1", rootfs: "/usr/local/lib/warden/pause-rootfs"))
         #expect((spec["process"] as? [String: Any])?["args"] as? [String] == ["/pause"])
+        // containerd's default capabilities, as on its pause container: with runsc
+        // --network=host they are the sandbox's own, and a pod could not listen on port 80.
+        let capabilities = (spec["process"] as? [String: Any])?["capabilities"] as? [String: [String]] ?? [:]
+        for set in ["bounding", "effective", "permitted"] {
+            #expect(capabilities[set]?.contains("CAP_NET_BIND_SERVICE") == true, "\(set)")
+            #expect(capabilities[set]?.count == 14, "\(set)")
+        }
         #expect((spec["root"] as? [String: Any])?["path"] as? String == "/usr/local/lib/warden/pause-rootfs")
         let text = String(decoding: try SandboxSpec(id: "sb1", pod: pod, netnsPath: "", rootfs: "/r").encoded(), as: UTF8.self)
         #expect(text.contains(#""root":{"path":"\/r","readonly":true}"#) || text.contains(#""root":{"path":"/r","readonly":true}"#), "\(text)")

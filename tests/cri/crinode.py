@@ -200,9 +200,13 @@ class CRINode:
                 file.write(f'#!/bin/sh\nWARDEN_CONFIG_PATH={self.path(name + ".toml")} '
                            f'exec {os.path.join(self.bin, "containerd-shim-warden-v2")} "$@"\n')
             os.chmod(self.path(name + "-shim"), 0o755)
-        with open(self.path("runsc-none"), "w") as file:
-            file.write(f'#!/bin/sh\nexec {RUNSC} --network=none "$@"\n')
-        os.chmod(self.path("runsc-none"), 0o755)
+        self.write_runc_runsc_wrapper()
+
+    def write_runc_runsc_wrapper(self):
+        """runsc as the runc shim's runtime binary, with the flags Warden's handlers give it."""
+        with open(self.path("runsc-wrapped"), "w") as file:
+            file.write(f'#!/bin/sh\nexec {RUNSC} --network={self.runsc_network} --oci-seccomp=true "$@"\n')
+        os.chmod(self.path("runsc-wrapped"), 0o755)
 
     def containerd_config(self):
         cri = 'plugins."io.containerd.grpc.v1.cri"'
@@ -241,7 +245,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   runtime_type = "{self.path(name + "-shim")}"
   sandboxer = "shim"
 '''
-        for name, binary in [("runc-runsc", self.path("runsc-none")), ("runc-fake", os.path.join(self.bin, "fake-runsc"))]:
+        for name, binary in [("runc-runsc", self.path("runsc-wrapped")), ("runc-fake", os.path.join(self.bin, "fake-runsc"))]:
             text += f'''[{runtimes}.{name}]
   runtime_type = "io.containerd.runc.v2"
 [{runtimes}.{name}.options]
