@@ -31,7 +31,7 @@ sys.path.insert(0, HERE)
 from crinode import CONTAINERD_DIR, CRINode, containerd_major  # noqa: E402
 from known_failures import reason_for  # noqa: E402
 from registry import OfflineRegistry  # noqa: E402
-from warden_cri import CRIError  # noqa: E402
+from warden_cri import CRIError, pb  # noqa: E402
 
 # Not the runtime's: the image service is containerd's own (no shim is involved), and the
 # machines have no AppArmor or SELinux loaded.
@@ -84,6 +84,7 @@ def remove_abandoned(node):
     CRI, as an operator would; returns how many pods there were."""
     pods = node.client.pods(timeout=30)
     for pod in pods:
+        print(f"critest abandoned pod {pod.metadata.name} ({pod.id[:13]}, {pb.PodSandboxState.Name(pod.state)}): removing it")
         try:
             node.client.stop_pod(pod.id, timeout=60)
             node.client.remove_pod(pod.id, timeout=60)
