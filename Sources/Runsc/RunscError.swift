@@ -48,7 +48,19 @@ public enum RunscError: Error, Equatable, Sendable, CustomStringConvertible {
         {
             return .alreadyStopped(verb: verb, detail: detail)
         }
-        return .commandFailed(verb: verb, exitStatus: exitStatus, detail: detail)
+        return .commandFailed(verb: verb, exitStatus: exitStatus, detail: detail + hint(lowered))
+    }
+
+    /// What an operator can do about a failure runsc's own text does not explain.
+    private static func hint(_ lowered: String) -> String {
+        if lowered.contains("cannot run with network enabled in root network namespace") {
+            // runsc's root-namespace check reads /proc/sys/net/core/rmem_default, which Linux
+            // 6.10 and later show in every namespace.
+            return " (runsc's --network=sandbox misreads the pod's namespace as the host's on Linux 6.10 and "
+                + "later up to runsc 2024-07-29, google/gvisor#10704: use a newer runsc, or set network = \"host\" "
+                + "or \"none\" under [runsc_config] in the Warden config)"
+        }
+        return ""
     }
 
     private static func lastMeaningfulLine(_ output: String) -> String {

@@ -16,6 +16,7 @@ let fakeRunscScript = """
       stopped) echo 'cannot signal container: container is not running' >&2; exit 128 ;;
       garbage) echo 'not json'; exit 0 ;;
       fail) echo 'something broke' >&2; exit 3 ;;
+      root-netns) echo 'starting container: setting up network: creating interfaces from net namespace "/proc/7/ns/net": cannot run with network enabled in root network namespace' >&2; exit 128 ;;
     esac
     for arg in "$@"; do
       case "$arg" in
@@ -142,6 +143,25 @@ struct FakeRunsc {
         defer { fake.finish() }
         await #expect(throws: expected) {
             try await withTimeout(.seconds(10)) { try await fake.runsc.kill("c1", signal: 9) }
+        }
+    }
+
+    /// runsc's network=sandbox failing on Linux 6.10+ (google/gvisor#10704): every pod fails,
+    /// and the error says what to change.
+    @Test func aNetworkSandboxFailureSaysWhatToChange() async throws {
+        let fake = try FakeRunsc(mode: "root-netns")
+        defer { fake.finish() }
+        do {
+            try await withTimeout(.seconds(10)) { try await fake.runsc.kill("c1", signal: 9) }
+            Issue.record("no error")
+        } catch let error as RunscError {
+            guard case .commandFailed(_, 128, let detail) = error else {
+                Issue.record("wrong error \(error)")
+                return
+            }
+            #expect(detail.hasPrefix("starting container: setting up network"))
+            #expect(detail.contains("google/gvisor#10704"))
+            #expect(detail.contains(#"set network = "host" or "none" under [runsc_config]"#))
         }
     }
 
