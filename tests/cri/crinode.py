@@ -126,11 +126,14 @@ def process_name(pid):
 
 
 class CRINode:
-    def __init__(self, deadlines=None, containerd_config=None, runsc_network="none", registry_hosts=None):
+    def __init__(self, deadlines=None, containerd_config=None, runsc_network="none", registry_hosts=None,
+                 port_mappings=False):
         """`deadlines`: Warden's [deadlines] (key -> "2s"); `containerd_config`: a containerd
         config text to run with instead of the generated one (install.sh's test);
         `runsc_network`: runsc's --network for Warden's handlers; `registry_hosts`: a
-        containerd registry config_path (hosts.toml per registry) for image pulls."""
+        containerd registry config_path (hosts.toml per registry) for image pulls;
+        `port_mappings`: CNI's portmap plugin after the bridge (hostPort, as kubelet's nodes)."""
+        self.port_mappings = port_mappings
         self.runsc_network = runsc_network
         self.registry_hosts = registry_hosts
         self.bin = build_directory()
@@ -176,6 +179,8 @@ class CRINode:
                          "dataDir": self.path("ipam")},
             }],
         }
+        if self.port_mappings:
+            network["plugins"].append({"type": "portmap", "capabilities": {"portMappings": True}, "snat": True})
         with open(self.path("cni-conf", "10-warden-test.conflist"), "w") as file:
             json.dump(network, file)
 

@@ -50,8 +50,13 @@ class CritestJudgingTests(unittest.TestCase):
     def test_a_failure_without_a_reason_is_unexplained(self):
         """Warden's own failures have no entry: the tty exec of issue 29 would be one."""
         spec = "[k8s.io] Streaming runtime should support exec with tty=true and stdin=true [Conformance]"
-        self.assertIsNone(known_failures.reason_for(spec, "warden", "2.1.9"))
-        self.assertIsNone(known_failures.reason_for(spec, "warden-shim", "2.3.4"))
+        self.assertIsNone(known_failures.reason_for(spec, "warden", "containerd 2.1.9 runsc 0.0~20240729.0"))
+        self.assertIsNone(known_failures.reason_for(spec, "warden-shim", "containerd 2.3.4 runsc 0.0~20240729.0"))
+
+    def test_a_runsc_2022_reason_does_not_excuse_runsc_2024(self):
+        spec = "[k8s.io] Security Context NamespaceOption runtime should support PodPID"
+        self.assertIsNotNone(known_failures.reason_for(spec, "warden", "containerd 1.6.20 runsc 0.0~20221219.0"))
+        self.assertIsNone(known_failures.reason_for(spec, "warden", "containerd 2.1.9 runsc 0.0~20240729.0"))
 
     def test_every_reason_names_whose_it_is(self):
         for pattern, _, _, reason in known_failures.KNOWN_FAILURES:
@@ -62,24 +67,25 @@ class CritestJudgingTests(unittest.TestCase):
 
     def test_a_reason_applies_to_its_handlers_and_versions_only(self):
         spec = "[k8s.io] Security Context NamespaceOption runtime should support HostNetwork is true"
-        self.assertIsNotNone(known_failures.reason_for(spec, "warden", "1.6.20"))
-        skipped = [p for p, handlers, versions, _ in known_failures.SKIPPED_SPECS
-                   if known_failures.re.search(handlers, "warden-shim") and known_failures.re.match(versions, "2.1.9")]
-        self.assertTrue(any(known_failures.re.search(p, spec) for p in skipped))
-        self.assertFalse([p for p, handlers, versions, _ in known_failures.SKIPPED_SPECS
-                          if known_failures.re.search(handlers, "warden-shim") and known_failures.re.match(versions, "2.3.4")])
+        self.assertIsNotNone(known_failures.reason_for(spec, "warden", "containerd 1.6.20 runsc 0.0~20221219.0"))
+        re = known_failures.re
+        skipped = [p for p, handlers, releases, _ in known_failures.SKIPPED_SPECS
+                   if re.search(handlers, "warden-shim") and re.search(releases, "containerd 2.1.9 runsc 0.0~20240729.0")]
+        self.assertTrue(any(re.search(p, spec) for p in skipped))
+        self.assertFalse([p for p, handlers, releases, _ in known_failures.SKIPPED_SPECS
+                          if re.search(handlers, "warden-shim") and re.search(releases, "containerd 2.3.4 runsc 0.0~20240729.0")])
         self.assertFalse([p for p, handlers, _, _ in known_failures.SKIPPED_SPECS if known_failures.re.search(handlers, "warden")
                           and not handlers.startswith("^warden-shim")])
 
     def test_a_reason_whose_spec_passes_is_stale(self):
-        original = run_critest.containerd_version
-        run_critest.containerd_version = lambda: "2.1.9"
+        original = run_critest.release
+        run_critest.release = lambda: "containerd 2.1.9 runsc 0.0~20240729.0"
         try:
             specs = [("[k8s.io] PodSandbox runtime should support sysctls should support safe sysctls", "pass", 1.0, ""),
                      ("[k8s.io] PodSandbox runtime should support basic operations", "pass", 1.0, "")]
             self.assertEqual(run_critest.stale_reasons(specs, "warden"), [specs[0][0]])
         finally:
-            run_critest.containerd_version = original
+            run_critest.release = original
 
 
 if __name__ == "__main__":

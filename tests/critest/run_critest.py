@@ -28,7 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "cri"))
 sys.path.insert(0, HERE)
 
-from crinode import CONTAINERD_DIR, CRINode, containerd_major  # noqa: E402
+from crinode import CONTAINERD_DIR, RUNSC, CRINode, containerd_major  # noqa: E402
 from known_failures import reason_for  # noqa: E402
 from registry import OfflineRegistry  # noqa: E402
 from warden_cri import CRIError, pb  # noqa: E402
@@ -134,7 +134,7 @@ def main():
         record({"summary": {"handler": args.handler, "status": "not run", "why": "containerd 1.x has no Sandbox API"}})
         return 0
 
-    node = CRINode(runsc_network=args.network or "sandbox")
+    node = CRINode(runsc_network=args.network or "sandbox", port_mappings=True)
     registry = OfflineRegistry(node.path("registry"), node.netns)
     netns_before = host_netns()
     segments_before = shared_memory_ids()
@@ -185,11 +185,12 @@ def main():
             subprocess.run(["ipcrm", "-m", segment], capture_output=True, timeout=10)
 
     unexplained = []
+    found_release = release()
     counts = {"pass": 0, "fail": 0, "skip": 0}
     for spec, outcome, seconds, detail in specs:
         reason = ""
         if outcome == "fail":
-            reason = reason_for(spec, args.handler, containerd_version())
+            reason = reason_for(spec, args.handler, found_release)
             if reason is None and not args.handler.startswith("warden"):
                 # The baseline (containerd's runc shim driving the same runsc) is measured, not judged.
                 reason = f"baseline ({args.handler}): {detail.splitlines()[0][:160] if detail else 'failed'}"
@@ -207,7 +208,7 @@ def main():
     summary = {"handler": args.handler, "status": "run", "passed": counts["pass"], "failed": counts["fail"],
                "skipped": counts["skip"], "ran": counts["pass"] + counts["fail"], "unexplained": len(unexplained),
                "abandoned_pods": abandoned, "leaks": leaks, "minutes": round(minutes, 1), "network": args.network,
-               "network_note": network_note, "stale_reasons": stale_reasons(specs, args.handler)}
+               "network_note": network_note, "release": found_release, "stale_reasons": stale_reasons(specs, args.handler)}
     record({"summary": summary})
     print(f"critest {args.handler}: {counts['pass']} passed, {counts['fail']} failed ({len(unexplained)} unexplained), "
           f"{counts['skip']} skipped in {minutes:.1f} min; {abandoned} pods abandoned by critest removed; "
@@ -253,23 +254,26 @@ def write_network(node, network):
 
 def stale_reasons(specs, handler):
     """Specs that passed although known_failures.py gives them a reason."""
-    version = containerd_version()
-    return [spec for spec, outcome, _, _ in specs if outcome == "pass" and reason_for(spec, handler, version)]
+    found = release()
+    return [spec for spec, outcome, _, _ in specs if outcome == "pass" and reason_for(spec, handler, found)]
 
 
-def containerd_version():
-    """The containerd under test's version ("2.1.9+unknown" -> "2.1.9")."""
+def release():
+    """What the known failures are keyed by: "containerd 2.1.9 runsc 0.0~20240729.0"."""
     output = subprocess.run([os.path.join(CONTAINERD_DIR, "containerd"), "--version"], capture_output=True, text=True,
                             timeout=30).stdout.split()
-    return output[2].lstrip("v").split("+")[0].split("~")[0] if len(output) > 2 else "0"
+    containerd = output[2].lstrip("v").split("+")[0].split("~")[0] if len(output) > 2 else "0"
+    output = subprocess.run([RUNSC, "--version"], capture_output=True, text=True, timeout=30).stdout.split()
+    runsc = output[2] if len(output) > 2 else "0"
+    return f"containerd {containerd} runsc {runsc}"
 
 
 def skipped_for(handler):
     """(spec pattern, reason) of specs not run under this handler on this containerd."""
     from known_failures import SKIPPED_SPECS
-    version = containerd_version()
-    return [(pattern, why) for pattern, handlers, versions, why in SKIPPED_SPECS
-            if re.search(handlers, handler) and re.match(versions, version)]
+    found = release()
+    return [(pattern, why) for pattern, handlers, releases, why in SKIPPED_SPECS
+            if re.search(handlers, handler) and re.search(releases, found)]
 
 
 def tail(path, lines=40):
