@@ -27,6 +27,7 @@ CAPABILITIES = [
     ("wedged sandbox stop (ctr, every fault)", [("swift", r"^(TerminationTests/|LadderTests/|KillStormTests/|WedgedPidsTests/)")]),
     ("CRI pod lifecycle, pod loops", [("cri", r"^(PodLifecycleTests|PodLoopTests)\.")]),
     ("CRI wedged pods", [("cri", r"^WedgedPodTests\.")]),
+    ("`crictl exec -it` and tty containers at CRI's ids", [("cri", r"^TerminalTests\.")]),
     ("containerd restart (ctr and CRI)", [("swift", r"^TaskTableTests/containerdRestart"), ("cri", r"^ContainerdRestartTests\.")]),
     ("install.sh on `containerd config default`", [("cri", r"^(InstallTests|InstallSnippetTests|NodeImageTests)\.")]),
     ("operator tools, metrics, seccomp", [("swift", r"^(OperatorTests/|SeccompTests/|DeadShimTests/)")]),

@@ -329,9 +329,12 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     # Pods
 
-    def run_pod(self, name, handler, containers=(), timeout=60):
-        """RunPodSandbox, then CreateContainer + StartContainer for each (name, command)."""
+    def run_pod(self, name, handler, containers=(), timeout=60, configure=None):
+        """RunPodSandbox, then CreateContainer + StartContainer for each (name, command);
+        `configure(config)` changes the PodSandboxConfig first."""
         config = pod_config(name, uid=f"{name}-{uuid.uuid4().hex[:6]}", cgroup_parent=f"{self.cgroup_root}/{name}")
+        if configure:
+            configure(config)
         pod_id = self.client.run_pod(config, handler, timeout=timeout)
         self.pod_handlers[pod_id] = handler
         self.pod_configs[pod_id] = config
