@@ -99,11 +99,14 @@ struct PodFiles: Sendable {
     }
 
     /// `spec` with `mounts` (each an encoded JSON object) appended to its top-level "mounts"
-    /// array, the rest byte for byte as it was; nil when the spec has no such array. A small
-    /// scanner rather than a JSON round trip, which would reorder and reformat runsc's input.
+    /// array, or in a new one when it has none (the key is optional in OCI), the rest byte for
+    /// byte as it was; nil when "mounts" is there but no array, or the spec is cut short. A
+    /// small scanner rather than a JSON round trip, which would reorder and reformat runsc's input.
     static func appendingMounts(_ mounts: [[UInt8]], to spec: [UInt8]) -> [UInt8]? {
+        let joined = Array(mounts.joined(separator: [UInt8(ascii: ",")]))
         var depth = 0
         var index = 0
+        var objectStart: Int?
         func skipSpace(_ from: Int) -> Int {
             var at = from
             while at < spec.count, [0x20, 0x09, 0x0a, 0x0d].contains(spec[at]) { at += 1 }
@@ -127,13 +130,22 @@ struct PodFiles: Sendable {
                 guard open < spec.count, spec[open] == UInt8(ascii: "[") else { return nil }
                 let first = skipSpace(open + 1)
                 guard first < spec.count else { return nil }
-                let empty = spec[first] == UInt8(ascii: "]")
-                var insertion = Array(mounts.joined(separator: [UInt8(ascii: ",")]))
-                if !empty { insertion.append(UInt8(ascii: ",")) }
+                let insertion = spec[first] == UInt8(ascii: "]") ? joined : joined + [UInt8(ascii: ",")]
                 return Array(spec[...open]) + insertion + Array(spec[(open + 1)...])
             }
-            if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") { depth += 1 }
-            if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") { depth -= 1 }
+            if byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+                if depth == 0 && byte == UInt8(ascii: "{") { objectStart = index }
+                depth += 1
+            }
+            if byte == UInt8(ascii: "}") || byte == UInt8(ascii: "]") {
+                depth -= 1
+                // The whole spec read and no top-level "mounts": a new array first in it.
+                if depth == 0, let open = objectStart {
+                    let empty = spec[skipSpace(open + 1)] == UInt8(ascii: "}")
+                    let insertion = Array("\"mounts\":[".utf8) + joined + [UInt8(ascii: "]")] + (empty ? [] : [UInt8(ascii: ",")])
+                    return Array(spec[...open]) + insertion + Array(spec[(open + 1)...])
+                }
+            }
             index += 1
         }
         return nil

@@ -45,11 +45,23 @@ import WardenTestSupport
         #expect(String(decoding: empty, as: UTF8.self) == #"{"mounts": [{},{} ]}"#)
     }
 
-    /// A spec with no mounts array, or a "mounts" that is no array, or one only nested deeper,
-    /// is not guessed at.
-    @Test(arguments: [#"{"process":{}}"#, #"{"mounts":null}"#, #"{"linux":{"mounts":[]}}"#, #"{"mounts":"#, #"{"a":"\"mounts\":["}"#])
-    func aSpecWithoutATopLevelMountsArrayIsRefused(spec: String) {
+    /// A "mounts" that is no array, or a spec cut short, is not guessed at.
+    @Test(arguments: [#"{"mounts":null}"#, #"{"mounts":"#, #"{"process":{}"#, #"{"a":"\"mounts\":[""#])
+    func aSpecWithAMountsThatIsNoArrayIsRefused(spec: String) {
         #expect(PodFiles.appendingMounts([Array("{}".utf8)], to: Array(spec.utf8)) == nil)
+    }
+
+    /// "mounts" is optional in OCI: a spec without one at the top (nested ones and strings
+    /// naming it do not count) gets a new array.
+    @Test(arguments: [
+        (#"{"process":{}}"#, #"{"mounts":[{},{}],"process":{}}"#),
+        (#"{"linux":{"mounts":[]}}"#, #"{"mounts":[{},{}],"linux":{"mounts":[]}}"#),
+        (#"{"a":"\"mounts\":["}"#, #"{"mounts":[{},{}],"a":"\"mounts\":["}"#),
+        (#" { } "#, #" {"mounts":[{},{}] } "#),
+    ])
+    func aSpecWithoutMountsGetsTheArray(spec: String, expected: String) throws {
+        let added = try #require(PodFiles.appendingMounts([Array("{}".utf8), Array("{}".utf8)], to: Array(spec.utf8)))
+        #expect(String(decoding: added, as: UTF8.self) == expected)
     }
 
     /// A mount the container's spec already has at one of the paths wins; the others are added,
