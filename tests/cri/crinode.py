@@ -125,15 +125,26 @@ def process_name(pid):
         return ""
 
 
+def console_directories():
+    """The private directories Warden's shims make in /tmp for console sockets of long ids."""
+    try:
+        return {name for name in os.listdir("/tmp") if name.startswith("warden-pty-")}
+    except OSError:
+        return set()
+
+
 class CRINode:
     def __init__(self, deadlines=None, containerd_config=None, runsc_network="none", registry_hosts=None,
-                 port_mappings=False):
+                 port_mappings=False, oci_seccomp=False):
         """`deadlines`: Warden's [deadlines] (key -> "2s"); `containerd_config`: a containerd
         config text to run with instead of the generated one (install.sh's test);
         `runsc_network`: runsc's --network for Warden's handlers; `registry_hosts`: a
         containerd registry config_path (hosts.toml per registry) for image pulls;
-        `port_mappings`: CNI's portmap plugin after the bridge (hostPort, as kubelet's nodes)."""
+        `port_mappings`: CNI's portmap plugin after the bridge (hostPort, as kubelet's nodes);
+        `oci_seccomp`: runsc applies pods' seccomp profiles (as shipped), for Warden's handlers
+        and the runc shim's runsc alike."""
         self.port_mappings = port_mappings
+        self.oci_seccomp = oci_seccomp
         self.runsc_network = runsc_network
         self.registry_hosts = registry_hosts
         self.bin = build_directory()
@@ -147,6 +158,10 @@ class CRINode:
         self.pod_netns_paths = set()
         self.pod_handlers = {}  # pod id -> runtime handler, of every pod run_pod made
         self.pod_configs = {}  # pod id -> its PodSandboxConfig, for containers added later
+        # The shims' console socket directories for long ids (/tmp/warden-pty-*): any this
+        # node's pods leave are leaks (containerd's TMPDIR stays the host's: runsc 2022 under
+        # the runc shim cannot start a sandbox with TMPDIR under the node's directory).
+        self.console_directories_before = console_directories()
         self.deadlines = {"runsc_call_timeout": "2s", "kill_grace": "1s", "stop_deadline": "5s",
                           "delete_deadline": "5s", **(deadlines or {})}
         run(["ip", "netns", "add", self.netns])
@@ -196,7 +211,7 @@ class CRINode:
             deadlines = "".join(f'{key} = "{value}"\n' for key, value in self.deadlines.items())
             with open(self.path(f"{name}.toml"), "w") as file:
                 file.write(f'runsc = "{runsc}"\nroot = "{self.path(name)}"\n[deadlines]\n{deadlines}'
-                           f'[runsc_config]\nnetwork = "{self.runsc_network}"\noci-seccomp = true\n'
+                           f'[runsc_config]\nnetwork = "{self.runsc_network}"\n{"oci-seccomp = true" if self.oci_seccomp else ""}\n'
                            f'[metrics]\ndir = "{self.path("metrics")}"\n'
                            f'[sandbox]\npause_rootfs = "{rootfs}"\n')
             os.makedirs(self.path(name))
@@ -210,7 +225,8 @@ class CRINode:
     def write_runc_runsc_wrapper(self):
         """runsc as the runc shim's runtime binary, with the flags Warden's handlers give it."""
         with open(self.path("runsc-wrapped"), "w") as file:
-            file.write(f'#!/bin/sh\nexec {RUNSC} --network={self.runsc_network} --oci-seccomp=true "$@"\n')
+            seccomp = " --oci-seccomp=true" if self.oci_seccomp else ""
+            file.write(f'#!/bin/sh\nexec {RUNSC} --network={self.runsc_network}{seccomp} "$@"\n')
         os.chmod(self.path("runsc-wrapped"), 0o755)
 
     def containerd_config(self):
@@ -269,11 +285,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     def start(self, import_images=True, timeout=30):
         log = open(self.path("containerd.log"), "a")
         # The shim first, then the containerd under test's own runc shim.
-        # TMPDIR: where the shims put what they keep in the temp directory (console sockets of
-        # long ids), so the leak audit sees it.
-        os.makedirs(self.path("tmp"), exist_ok=True)
-        environment = dict(os.environ, PATH=f"{self.shim_dir}:{CONTAINERD_DIR}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-                           TMPDIR=self.path("tmp"))
+        environment = dict(os.environ, PATH=f"{self.shim_dir}:{CONTAINERD_DIR}:{os.environ.get('PATH', '/usr/bin:/bin')}")
         self.containerd = subprocess.Popen(
             ["nsenter", f"--net=/var/run/netns/{self.netns}", CONTAINERD, "--config", self.config_path],
             stdout=log, stderr=subprocess.STDOUT, env=environment)
@@ -484,9 +496,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                 found += [f"CNI address {a}" for a in os.listdir(ipam) if a[0].isdigit()]
             found += [f"cgroup {path} in {len(where)} hierarchies" for path, where in sorted(self.leaked_cgroups().items())]
             found += [f"socket {path}" for path in self.our_sockets()]
-            if os.path.isdir(self.path("tmp")):
-                found += [f"temp dir {self.path('tmp', name)}" for name in sorted(os.listdir(self.path("tmp")))
-                          if name.startswith("warden-")]
+            found += [f"temp dir /tmp/{name}" for name in sorted(console_directories() - self.console_directories_before)]
             metrics = self.path("metrics")
             if os.path.isdir(metrics):
                 found += [f"metrics file {os.path.join(metrics, name)}" for name in sorted(os.listdir(metrics))]

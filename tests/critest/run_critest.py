@@ -134,7 +134,7 @@ def main():
         record({"summary": {"handler": args.handler, "status": "not run", "why": "containerd 1.x has no Sandbox API"}})
         return 0
 
-    node = CRINode(runsc_network=args.network or "sandbox", port_mappings=True)
+    node = CRINode(runsc_network=args.network or "sandbox", port_mappings=True, oci_seccomp=True)
     registry = OfflineRegistry(node.path("registry"), node.netns)
     netns_before = host_netns()
     segments_before = shared_memory_ids()
