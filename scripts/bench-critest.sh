@@ -4,6 +4,8 @@
 # StartContainer hangs past 30 s-5 min on critest's pods, so the run takes up to critest's
 # 25-minute suite timeout. Records into the release results beside scripts/test.sh's runs:
 #   scripts/bench-critest.sh [SET]        (default current) -> $WARDEN_RESULTS_DIR/SET/critest-runc-runsc.jsonl
+# WARDEN_CRITEST_TIMEOUT bounds the suite (critest's --ginkgo.timeout, default 25m); specs it
+# did not reach are recorded as failed.
 # then `scripts/conformance-table.py .build/release-results --readme README.md`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -40,7 +40,12 @@ public enum RunscError: Error, Equatable, Sendable, CustomStringConvertible {
     static func classify(verb: String, exitStatus: UInt32, output: String) -> RunscError {
         let detail = lastMeaningfulLine(output)
         let lowered = output.lowercased()
-        if lowered.contains("does not exist") || lowered.contains("not found") || lowered.contains("no such container") {
+        // runsc 2024 whose container's state file went with its delete while the call ran:
+        // "loading container: open <root>/<id>_sandbox:<sandbox>.state: no such file or directory".
+        let stateFileGone = lowered.contains("loading container") && lowered.contains("no such file or directory")
+        if lowered.contains("does not exist") || lowered.contains("not found") || lowered.contains("no such container")
+            || stateFileGone
+        {
             return .notFound(verb: verb, detail: detail)
         }
         if lowered.contains("not running") || lowered.contains("already stopped") || lowered.contains("is stopped")

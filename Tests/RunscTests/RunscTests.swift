@@ -16,6 +16,7 @@ let fakeRunscScript = """
       stopped) echo 'cannot signal container: container is not running' >&2; exit 128 ;;
       garbage) echo 'not json'; exit 0 ;;
       fail) echo 'something broke' >&2; exit 3 ;;
+      state-gone) echo 'loading container: open /run/w/k8s.io/p1/c1_sandbox:p1.state: no such file or directory' >&2; exit 128 ;;
       root-netns) echo 'starting container: setting up network: creating interfaces from net namespace "/proc/7/ns/net": cannot run with network enabled in root network namespace' >&2; exit 128 ;;
     esac
     for arg in "$@"; do
@@ -137,6 +138,8 @@ struct FakeRunsc {
         ("not-found", RunscError.notFound(verb: "kill", detail: "loading container: container \"c1\" does not exist")),
         ("stopped", .alreadyStopped(verb: "kill", detail: "cannot signal container: container is not running")),
         ("fail", .commandFailed(verb: "kill", exitStatus: 3, detail: "something broke")),
+        // Seen in critest's attach spec: a Kill racing the container's delete (runsc 2024).
+        ("state-gone", .notFound(verb: "kill", detail: "loading container: open /run/w/k8s.io/p1/c1_sandbox:p1.state: no such file or directory")),
     ])
     func classifiesFailures(mode: String, expected: RunscError) async throws {
         let fake = try FakeRunsc(mode: mode)
