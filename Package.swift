@@ -122,7 +122,12 @@ let package = Package(
         .testTarget(name: "LinuxSysTests", dependencies: ["LinuxSys", "WardenTestSupport"]),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "LinuxSys", "WardenTestSupport"]),
         .testTarget(name: "TTRPCTests", dependencies: ["TTRPC", "LinuxSys", "WardenTestSupport"]),
-        .testTarget(name: "ShimCoreTests", dependencies: ["ShimCore", "TTRPC", "LinuxSys", "Supervisor", "WardenTestSupport"]),
+        .testTarget(
+            name: "ShimCoreTests",
+            dependencies: [
+                "ShimCore", "TTRPC", "LinuxSys", "Supervisor", "WardenTestSupport", "ContainerdAPI",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
         // The shim through a private containerd and ctr, with real runsc and with fake-runsc.
         .testTarget(
             name: "ShimIntegrationTests",

@@ -71,6 +71,7 @@ stage_proto $gocode/cgroups/v2/stats/metrics.proto cgroups/v2/stats/metrics.prot
 stage_proto protos/containerd/runtime/bootstrap/v1/bootstrap.proto containerd/runtime/bootstrap/v1/bootstrap.proto
 stage_proto protos/containerd/runtime/sandbox/v1/sandbox.proto containerd/runtime/sandbox/v1/sandbox.proto
 stage_proto protos/containerd/api/types/platform.proto containerd/api/types/platform.proto
+stage_proto protos/containerd/api/types/introspection.proto containerd/api/types/introspection.proto
 stage_proto protos/k8s/cri/pod_sandbox_config.proto k8s/cri/pod_sandbox_config.proto
 stage_proto protos/ttrpc/request.proto ttrpc/request.proto
 stage_proto protos/google/rpc/status.proto google/rpc/status.proto
@@ -99,6 +100,7 @@ generate Sources/ContainerdAPI/Generated \
   containerd/runtime/bootstrap/v1/bootstrap.proto \
   containerd/runtime/sandbox/v1/sandbox.proto \
   containerd/api/types/platform.proto \
+  containerd/api/types/introspection.proto \
   k8s/cri/pod_sandbox_config.proto \
   cgroups/stats/v1/metrics.proto \
   cgroups/v2/stats/metrics.proto

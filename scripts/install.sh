@@ -3,7 +3,8 @@
 # containerd's config. Idempotent; --dry-run prints what would change; --uninstall reverses it.
 #
 #   scripts/install.sh [--root DIR] [--from DIR] [--containerd-config PATH] [--handler NAME]
-#                      [--sandboxer podsandbox|shim] [--dry-run] [--uninstall] [--restart-containerd]
+#                      [--sandboxer podsandbox|shim] [--containerd-version X.Y.Z]
+#                      [--accept-hostnetwork-panic] [--dry-run] [--uninstall] [--restart-containerd]
 #
 #   --root DIR               the node's filesystem is under DIR (the DaemonSet mounts the host at
 #                            /host); paths written into configs stay host paths. Default /.
@@ -19,14 +20,25 @@
 #                            containerd hands the pod to Warden through the Sandbox API: no
 #                            pause image, the sandbox runs Warden's own pause rootfs (README,
 #                            "Sandbox API"). Changing it: --uninstall, then install again.
+#   --containerd-version V   the containerd the config is for (default: `containerd --version`).
+#                            What a shim-sandboxed handler may carry depends on it: options
+#                            (ConfigPath) from 2.3.1 on; before, containerd fails StartContainer
+#                            of such a handler with non-runc options (report: containerd PR
+#                            #12986; fix: #13360, released in 2.3.1).
+#   --accept-hostnetwork-panic
+#                            --sandboxer shim on containerd 2.0.0-2.2.x, whose daemon panics (nil
+#                            spec in core/runtime/v2.NewBundle; fixed by containerd #13131 in
+#                            2.3.0) on RunPodSandbox of a hostNetwork pod under such a handler:
+#                            every pod on the node loses CRI until it restarts. Refused unless
+#                            typed; a RuntimeClass that admits no hostNetwork pod is then a must.
 #   --restart-containerd     `systemctl restart containerd` afterwards (containerd reads its
 #                            config only at start).
 #
 # Installed: /usr/local/bin/containerd-shim-warden-v2 (containerd finds shims on its PATH),
 # /usr/local/lib/warden/pause-rootfs (the static pause binary of Sandbox API pods),
 # /etc/containerd/warden.toml (shim-config/warden.toml; an existing one is kept), and a marked
-# block appended to containerd's config (config version 2 for containerd 1.6/1.7, 3 for 2.x,
-# as in shim-config/). Before the first change the config is copied to <config>.warden-backup;
+# block appended to containerd's config (config version 2 for containerd 1.6/1.7, 3 for 2.0-2.2,
+# 3 or 4 for 2.3: the same tables; as in shim-config/). Before the first change the config is copied to <config>.warden-backup;
 # --uninstall removes the block and, when nothing else changed, restores the backup's bytes.
 # A config that is not valid TOML, is config version 1, or already has a different handler of
 # that name is refused with a message, and nothing is changed.
@@ -53,6 +65,8 @@ parser.add_argument("--dry-run", action="store_true")
 parser.add_argument("--uninstall", action="store_true")
 parser.add_argument("--restart-containerd", action="store_true")
 parser.add_argument("--sandboxer", choices=["podsandbox", "shim"], default="podsandbox")
+parser.add_argument("--containerd-version")
+parser.add_argument("--accept-hostnetwork-panic", action="store_true")
 args = parser.parse_args(sys.argv[2:])
 
 SHIM = "containerd-shim-warden-v2"
@@ -69,7 +83,12 @@ BEGIN = f"# BEGIN warden runtime handler {args.handler!r} (scripts/install.sh; -
 END = f"# END warden runtime handler {args.handler!r}"
 # Where CRI's runtime handlers live, by containerd config version.
 RUNTIMES = {2: 'plugins."io.containerd.grpc.v1.cri".containerd.runtimes',
-            3: 'plugins."io.containerd.cri.v1.runtime".containerd.runtimes'}
+            3: 'plugins."io.containerd.cri.v1.runtime".containerd.runtimes',
+            4: 'plugins."io.containerd.cri.v1.runtime".containerd.runtimes'}
+# containerd releases that panic on a hostNetwork pod of a shim-sandboxed handler, and the
+# first that passes such a handler's options through (see --help above).
+HOSTNETWORK_PANIC = ((2, 0, 0), (2, 3, 0))
+SHIM_OPTIONS_SINCE = (2, 3, 1)
 
 
 def fail(message):
@@ -110,20 +129,41 @@ def config_version(config, path):
     version = config.get("version", 1)
     if version not in RUNTIMES:
         fail(f"{path} is containerd config version {version}; Warden's handler is written for versions 2 "
-             "(containerd 1.6/1.7) and 3 (2.x): migrate it with `containerd config migrate`")
+             "(containerd 1.6/1.7), 3 (2.x) and 4 (2.3): migrate it with `containerd config migrate`")
     return version
 
 
-def block(version):
+def block(version, options=True):
     table = f"{RUNTIMES[version]}.{args.handler}"
-    if args.sandboxer == "shim":
-        # No options table: containerd 2.0-2.2 fail StartContainer of a shim-sandboxed pod
-        # whose handler has options of a type other than runc's (containerd#13360); Warden
-        # then reads its default config path, the one this install writes.
-        return (f"\n{BEGIN}\n[{table}]\n  runtime_type = \"{RUNTIME_TYPE}\"\n"
-                f"  sandboxer = \"shim\"\n{END}\n").encode()
-    return (f"\n{BEGIN}\n[{table}]\n  runtime_type = \"{RUNTIME_TYPE}\"\n"
+    sandboxer = "  sandboxer = \"shim\"\n" if args.sandboxer == "shim" else ""
+    if not options:
+        # No options table: containerd 2.0-2.3.0 fail StartContainer of a shim-sandboxed pod
+        # whose handler has options of a type other than runc's (PR #12986; fixed by #13360
+        # in 2.3.1); Warden then reads its default config path, the one this install writes.
+        return f"\n{BEGIN}\n[{table}]\n  runtime_type = \"{RUNTIME_TYPE}\"\n{sandboxer}{END}\n".encode()
+    return (f"\n{BEGIN}\n[{table}]\n  runtime_type = \"{RUNTIME_TYPE}\"\n{sandboxer}"
             f"[{table}.options]\n  ConfigPath = \"{WARDEN_CONFIG}\"\n{END}\n").encode()
+
+
+def containerd_version():
+    """(major, minor, patch) of the containerd the config is for: --containerd-version, else
+    what `containerd --version` says (on PATH, else under --root); None when unknown."""
+    text = args.containerd_version
+    if text is None:
+        for command in ["containerd", host("/usr/bin/containerd"), host("/usr/local/bin/containerd")]:
+            try:
+                output = subprocess.run([command, "--version"], capture_output=True, text=True, timeout=10).stdout
+                text = output.split()[2]
+                break
+            except (OSError, subprocess.SubprocessError, IndexError):
+                continue
+    if text is None:
+        return None
+    try:
+        numbers = text.lstrip("v").split("+")[0].split("-")[0].split("~")[0].split(".")
+        return tuple(int(number) for number in (numbers + ["0", "0"])[:3])
+    except ValueError:
+        fail(f"containerd version {text!r} is not X.Y.Z")
 
 
 def without_block(text):
@@ -144,12 +184,8 @@ def show_diff(path, before, after):
 
 def default_config():
     """What to start from when there is no containerd config: the version containerd reads."""
-    try:
-        output = subprocess.run(["containerd", "--version"], capture_output=True, text=True, timeout=10).stdout
-        major = int(output.split()[2].lstrip("v").split(".")[0])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
-        major = 1
-    return b"version = 3\n" if major >= 2 else b"version = 2\n"
+    known = containerd_version()
+    return b"version = 3\n" if known and known[0] >= 2 else b"version = 2\n"
 
 
 def write(path, data):
@@ -209,13 +245,26 @@ else:
     version = config_version(config, config_path)
     if args.sandboxer == "shim" and version < 3:
         fail(f"--sandboxer shim needs containerd 2.x (config version 3); {config_path} is version {version}")
-    if args.sandboxer == "shim" and WARDEN_CONFIG != "/etc/containerd/warden.toml":
-        fail("--sandboxer shim reads /etc/containerd/warden.toml: containerd 2.x cannot pass a ConfigPath to a "
-             "shim-sandboxed handler (containerd#13360); drop --warden-config or wrap the shim in a runtime_type "
-             "script that sets WARDEN_CONFIG_PATH (README)")
+    with_options = True
+    if args.sandboxer == "shim":
+        known = containerd_version()
+        if known is None:
+            fail("--sandboxer shim: cannot tell which containerd this is (no `containerd --version`); "
+                 "pass --containerd-version X.Y.Z")
+        named = ".".join(map(str, known))
+        if HOSTNETWORK_PANIC[0] <= known < HOSTNETWORK_PANIC[1] and not args.accept_hostnetwork_panic:
+            fail(f"--sandboxer shim on containerd {named}: containerd 2.0.0-2.2.x panics (the whole daemon, nil spec "
+                 "in core/runtime/v2.NewBundle, fixed by containerd #13131 in 2.3.0) on RunPodSandbox of a hostNetwork "
+                 "pod under a shim-sandboxed handler; upgrade containerd to 2.3, use --sandboxer podsandbox, or type "
+                 "--accept-hostnetwork-panic if no hostNetwork pod can ever use this handler")
+        with_options = known >= SHIM_OPTIONS_SINCE
+        if not with_options and WARDEN_CONFIG != "/etc/containerd/warden.toml":
+            fail(f"--sandboxer shim on containerd {named} reads /etc/containerd/warden.toml: before 2.3.1 containerd "
+                 "cannot pass a ConfigPath to a shim-sandboxed handler (PR #12986; fixed by #13360); drop "
+                 "--warden-config or wrap the shim in a runtime_type script that sets WARDEN_CONFIG_PATH (README)")
     existing = handler_table(config, version)
     if existing is None:
-        updated = base + (b"" if base.endswith(b"\n") or not base else b"\n") + block(version)
+        updated = base + (b"" if base.endswith(b"\n") or not base else b"\n") + block(version, with_options)
         # What containerd will read must parse, and mean what we wrote (an inline table or
         # dotted keys elsewhere would make the appended tables a redefinition).
         check = handler_table(parse(updated, config_path + " with Warden's handler added"), version)

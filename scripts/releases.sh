@@ -10,6 +10,10 @@
 #   current   containerd 2.x (Debian sid, the newest 2.*) + runsc 2024 (bookworm-backports)
 #   lts       containerd 1.7 (Debian trixie)               + runsc 2024 (bookworm-backports)
 #   bookworm  the machine's own containerd 1.6 + runsc 2022 (Debian 12, installed by apt)
+#   next      containerd 2.3 (the current upstream line; Debian has none: the build in
+#             ../shared/tools/containerd-2.3.4, or WARDEN_CONTAINERD_NEXT_DIR) + runsc 2024.
+#             Where neither exists the set is not available: exit 3, and the suites report it
+#             as not run, never as passed.
 #
 # The newer packages come through apt's own client with a private configuration (a sources
 # list, lists and cache dirs under WARDEN_RELEASE_CACHE, default /var/cache/warden-releases),
@@ -22,8 +26,8 @@ set -euo pipefail
 set_name=${1:-}
 mode=${2:-}
 case "$set_name" in
-  current|lts|bookworm) ;;
-  *) echo "usage: scripts/releases.sh current|lts|bookworm [--env]" >&2; exit 2 ;;
+  current|lts|bookworm|next) ;;
+  *) echo "usage: scripts/releases.sh current|lts|bookworm|next [--env]" >&2; exit 2 ;;
 esac
 case "$mode" in ""|--env) ;; *) echo "releases.sh: unknown option '$mode' (only --env)" >&2; exit 2 ;; esac
 
@@ -95,12 +99,26 @@ LIST
     echo "$target"
   }
 
+  runsc_version=$(newest runsc '0.0~2024*' bookworm-backports)
   case "$set_name" in
     current) containerd_version=$(newest containerd '2.*' sid) ;;
     lts) containerd_version=$(newest containerd '1.7.*' trixie) ;;
+    next)
+      root=$(cd "$(dirname "$0")/.." && pwd)
+      containerd_dir=${WARDEN_CONTAINERD_NEXT_DIR:-}
+      if [ -z "$containerd_dir" ]; then
+        containerd_dir=$(ls -d "$root"/../shared/tools/containerd-2.3.* 2>/dev/null | sort -V | tail -n 1 || true)
+      fi
+      if [ -z "$containerd_dir" ] || [ ! -x "$containerd_dir/containerd" ]; then
+        say "releases.sh: next: NOT AVAILABLE: no containerd 2.3 build (../shared/tools/containerd-2.3.*/ or WARDEN_CONTAINERD_NEXT_DIR=DIR holding containerd, ctr, containerd-shim-runc-v2)"
+        exit 3
+      fi
+      containerd_dir=$(cd "$containerd_dir" && pwd)
+      # Built without version ldflags, it says "2.3.4+unknown": the number is the tag's.
+      containerd_version=$("$containerd_dir/containerd" --version | awk '{ sub(/\+.*/, "", $3); print $3 }')
+      ;;
   esac
-  runsc_version=$(newest runsc '0.0~2024*' bookworm-backports)
-  containerd_dir=$(unpack containerd "$containerd_version")/usr/bin
+  [ "$set_name" = next ] || containerd_dir=$(unpack containerd "$containerd_version")/usr/bin
   runsc=$(unpack runsc "$runsc_version")/usr/bin/runsc
 fi
 

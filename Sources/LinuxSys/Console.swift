@@ -5,11 +5,18 @@ import Glibc
 public enum Console {
     public static func output(_ line: String) { write(line, to: 1) }
     public static func error(_ line: String) { write(line, to: 2) }
+    /// Exactly these bytes on stdout, no newline: a protobuf answer (`start`'s BootstrapResult,
+    /// `-info`'s RuntimeInfo) must be the whole output.
+    public static func outputBytes(_ bytes: [UInt8]) { write(bytes: bytes[...], to: 1) }
 
     private static func write(_ line: String, to fd: Int32) {
         var text = line
         if !text.hasSuffix("\n") { text += "\n" }
-        var bytes = Array(text.utf8)[...]
+        write(bytes: Array(text.utf8)[...], to: fd)
+    }
+
+    private static func write(bytes: ArraySlice<UInt8>, to fd: Int32) {
+        var bytes = bytes
         while !bytes.isEmpty {
             let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
             if written < 0 && errno == EINTR { continue }

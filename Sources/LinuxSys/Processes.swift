@@ -324,3 +324,49 @@ public enum ChildSignals {
         }
     }
 }
+
+extension Spawn {
+    /// Runs a short command to completion for its stdout (the `-info` probe of runsc's version),
+    /// on the calling thread with no runtime: stdin and stderr are /dev/null, output is capped
+    /// at `limit` bytes, and a command still running at `timeoutMilliseconds` is SIGKILLed and
+    /// reaped. nil when it could not be started, timed out, or did not exit 0.
+    public static func outputOf(
+        path: String, arguments: [String], environment: [String], timeoutMilliseconds: Int32, limit: Int = 64 << 10
+    ) -> [UInt8]? {
+        guard let null = try? FileDescriptor.openNull() else { return nil }
+        defer { FileDescriptor.close(null) }
+        guard let pipe = try? FileDescriptor.pipe() else { return nil }
+        defer { FileDescriptor.close(pipe.read) }
+        let pid: Int32
+        do throws(Errno) {
+            pid = try spawn(path: path, arguments: arguments, environment: environment, descriptors: [null, pipe.write, null], newSession: false)
+        } catch {
+            FileDescriptor.close(pipe.write)
+            return nil
+        }
+        FileDescriptor.close(pipe.write)
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let deadline = monotonicMilliseconds() + Int64(timeoutMilliseconds)
+        var timedOut = false
+        while true {
+            let left = deadline - monotonicMilliseconds()
+            if left <= 0 { timedOut = true; break }
+            guard Poll.wait(pipe.read, events: Poll.readable, timeoutMilliseconds: Int32(left)) != 0 else { continue }
+            let count = (try? buffer.withUnsafeMutableBytes { (raw) throws(Errno) -> Int in try FileDescriptor.read(pipe.read, into: raw) }) ?? 0
+            if count <= 0 { break }
+            if output.count < limit { output += buffer[..<min(count, limit - output.count)] }
+        }
+        if timedOut { Glibc.kill(pid, SIGKILL) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        guard !timedOut, (status & 0x7f) == 0, ((status >> 8) & 0xff) == 0 else { return nil }
+        return output
+    }
+
+    private static func monotonicMilliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+}

@@ -33,6 +33,9 @@ public enum ShimCommand {
             Console.output("containerd-shim-warden-v2:\n  Version: \(wardenVersion)\n  Runtime: io.containerd.warden.v2")
             exitImmediately(0)
         }
+        if flags.info {
+            exitImmediately(ShimInfo.run())
+        }
         switch flags.action {
         case "start":
             exitImmediately(ShimStart.run(flags))
@@ -98,37 +101,5 @@ public enum ShimCommand {
             )
         }
         return (WardenConfig(), "")
-    }
-}
-
-/// What `start` finds on stdin (reference/shim-contract.md §1.2): a BootstrapParams (2.3+)
-/// whose id and namespace match the flags, else a runtime-options Any, else nothing.
-struct StartInput: Equatable {
-    var configPath: String?
-    var socketDirectory: String?
-
-    static func parse(_ bytes: [UInt8], id: String, namespace: String) -> StartInput {
-        guard !bytes.isEmpty else { return StartInput() }
-        if let params = try? Containerd_Runtime_Bootstrap_V1_BootstrapParams(serializedBytes: bytes),
-            params.instanceID == id, params.namespace == namespace
-        {
-            var input = StartInput()
-            input.socketDirectory = params.hasSocketDir && !params.socketDir.isEmpty ? params.socketDir : nil
-            for extensionValue in params.extensions {
-                if let path = configPath(of: extensionValue.value) { input.configPath = path }
-            }
-            return input
-        }
-        if let any = try? Google_Protobuf_Any(serializedBytes: bytes) {
-            return StartInput(configPath: configPath(of: any))
-        }
-        return StartInput()
-    }
-
-    /// runtimeoptions.v1.Options{type_url=1, config_path=2}, whatever its type URL says
-    /// (CRI passes the handler's TypeUrl, ctr an empty one).
-    static func configPath(of any: Google_Protobuf_Any) -> String? {
-        guard let options = try? Runtimeoptions_V1_Options(serializedBytes: Array(any.value)) else { return nil }
-        return options.configPath.isEmpty ? nil : options.configPath
     }
 }

@@ -10,6 +10,8 @@ public struct ShimFlags: Equatable, Sendable {
     public var socket = ""
     public var debug = false
     public var version = false
+    /// `-info`: print the RuntimeInfo protobuf and exit (containerd 2.x asks every runtime).
+    public var info = false
     public var action: String?
 
     public init() {}
@@ -50,6 +52,7 @@ public struct ShimFlags: Equatable, Sendable {
             case "socket": flags.socket = try value()
             case "debug": flags.debug = inlineValue.map { $0 != "false" } ?? true
             case "v", "version": flags.version = true
+            case "info": flags.info = inlineValue.map { $0 != "false" } ?? true
             default: throw UsageError(description: "unknown flag -\(name)")
             }
         }

@@ -6,9 +6,9 @@ import OCI
 /// and nothing on stderr unless it fails (containerd reads the combined output as the address).
 enum ShimStart {
     static func run(_ flags: ShimFlags) -> Int32 {
-        switch start(flags) {
-        case .success(let address):
-            Console.output(address)
+        switch start(flags, stdin: FileDescriptor.isTerminal(0) ? [] : FileDescriptor.readToEnd(0, limit: 10 << 20)) {
+        case .success(let answer):
+            Console.outputBytes(answer)
             return 0
         case .failure(let error):
             Console.error("containerd-shim-warden-v2 start: \(error)")
@@ -20,12 +20,29 @@ enum ShimStart {
         var description: String
     }
 
-    static func start(_ flags: ShimFlags) -> Result<String, Failure> {
-        guard !flags.id.isEmpty, !flags.namespace.isEmpty else {
-            return .failure(Failure(description: "start needs -id and -namespace"))
+    /// The bytes to print: the address as text, or a BootstrapResult when containerd (2.3+)
+    /// sent a BootstrapParams.
+    static func start(_ commandLine: ShimFlags, stdin: [UInt8]) -> Result<[UInt8], Failure> {
+        let request: StartRequest
+        do throws(StartRequest.Refusal) {
+            request = try StartRequest.parse(stdin, id: commandLine.id, namespace: commandLine.namespace)
+        } catch {
+            return .failure(Failure(description: error.description))
         }
-        let stdin = FileDescriptor.isTerminal(0) ? [] : FileDescriptor.readToEnd(0, limit: 10 << 20)
-        let input = StartInput.parse(stdin, id: flags.id, namespace: flags.namespace)
+        // containerd 2.3 still passes the legacy flags; a later one may pass only the params.
+        var flags = commandLine
+        if flags.id.isEmpty { flags.id = request.id ?? "" }
+        if flags.namespace.isEmpty { flags.namespace = request.namespace ?? "" }
+        if flags.address.isEmpty { flags.address = request.grpcAddress ?? "" }
+        if flags.publishBinary.isEmpty { flags.publishBinary = request.publishBinary ?? "" }
+        if request.debug { flags.debug = true }
+        guard !flags.id.isEmpty, !flags.namespace.isEmpty else {
+            return .failure(Failure(description: "start needs -id and -namespace (or a BootstrapParams on stdin)"))
+        }
+        return start(flags, request: request).map { request.answer(address: $0) }
+    }
+
+    private static func start(_ flags: ShimFlags, request input: StartRequest) -> Result<String, Failure> {
         let configPath: String
         do throws(ConfigError) {
             // Checked here so a bad config fails `ctr run`/RunPodSandbox with its message.
@@ -92,6 +109,10 @@ enum ShimStart {
                 "\(ShimCommand.configPathVariable)=\(configPath)", "\(ShimCommand.socketPathVariable)=\(path)",
                 "\(ShimCommand.podVariable)=\(group)",
             ]
+            // Events go to containerd's ttrpc address: the environment's, else the params'.
+            if ProcessEnvironment.value("TTRPC_ADDRESS") == nil, let ttrpcAddress = input.ttrpcAddress {
+                environment.append("TTRPC_ADDRESS=\(ttrpcAddress)")
+            }
             // The server gets /dev/null, never containerd's pipes (which would hold `start`'s
             // output open), its own session, and the listener as fd 3.
             let pid = try Spawn.spawn(

@@ -216,4 +216,81 @@ struct StartDeleteTests {
         #expect(run.stdout.isEmpty)
         #expect(livingProcesses(mentioning: dir.path).isEmpty, "no server started")
     }
+
+    /// containerd 2.3's bootstrap request: one BootstrapParams for `id` in `namespace`,
+    /// with the runtime options as an extension.
+    static func bootstrapParams(id: String, namespace: String, socketDir: String?, configPath: String) throws -> Data {
+        var params = Containerd_Runtime_Bootstrap_V1_BootstrapParams()
+        params.instanceID = id
+        params.namespace = namespace
+        params.containerdVersion = "2.3.4"
+        params.containerdTtrpcAddress = "unix:///nowhere/containerd.sock.ttrpc"
+        params.containerdGrpcAddress = "unix:///nowhere/containerd.sock"
+        params.containerdBinary = "/usr/bin/containerd"
+        if let socketDir { params.socketDir = socketDir }
+        var extensionValue = Containerd_Runtime_Bootstrap_V1_Extension()
+        extensionValue.value = try Google_Protobuf_Any(serializedBytes: [UInt8](try options(configPath: configPath)))
+        params.extensions = [extensionValue]
+        return try params.serializedData()
+    }
+
+    /// containerd 2.3+: BootstrapParams on stdin is answered with a BootstrapResult (exactly the
+    /// message, as containerd parses it before any text fallback), the socket in the params'
+    /// socket_dir and the config from the options extension.
+    @Test func startAnswersBootstrapParamsWithABootstrapResult() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        let dir = try TempDir("wds")
+        defer { dir.remove() }
+        try Self.writeFakeConfig(in: dir)
+        let bundle = try Self.bundle(in: dir, id: "c1", annotations: [:])
+        let stdin = try Self.bootstrapParams(id: "c1", namespace: "ns1", socketDir: dir.file("sockets"), configPath: dir.file("warden.toml"))
+        let started = try await Self.shim(["-namespace", "ns1", "-address", dir.file("c.sock"), "-id", "c1", "start"], cwd: bundle, stdin: stdin)
+        #expect(started.status == 0, "start: \(started.stderr)")
+        #expect(started.stderr.isEmpty)
+        let result = try Containerd_Runtime_Bootstrap_V1_BootstrapResult(serializedBytes: [UInt8](started.stdout))
+        #expect(result.version == 2 && result.protocol == "ttrpc", "\(result)")
+        #expect(result.address.hasPrefix("unix://\(dir.file("sockets"))/"), "socket_dir honoured: \(result.address)")
+        #expect(try String(contentsOfFile: bundle + "/warden-config-path", encoding: .utf8) == dir.file("warden.toml"))
+        let serverPid = Int32(try String(contentsOfFile: bundle + "/shim.pid", encoding: .utf8)) ?? 0
+        defer { if processExists(serverPid) { kill(serverPid, SIGKILL) } }
+        let socketPath = String(result.address.dropFirst("unix://".count))
+        let client = try TTRPCClient.connect(path: socketPath)
+        let _: Google_Protobuf_Empty = try await client.call(
+            service: "containerd.task.v2.Task", method: "Shutdown", request: Containerd_Task_V2_ShutdownRequest(), timeout: .seconds(5))
+        client.close()
+        try await withTimeout(.seconds(5), "shim exit after Shutdown") {
+            while processExists(serverPid) && !isZombie(serverPid) { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(!FileManager.default.fileExists(atPath: socketPath), "socket removed at exit")
+        try await withTimeout(.seconds(5), "nothing left") {
+            while !livingProcesses(mentioning: dir.path).isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        }
+    }
+
+    /// Hand-made stdin containerd would never send, or sends for another task: refused with a
+    /// message naming what is wrong, no output, no server, no socket, nothing written.
+    @Test func startRefusesBootstrapParamsItCannotUse() async throws {
+        guard ShimHarness.available(.fake) else { return }
+        let dir = try TempDir("wds")
+        defer { dir.remove() }
+        try Self.writeFakeConfig(in: dir)
+        let bundle = try Self.bundle(in: dir, id: "c1", annotations: [:])
+        let sockets = dir.file("sockets")
+        let good = try Self.bootstrapParams(id: "c1", namespace: "ns1", socketDir: sockets, configPath: dir.file("warden.toml"))
+        let cases: [(String, Data, String)] = [
+            ("another id", try Self.bootstrapParams(id: "c2", namespace: "ns1", socketDir: sockets, configPath: dir.file("warden.toml")), "\"c2\""),
+            ("another namespace", try Self.bootstrapParams(id: "c1", namespace: "ns2", socketDir: sockets, configPath: dir.file("warden.toml")), "\"ns2\""),
+            ("truncated", good.prefix(good.count - 7), "neither a containerd BootstrapParams nor runtime options"),
+            ("garbage", Data([0xff, 0xff, 0xff, 0xff, 0x07, 0x00, 0x13]), "neither a containerd BootstrapParams nor runtime options"),
+        ]
+        for (name, stdin, complaint) in cases {
+            let run = try await Self.shim(["-namespace", "ns1", "-address", dir.file("c.sock"), "-id", "c1", "start"], cwd: bundle, stdin: stdin)
+            #expect(run.status != 0, "\(name): started")
+            #expect(run.stderr.contains(complaint), "\(name): \(run.stderr)")
+            #expect(run.stdout.isEmpty, "\(name): printed \(run.stdout.count) bytes")
+            #expect(!FileManager.default.fileExists(atPath: sockets), "\(name): made the socket dir")
+            #expect(!FileManager.default.fileExists(atPath: bundle + "/shim.pid"), "\(name): wrote shim.pid")
+            #expect(livingProcesses(mentioning: dir.path).isEmpty, "\(name): a server started")
+        }
+    }
 }

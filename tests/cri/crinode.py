@@ -51,16 +51,23 @@ RUNSC = os.environ.get("WARDEN_RUNSC") or "/usr/bin/runsc"
 K8S_NAMESPACE = "k8s.io"
 
 
-def containerd_major():
-    """The containerd under test's major version (`containerd --version`: "... 2.1.9+unknown")."""
+def containerd_version():
+    """The containerd under test's (major, minor, patch) (`containerd --version`: "... 2.1.9+unknown")."""
     output = subprocess.run([CONTAINERD, "--version"], capture_output=True, text=True, timeout=30).stdout.split()
-    version = output[2] if len(output) > 2 else "0"
-    return int(version.lstrip("v").split(".")[0] or 0)
+    numbers = (output[2] if len(output) > 2 else "0").lstrip("v").split("+")[0].split("-")[0].split("~")[0].split(".")
+    return tuple(int(number) if number.isdigit() else 0 for number in (numbers + ["0", "0"])[:3])
+
+
+def containerd_major():
+    return containerd_version()[0]
 
 
 # containerd 2.x can hand a pod to the shim through the Sandbox API (`sandboxer = "shim"`):
 # these handlers are Warden's two again in that mode (no pause container, no pause image).
 SANDBOX_API = containerd_major() >= 2
+# From 2.3.1 (containerd #13360) a shim-sandboxed handler may carry non-runc options: the
+# ConfigPath then comes as for the other handlers; before, through a runtime_type wrapper.
+SHIM_SANDBOXER_OPTIONS = containerd_version() >= (2, 3, 1)
 SHIM_SANDBOXER_HANDLERS = ["warden-shim", "warden-shim-fake"] if SANDBOX_API else []
 WARDEN_HANDLERS = ["warden", "warden-fake"] + SHIM_SANDBOXER_HANDLERS
 
@@ -132,6 +139,16 @@ def console_directories():
     except OSError:
         return set()
 
+
+
+def netns_path(info):
+    """The network namespace path in a pod's verbose status: the runtime spec CRI wrote (the
+    pause container's, under podsandbox), else the sandbox metadata's NetNSPath (containerd
+    2.3 gives a shim-sandboxed pod `"runtimeSpec": null`). None when the pod has none."""
+    for namespace in ((info.get("runtimeSpec") or {}).get("linux") or {}).get("namespaces") or []:
+        if namespace.get("type") == "network" and namespace.get("path"):
+            return namespace["path"]
+    return ((info.get("sandboxMetadata") or {}).get("Metadata") or {}).get("NetNSPath") or None
 
 class CRINode:
     def __init__(self, deadlines=None, containerd_config=None, runsc_network="none", registry_hosts=None,
@@ -259,9 +276,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   ConfigPath = "{self.path(name + ".toml")}"
 '''
         for name in SHIM_SANDBOXER_HANDLERS:
-            # No options table: containerd 2.1 fails StartContainer of a shim-sandboxed pod whose
-            # handler has options of a type other than runc's (containerd#13360). The config
-            # path comes through the environment instead, from a runtime_type wrapper.
+            if SHIM_SANDBOXER_OPTIONS:
+                text += f'''[{runtimes}.{name}]
+  runtime_type = "io.containerd.warden.v2"
+  sandboxer = "shim"
+[{runtimes}.{name}.options]
+  ConfigPath = "{self.path(name + ".toml")}"
+'''
+                continue
+            # No options table: containerd 2.0-2.3.0 fail StartContainer of a shim-sandboxed pod
+            # whose handler has options of a type other than runc's (PR #12986; fixed by
+            # #13360). The config path comes through the environment instead, from a
+            # runtime_type wrapper.
             text += f'''[{runtimes}.{name}]
   runtime_type = "{self.path(name + "-shim")}"
   sandboxer = "shim"
@@ -360,11 +386,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         return pod_id, ids
 
     def record_netns(self, pod_id):
-        """The pod's netns path (from the runtime spec CRI wrote), for the leak audit."""
-        info = self.client.pod_status(pod_id, verbose=True).info.get("info", "{}")
-        for namespace in json.loads(info).get("runtimeSpec", {}).get("linux", {}).get("namespaces", []):
-            if namespace.get("type") == "network" and namespace.get("path"):
-                self.pod_netns_paths.add(namespace["path"])
+        """The pod's netns path, for the leak audit."""
+        path = netns_path(json.loads(self.client.pod_status(pod_id, verbose=True).info.get("info", "{}")))
+        if path:
+            self.pod_netns_paths.add(path)
 
     def pid_of(self, container_id):
         """The host pid containerd reports for a task (runsc-sandbox's for the pod sandbox)."""

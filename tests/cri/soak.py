@@ -42,7 +42,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crinode import K8S_NAMESPACE, CRINode, rss_kib  # noqa: E402
+from crinode import K8S_NAMESPACE, CRINode, netns_path, rss_kib  # noqa: E402
 from warden_cri import CRIError  # noqa: E402
 
 FAULTS = ["none", "sigstop", "hang-kill", "hang-delete", "shim-kill", "restart", "pinned-netns"]
@@ -312,11 +312,10 @@ class Soak:
 
     def netns_of(self, pod_id):
         status = self.gate.call(lambda: self.node.client.pod_status(pod_id, verbose=True))
-        info = json.loads(status.info.get("info", "{}"))
-        for namespace in info.get("runtimeSpec", {}).get("linux", {}).get("namespaces", []):
-            if namespace.get("type") == "network":
-                return namespace["path"]
-        raise RuntimeError(f"pod {pod_id} has no network namespace")
+        path = netns_path(json.loads(status.info.get("info", "{}")))
+        if not path:
+            raise RuntimeError(f"pod {pod_id} has no network namespace")
+        return path
 
     def left_by(self, pod_id, name, pod_root, netns, wait=5.0):
         """What this pod left: its processes, netns, runsc root, container cgroups."""

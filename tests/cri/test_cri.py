@@ -522,14 +522,17 @@ class InstallTests(unittest.TestCase):
             ("restrict_oom_score_adj = false", "restrict_oom_score_adj = true"),
         ],
     }
+    PRIVATE[4] = PRIVATE[3]  # containerd 2.3's default config: the same lines
     # Where install.sh puts the handler, by config version.
     HANDLER_TABLE = {2: '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.warden]',
-                     3: '[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.warden]'}
+                     3: '[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.warden]',
+                     4: '[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.warden]'}
 
     @staticmethod
     def privatize(default, directory):
         """containerd's default config made private: every path under the node's temp dir."""
-        version = 3 if default.lstrip().startswith("version = 3") or "\nversion = 3" in default else 2
+        declared = re.search(r"^version = ([0-9]+)", default, re.MULTILINE)
+        version = int(declared.group(1)) if declared else 2
         sandbox = re.search(r"registry\.k8s\.io/pause:[0-9.]+", default)
         cni_dirs = re.search(r"bin_dirs = \[([^\]]*)\]", default)
         cni_dir = re.search(r'bin_dir = "(/opt/cni/bin|/usr/lib/cni)"', default)
@@ -658,7 +661,10 @@ class InstallSnippetTests(unittest.TestCase):
     def test_sandboxer_shim_is_written_with_the_pause_rootfs_and_refused_before_2x(self):
         """--sandboxer shim: the handler gets `sandboxer = "shim"` and the pause rootfs is
         installed (under --root); --uninstall removes both; a version 2 config (containerd
-        1.6/1.7, no Sandbox API) is refused with nothing changed."""
+        1.6/1.7, no Sandbox API) is refused with nothing changed; so is containerd 2.0-2.2
+        (its daemon panics on a hostNetwork pod in this mode) unless the operator types
+        --accept-hostnetwork-panic, and then the handler has no options (2.0-2.3.0 fail
+        StartContainer with them); from 2.3.1 it carries ConfigPath."""
         repo = os.path.join(os.path.dirname(__file__), "..", "..")
         shim = os.path.join(os.environ.get("WARDEN_BIN") or build_directory(), "containerd-shim-warden-v2")
         with tempfile.TemporaryDirectory(prefix="wcri-snippet-") as work:
@@ -671,20 +677,34 @@ class InstallSnippetTests(unittest.TestCase):
             os.makedirs(os.path.join(host, "etc", "containerd"))
             config = os.path.join(host, "etc", "containerd", "config.toml")
             install = [os.path.join(repo, "scripts", "install.sh"), "--root", host, "--from", source, "--sandboxer", "shim"]
+
+            def handler():
+                with open(config, "rb") as file:
+                    return tomllib.load(file)["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["warden"]
+
             with open(config, "w") as file:
                 file.write("version = 2\n")
-            refused = run(install, timeout=60, check=False)
+            refused = run(install + ["--containerd-version", "1.7.24"], timeout=60, check=False)
             self.assertEqual(refused.returncode, 2, refused.stdout + refused.stderr)
             self.assertIn("needs containerd 2.x", refused.stderr)
             self.assertEqual(read_bytes(config), b"version = 2\n")
             with open(config, "w") as file:
                 file.write("version = 3\n")
-            result = run(install, timeout=60, check=False)
-            self.assertEqual(result.returncode, 0, result.stderr)
-            with open(config, "rb") as file:
-                handler = tomllib.load(file)["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]["warden"]
-            self.assertEqual(handler["sandboxer"], "shim")
-            self.assertNotIn("options", handler)  # containerd#13360: no options in this mode
+            refused = run(install + ["--containerd-version", "2.1.9"], timeout=60, check=False)
+            self.assertEqual(refused.returncode, 2, refused.stdout + refused.stderr)
+            self.assertIn("panics", refused.stderr)
+            self.assertIn("--accept-hostnetwork-panic", refused.stderr)
+            self.assertEqual(read_bytes(config), b"version = 3\n")
+            for version, options in [("2.3.4", True), ("2.1.9", False)]:
+                result = run(install + ["--containerd-version", version, "--accept-hostnetwork-panic"], timeout=60, check=False)
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertEqual(handler()["sandboxer"], "shim")
+                if options:
+                    self.assertEqual(handler()["options"], {"ConfigPath": "/etc/containerd/warden.toml"})
+                    removed = run([os.path.join(repo, "scripts", "install.sh"), "--root", host, "--uninstall"], timeout=60, check=False)
+                    self.assertEqual(removed.returncode, 0, removed.stderr)
+                else:
+                    self.assertNotIn("options", handler())
             rootfs = os.path.join(host, "usr", "local", "lib", "warden", "pause-rootfs")
             self.assertEqual(read_bytes(os.path.join(rootfs, "pause")), b"\x7fELF pause stand-in")
             self.assertEqual(sorted(os.listdir(rootfs)), ["dev", "pause", "proc", "sys"])

@@ -8,10 +8,37 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// containerd 2.3's shim bootstrap protocol, written for Warden from the field table in
-/// reference/shim-contract.md §1.2 (Debian's containerd 1.6 sources predate it).
-/// containerd 2.3+ writes BootstrapParams to the shim's stdin on `start` and tries to parse
-/// the shim's stdout as BootstrapResult before falling back to JSON or a plain address.
+//
+//Copyright The containerd Authors.
+//
+//Licensed under the Apache License, Version 2.0 (the "License");
+//you may not use this file except in compliance with the License.
+//You may obtain a copy of the License at
+//
+//http://www.apache.org/licenses/LICENSE-2.0
+//
+//Unless required by applicable law or agreed to in writing, software
+//distributed under the License is distributed on an "AS IS" BASIS,
+//WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+//See the License for the specific language governing permissions and
+//limitations under the License.
+
+// Bootstrap Protocol
+//
+// This protocol defines the interface between containerd and shims at startup.
+// It replaces the previous scattered configuration mechanisms (CLI args, env vars,
+// stdin JSON, spec.json annotations) with a single, versioned, extensible protocol.
+//
+// Flow:
+//   1. containerd spawns the shim process
+//   2. containerd writes BootstrapParams as JSON to shim's stdin
+//   3. shim initializes and writes BootstrapResult as JSON to stdout
+//   4. containerd connects to the address provided in BootstrapResult
+//
+// This design enables:
+//   - Forward/backward compatibility via version field
+//   - Typed extensibility via google.protobuf.Any and Extension
+//   - Clear capability negotiation between containerd and shims
 
 import SwiftProtobuf
 
@@ -25,6 +52,9 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// LogLevel defines log verbosity. INFO = 0, more critical levels are
+/// positive, and more verbose levels are negative. This is an open enum;
+/// unknown numeric values are preserved on the wire.
 public nonisolated enum Containerd_Runtime_Bootstrap_V1_LogLevel: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case info // = 0
@@ -79,48 +109,78 @@ public nonisolated enum Containerd_Runtime_Bootstrap_V1_LogLevel: SwiftProtobuf.
 
 }
 
-public nonisolated struct Containerd_Runtime_Bootstrap_V1_Extension: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
+/// Capability defines optional features that can be negotiated between
+/// containerd and shims.
+public nonisolated enum Containerd_Runtime_Bootstrap_V1_Capability: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case UNRECOGNIZED(Int)
 
-  public var value: SwiftProtobuf.Google_Protobuf_Any {
-    get {_value ?? SwiftProtobuf.Google_Protobuf_Any()}
-    set {_value = newValue}
+  public init() {
+    self = .unspecified
   }
-  /// Returns true if `value` has been explicitly set.
-  public var hasValue: Bool {self._value != nil}
-  /// Clears the value of `value`. Subsequent reads from it will return its default value.
-  public mutating func clearValue() {self._value = nil}
 
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
 
-  public init() {}
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
 
-  fileprivate var _value: SwiftProtobuf.Google_Protobuf_Any? = nil
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Containerd_Runtime_Bootstrap_V1_Capability] = [
+    .unspecified,
+  ]
+
 }
 
+/// BootstrapParams contains all configuration passed from containerd to shim at startup.
 public nonisolated struct Containerd_Runtime_Bootstrap_V1_BootstrapParams: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Container/sandbox ID
   public var instanceID: String = String()
 
+  /// Namespace for the container
   public var namespace: String = String()
 
+  /// Requested shim log level.
+  /// INFO = 0, more critical levels are positive, and more verbose
+  /// levels are negative. This is an open enum; shims should treat
+  /// unrecognized values by mapping to the nearest known level.
   public var logLevel: Containerd_Runtime_Bootstrap_V1_LogLevel = .info
 
+  /// containerd daemon version that is launching this shim.
   public var containerdVersion: String = String()
 
+  /// Containerd's TTRPC API address (e.g., "unix:///run/containerd/containerd.sock.ttrpc")
   public var containerdTtrpcAddress: String = String()
 
+  /// Containerd's gRPC API address (e.g., "unix:///run/containerd/containerd.sock")
   public var containerdGrpcAddress: String = String()
 
+  /// Path to containerd binary for event publishing
   public var containerdBinary: String = String()
 
+  /// Extensible configuration sections for new features
+  /// Each section can contain arbitrary structured data identified by type URL
+  /// Examples: CRI config, NRI config, sandbox config, etc.
   public var extensions: [Containerd_Runtime_Bootstrap_V1_Extension] = []
 
+  /// Optional directory for the shim to place its unix socket.
+  /// If empty, the shim defaults to a short, well-known path
+  /// (e.g., /run/containerd/s). The path must be kept short because
+  /// the socket filename is a 64-character SHA256 hash and unix
+  /// socket paths are limited to 104-108 bytes depending on platform.
   public var socketDir: String {
     get {_socketDir ?? String()}
     set {_socketDir = newValue}
@@ -137,19 +197,56 @@ public nonisolated struct Containerd_Runtime_Bootstrap_V1_BootstrapParams: Senda
   fileprivate var _socketDir: String? = nil
 }
 
+/// Extension provides extensibility for new configuration types
+/// without changing the core BootstrapParams protocol
+public nonisolated struct Containerd_Runtime_Bootstrap_V1_Extension: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Configuration data with embedded type URL
+  /// Examples of type URLs:
+  ///   - "containerd.io/cri.v1.PodSandboxConfig"
+  ///   - "containerd.io/nri.v1.PluginConfig"
+  ///   - "containerd.io/sandbox.v1.SandboxConfig"
+  public var value: SwiftProtobuf.Google_Protobuf_Any {
+    get {_value ?? SwiftProtobuf.Google_Protobuf_Any()}
+    set {_value = newValue}
+  }
+  /// Returns true if `value` has been explicitly set.
+  public var hasValue: Bool {self._value != nil}
+  /// Clears the value of `value`. Subsequent reads from it will return its default value.
+  public mutating func clearValue() {self._value = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _value: SwiftProtobuf.Google_Protobuf_Any? = nil
+}
+
+/// BootstrapResult is returned by shim via stdout after successful startup
 public nonisolated struct Containerd_Runtime_Bootstrap_V1_BootstrapResult: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Version of shim parameters (expected 2 for shim v2)
   public var version: Int32 = 0
 
+  /// Address where shim is listening (e.g., "unix:///run/containerd/shim.sock")
+  /// Containerd will connect to this address for task operations
   public var address: String = String()
 
+  /// Protocol used by shim: "ttrpc" or "grpc"
   public var `protocol`: String = String()
 
-  public var capabilities: [String] = []
+  /// Optional: Capabilities supported by this shim instance.
+  /// Reserved for future use to allow optional capability negotiation
+  /// between the daemon and shim.
+  public var capabilities: [Containerd_Runtime_Bootstrap_V1_Capability] = []
 
+  /// Optional: Additional metadata from shim
   public var metadata: Dictionary<String,String> = [:]
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -162,41 +259,11 @@ public nonisolated struct Containerd_Runtime_Bootstrap_V1_BootstrapResult: Senda
 fileprivate nonisolated let _protobuf_package = "containerd.runtime.bootstrap.v1"
 
 nonisolated extension Containerd_Runtime_Bootstrap_V1_LogLevel: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}x\u{7f}\u{7f}\u{7f}\u{7f}\u{3}TRACE\0\u{2}\u{4}DEBUG\0\u{2}\u{4}INFO\0\u{2}\u{4}WARN\0\u{2}\u{4}ERROR\0\u{2}\u{2}FATAL\0\u{2}\u{2}PANIC\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}x\u{7f}\u{7f}\u{7f}\u{7f}\u{3}LOG_LEVEL_TRACE\0\u{2}\u{4}LOG_LEVEL_DEBUG\0\u{2}\u{4}LOG_LEVEL_INFO\0\u{2}\u{4}LOG_LEVEL_WARN\0\u{2}\u{4}LOG_LEVEL_ERROR\0\u{2}\u{2}LOG_LEVEL_FATAL\0\u{2}\u{2}LOG_LEVEL_PANIC\0")
 }
 
-nonisolated extension Containerd_Runtime_Bootstrap_V1_Extension: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".Extension"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularMessageField(value: &self._value) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    try { if let v = self._value {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-    } }()
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Containerd_Runtime_Bootstrap_V1_Extension, rhs: Containerd_Runtime_Bootstrap_V1_Extension) -> Bool {
-    if lhs._value != rhs._value {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
+nonisolated extension Containerd_Runtime_Bootstrap_V1_Capability: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0CAPABILITY_UNSPECIFIED\0")
 }
 
 nonisolated extension Containerd_Runtime_Bootstrap_V1_BootstrapParams: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -273,6 +340,40 @@ nonisolated extension Containerd_Runtime_Bootstrap_V1_BootstrapParams: SwiftProt
   }
 }
 
+nonisolated extension Containerd_Runtime_Bootstrap_V1_Extension: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Extension"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._value) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._value {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Containerd_Runtime_Bootstrap_V1_Extension, rhs: Containerd_Runtime_Bootstrap_V1_Extension) -> Bool {
+    if lhs._value != rhs._value {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Containerd_Runtime_Bootstrap_V1_BootstrapResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BootstrapResult"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0\u{1}address\0\u{1}protocol\0\u{1}capabilities\0\u{1}metadata\0")
@@ -286,7 +387,7 @@ nonisolated extension Containerd_Runtime_Bootstrap_V1_BootstrapResult: SwiftProt
       case 1: try { try decoder.decodeSingularInt32Field(value: &self.version) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.address) }()
       case 3: try { try decoder.decodeSingularStringField(value: &self.`protocol`) }()
-      case 4: try { try decoder.decodeRepeatedStringField(value: &self.capabilities) }()
+      case 4: try { try decoder.decodeRepeatedEnumField(value: &self.capabilities) }()
       case 5: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.metadata) }()
       default: break
       }
@@ -304,7 +405,7 @@ nonisolated extension Containerd_Runtime_Bootstrap_V1_BootstrapResult: SwiftProt
       try visitor.visitSingularStringField(value: self.`protocol`, fieldNumber: 3)
     }
     if !self.capabilities.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.capabilities, fieldNumber: 4)
+      try visitor.visitPackedEnumField(value: self.capabilities, fieldNumber: 4)
     }
     if !self.metadata.isEmpty {
       try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.metadata, fieldNumber: 5)
