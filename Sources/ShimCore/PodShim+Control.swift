@@ -41,8 +41,16 @@ extension PodShim {
 
     public func stats(id: String) async throws(ShimError) -> Google_Protobuf_Any {
         let container = try container(id)
+        // A container that exited has nothing left to measure (runsc has no stats for it):
+        // empty metrics, not an error. containerd logs every Stats error, and its CRI asks
+        // for the metrics of each container that exits with 137 (every SIGKILLed one) to
+        // look for an OOM kill: with empty metrics it finds none, as the sentry reports none.
         guard container.initProcess.status == .running || container.initProcess.status == .paused else {
-            throw ShimError(.failedPrecondition, "no stats for container \(id): it is \(container.initProcess.status)")
+            do {
+                return try Google_Protobuf_Any(containerdMessage: Io_Containerd_Cgroups_V1_Metrics())
+            } catch {
+                throw ShimError(.internal, "stats of \(id): \(error)")
+            }
         }
         let stats: RunscStats
         do throws(RunscError) { stats = try await runsc.stats(id) } catch { throw ShimError(from: error, "stats of \(id)") }

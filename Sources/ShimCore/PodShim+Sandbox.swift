@@ -49,6 +49,7 @@ extension PodShim {
         task.rootfs = request.rootfs
         _ = try await create(task)
         let record = APISandbox()
+        record.spec = bytes
         record.files = try PodFiles.write(pod: pod, directory: "\(scratchDirectory)/pod-files-\(id)")
         apiSandboxes[id] = record
         log.info("sandbox \(id) created through the Sandbox API (rootfs \(rootfs))")
@@ -61,6 +62,14 @@ extension PodShim {
         let (seconds, nanos) = WallClock.now()
         record.startedAt = Google_Protobuf_Timestamp(seconds: seconds, nanos: nanos)
         response.createdAt = record.startedAt ?? Google_Protobuf_Timestamp()
+        // containerd 2.3 keeps it as the pod's spec, as under podsandbox the pause task's: its
+        // CRI shows it in the verbose pod status (`runtimeSpec`) and NRI reads it (an empty one
+        // made NRI log "failed to unmarshal sandbox spec" at every event). Earlier releases
+        // have no such field and skip it. JSON, as containerd's typeurl encodes an OCI spec.
+        response.spec = Google_Protobuf_Any.with {
+            $0.typeURL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
+            $0.value = Data(record.spec)
+        }
         return response
     }
 
@@ -177,5 +186,7 @@ extension PodShim {
         var startedAt: Google_Protobuf_Timestamp?
         /// /etc/hostname, hosts and resolv.conf for its containers (PodFiles).
         var files: PodFiles?
+        /// The spec Warden wrote for it (config.json), given back by StartSandbox.
+        var spec: [UInt8] = []
     }
 }

@@ -47,8 +47,8 @@ enum ShimStart {
         do throws(ConfigError) {
             // Checked here so a bad config fails `ctr run`/RunPodSandbox with its message.
             // No ConfigPath from containerd: the environment's (a runtime_type wrapper that sets
-            // WARDEN_CONFIG_PATH: containerd 2.0-2.2 cannot give a shim-sandboxed handler
-            // options at all, containerd#13360), else the default file.
+            // WARDEN_CONFIG_PATH: containerd 2.0-2.3.0 cannot give a shim-sandboxed handler
+            // options at all, fixed by containerd #13360 in 2.3.1), else the default file.
             (_, configPath) = try ShimCommand.loadConfig(
                 path: input.configPath ?? ProcessEnvironment.value(ShimCommand.configPathVariable))
         } catch {

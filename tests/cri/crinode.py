@@ -152,14 +152,19 @@ def netns_path(info):
 
 class CRINode:
     def __init__(self, deadlines=None, containerd_config=None, runsc_network="none", registry_hosts=None,
-                 port_mappings=False, oci_seccomp=False):
+                 port_mappings=False, oci_seccomp=False, containerd_dir=None, shim_options=None):
         """`deadlines`: Warden's [deadlines] (key -> "2s"); `containerd_config`: a containerd
         config text to run with instead of the generated one (install.sh's test);
         `runsc_network`: runsc's --network for Warden's handlers; `registry_hosts`: a
         containerd registry config_path (hosts.toml per registry) for image pulls;
         `port_mappings`: CNI's portmap plugin after the bridge (hostPort, as kubelet's nodes);
         `oci_seccomp`: runsc applies pods' seccomp profiles (as shipped), for Warden's handlers
-        and the runc shim's runsc alike."""
+        and the runc shim's runsc alike; `containerd_dir`: the containerd (and ctr) to run,
+        default the set's (the upgrade test starts an older one, then the set's); `shim_options`:
+        whether shim-sandboxed handlers carry ConfigPath options (default: when the set's
+        containerd takes them, 2.3.1+)."""
+        self.containerd_dir = containerd_dir or CONTAINERD_DIR
+        self.shim_options = SHIM_SANDBOXER_OPTIONS if shim_options is None else shim_options
         self.port_mappings = port_mappings
         self.oci_seccomp = oci_seccomp
         self.runsc_network = runsc_network
@@ -276,7 +281,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   ConfigPath = "{self.path(name + ".toml")}"
 '''
         for name in SHIM_SANDBOXER_HANDLERS:
-            if SHIM_SANDBOXER_OPTIONS:
+            if self.shim_options:
                 text += f'''[{runtimes}.{name}]
   runtime_type = "io.containerd.warden.v2"
   sandboxer = "shim"
@@ -311,9 +316,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     def start(self, import_images=True, timeout=30):
         log = open(self.path("containerd.log"), "a")
         # The shim first, then the containerd under test's own runc shim.
-        environment = dict(os.environ, PATH=f"{self.shim_dir}:{CONTAINERD_DIR}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+        environment = dict(os.environ, PATH=f"{self.shim_dir}:{self.containerd_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}")
         self.containerd = subprocess.Popen(
-            ["nsenter", f"--net=/var/run/netns/{self.netns}", CONTAINERD, "--config", self.config_path],
+            ["nsenter", f"--net=/var/run/netns/{self.netns}", os.path.join(self.containerd_dir, "containerd"),
+             "--config", self.config_path],
             stdout=log, stderr=subprocess.STDOUT, env=environment)
         log.close()
         self.client = CRIClient(self.socket, timeout=30)
@@ -352,7 +358,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         self.start(import_images=False)
 
     def ctr(self, *arguments, timeout=30, check=True):
-        return run([CTR, "-a", self.socket, "-n", K8S_NAMESPACE, *arguments], timeout=timeout, check=check)
+        return run([os.path.join(self.containerd_dir, "ctr"), "-a", self.socket, "-n", K8S_NAMESPACE, *arguments], timeout=timeout, check=check)
 
     def log_tail(self, lines=30):
         try:

@@ -104,11 +104,22 @@ public nonisolated struct Containerd_Runtime_Sandbox_V1_StartSandboxResponse: Se
   /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
   public mutating func clearCreatedAt() {self._createdAt = nil}
 
+  /// containerd 2.3 (api/runtime/sandbox/v1/sandbox.proto of v2.3.4): the sandbox's spec.
+  public var spec: SwiftProtobuf.Google_Protobuf_Any {
+    get {_spec ?? SwiftProtobuf.Google_Protobuf_Any()}
+    set {_spec = newValue}
+  }
+  /// Returns true if `spec` has been explicitly set.
+  public var hasSpec: Bool {self._spec != nil}
+  /// Clears the value of `spec`. Subsequent reads from it will return its default value.
+  public mutating func clearSpec() {self._spec = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _spec: SwiftProtobuf.Google_Protobuf_Any? = nil
 }
 
 public nonisolated struct Containerd_Runtime_Sandbox_V1_PlatformRequest: Sendable {
@@ -492,7 +503,7 @@ nonisolated extension Containerd_Runtime_Sandbox_V1_StartSandboxRequest: SwiftPr
 
 nonisolated extension Containerd_Runtime_Sandbox_V1_StartSandboxResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StartSandboxResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pid\0\u{3}created_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}pid\0\u{3}created_at\0\u{1}spec\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -502,6 +513,7 @@ nonisolated extension Containerd_Runtime_Sandbox_V1_StartSandboxResponse: SwiftP
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.pid) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._createdAt) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._spec) }()
       default: break
       }
     }
@@ -518,12 +530,16 @@ nonisolated extension Containerd_Runtime_Sandbox_V1_StartSandboxResponse: SwiftP
     try { if let v = self._createdAt {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
     } }()
+    try { if let v = self._spec {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Containerd_Runtime_Sandbox_V1_StartSandboxResponse, rhs: Containerd_Runtime_Sandbox_V1_StartSandboxResponse) -> Bool {
     if lhs.pid != rhs.pid {return false}
     if lhs._createdAt != rhs._createdAt {return false}
+    if lhs._spec != rhs._spec {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
