@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages the node installer image (deploy/Containerfile) in .build-node-image/ and builds it
 # with docker, podman or buildah when one is installed (tag: $WARDEN_IMAGE, default
-# warden/node-installer:dev). Layout inside the image: /warden/{bin,scripts,etc,tools/cri}
+# warden/node-installer:dev). Layout inside the image: /warden/{bin,scripts,etc,tools/cri,tools/install}
 # (bin/ holds the shim, the CLI and pause-rootfs/).
 # The shim is the shipped build (scripts/build-shim.sh: release, -static-executable), so the
 # node needs nothing at all from the image's libraries.
@@ -25,6 +25,7 @@ if [ -e "$(dirname "$shim")/pause-rootfs/pause" ]; then
   cp -a "$(dirname "$shim")/pause-rootfs/." "$context/warden/bin/pause-rootfs/"
 fi
 install -m 0755 scripts/install.sh "$context/warden/scripts/"
+install -D -m 0755 tools/install/warden_install.py "$context/warden/tools/install/warden_install.py"
 install -m 0644 shim-config/warden.toml "$context/warden/etc/"
 install -m 0644 tools/cri/runtime_v1_subset.proto tools/cri/runtime_v1_subset_pb2.py "$context/warden/tools/cri/"
 install -m 0755 tools/cri/warden_cri.py "$context/warden/tools/cri/"
