@@ -61,7 +61,7 @@ extension PodShim {
                     id, bundle: request.bundle, pidFile: pidFile, consoleSocket: io.consoleSocketPath,
                     stdio: isRoot ? io.processStdio : nil)
             } catch {
-                throw ShimError(.internal, "runsc create \(id): \(error)")
+                throw ShimError(from: error, "runsc create \(id)")
             }
             if isRoot { io.handedOver() }
             if io.consoleSocketPath != nil && isRoot { try io.attachConsole(timeout: .seconds(30)) }
@@ -216,7 +216,7 @@ extension PodShim {
             try await runsc.start(container.id, stdio: container.isSandboxRoot ? nil : process.io.processStdio)
         } catch {
             log.error("start \(container.id): \(error)")
-            throw ShimError(.internal, "runsc start \(container.id): \(error)")
+            throw ShimError(from: error, "runsc start \(container.id)")
         }
         if !container.isSandboxRoot {
             process.io.handedOver()
@@ -249,7 +249,7 @@ extension PodShim {
                 stdio: process.io.processStdio)
         } catch {
             log.error("exec \(process.execID) in \(container.id): \(error)")
-            throw ShimError(.internal, "runsc exec \(process.execID) in \(container.id): \(error)")
+            throw ShimError(from: error, "runsc exec \(process.execID) in \(container.id)")
         }
         process.io.handedOver()
         if process.io.consoleSocketPath != nil { try process.io.attachConsole(timeout: .seconds(30)) }

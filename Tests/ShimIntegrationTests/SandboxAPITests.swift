@@ -31,7 +31,7 @@ struct SandboxAPITests {
 
     /// A shim started as the shim sandboxer starts one: its bundle under the sandbox
     /// controller's state dir, no config.json in it.
-    static func startPod(_ id: String, faults: String = "") async throws -> Pod {
+    static func startPod(_ id: String, faults: String = "", createTimeout: String = "60s") async throws -> Pod {
         let dir = try TempDir("wsb")
         let rootfs = dir.file("pause-rootfs")
         try FileManager.default.createDirectory(atPath: rootfs, withIntermediateDirectories: true)
@@ -44,6 +44,7 @@ struct SandboxAPITests {
             root = "\(dir.file("runsc"))"
             [deadlines]
             runsc_call_timeout = "1s"
+            create_timeout = "\(createTimeout)"
             kill_grace = "500ms"
             stop_deadline = "\(Int(stopDeadline))s"
             # No containerd takes the events here: the shim's exit would wait this long for them.
