@@ -39,9 +39,11 @@ let package = Package(
             name: "Seccomp", dependencies: ["CSeccomp"],
             swiftSettings: [.define("WARDEN_TEST_HOOKS", .when(configuration: .debug))]
         ),
-        // withDeadline: the one race of an operation against a deadline, shared by ttrpc and runsc.
         // The parts of an OCI spec that the shim, doctor and fake-runsc all read.
         .target(name: "OCI"),
+        // Names the shim and the node tools share: environment, files, containerd's bundle dirs.
+        .target(name: "ShimLayout"),
+        // withDeadline: the one race of an operation against a deadline, shared by ttrpc and runsc.
         .target(name: "Deadlines", dependencies: ["LinuxSys"]),
         .testTarget(name: "DeadlinesTests", dependencies: ["Deadlines", "WardenTestSupport"]),
         // ttrpc: frame codec, server, client. Knows nothing of containerd.
@@ -74,6 +76,7 @@ let package = Package(
             name: "ShimCore",
             dependencies: [
                 "TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor", "Runsc", "Config", "Deadlines", "NetNS", "Seccomp", "OCI",
+                "ShimLayout",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -86,12 +89,12 @@ let package = Package(
         .executableTarget(name: "fake-runsc", dependencies: ["FakeRunscCore", "LinuxSys"]),
         // What the operator CLI reads off a node: Warden shims and their metrics files, and
         // what stuck pods of any runtime left (doctor), and clearing it (sweep).
-        .target(name: "WardenNode", dependencies: ["Config", "LinuxSys", "OCI"]),
+        .target(name: "WardenNode", dependencies: ["Config", "LinuxSys", "OCI", "ShimLayout"]),
         .testTarget(name: "WardenNodeTests", dependencies: ["WardenNode", "LinuxSys", "WardenTestSupport"]),
         // Operator CLI.
         .executableTarget(
             name: "warden",
-            dependencies: ["Config", "LinuxSys", "WardenNode", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Config", "LinuxSys", "ShimLayout", "WardenNode", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // The echo service both the interop tests and warden-ttrpc-echo serve (mirrors the Go fixture).
         .target(

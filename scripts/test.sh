@@ -139,6 +139,9 @@ echo "== fuzzing the front door (seeded mutations in the suite, then libFuzzer f
 step "fuzz (seeded)" env WARDEN_FUZZ_SECONDS=10 swift test --skip-build --filter FuzzTests --xunit-output "$results/$primary/fuzz.xml"
 step "fuzz (libFuzzer)" scripts/fuzz.sh 60
 
+echo "== docs/architecture.md matches the package (scripts/architecture.py --check)"
+step "architecture page" /usr/bin/python3 scripts/architecture.py --check
+
 echo "== install.sh's program (tests/install: tools/install/warden_install.py, no node)"
 step "install.sh unit" /usr/bin/python3 -m unittest discover -s tests/install
 

@@ -241,7 +241,7 @@ extension FakeRunsc {
         }
         let slave = try (options.values["console-socket"]).map(sendTerminal)
         let stdio: [Int32] = slave.map { [$0, $0, $0] } ?? [0, 1, 2]
-        FileDescriptor.remove(pidFile)
+        Files.remove(pidFile)
         _ = try Spawn.spawn(
             path: executable,
             arguments: ["--root=\(root)", "exec-main", id, processFile, pidFile, options.values["internal-pid-file"] ?? ""],

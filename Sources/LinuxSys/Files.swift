@@ -37,12 +37,18 @@ public enum Files {
         _ = try retryingEINTR("rename(\(path))") { rename(temporary, path) }
     }
 
+    /// Removes a file; a missing file is not an error.
     public static func remove(_ path: String) {
         _ = unlink(path)
     }
 }
 
 public enum Directories {
+    /// Removes an empty directory; a missing or non-empty one is left as it is.
+    public static func removeIfEmpty(_ path: String) {
+        _ = rmdir(path)
+    }
+
     /// mkdir -p with mode 0711.
     public static func make(_ path: String) throws(Errno) {
         var current = ""

@@ -186,41 +186,6 @@ public final class SpawnHelper: Sendable {
     }
 }
 
-/// Plain file descriptors for process stdio.
-public enum FileDescriptor {
-    /// Opens `path` close-on-exec: read-only, or write-only creating/truncating it (0600).
-    public static func open(_ path: String, forWriting: Bool = false, append: Bool = false) throws(Errno) -> Int32 {
-        var flags = O_CLOEXEC
-        if forWriting {
-            flags |= O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC)
-        } else {
-            flags |= O_RDONLY
-        }
-        return try retryingEINTR("open(\(path))") { Glibc.open(path, flags, 0o600) }
-    }
-
-    public static func close(_ fd: Int32) {
-        _ = Glibc.close(fd)
-    }
-
-    /// Removes a file; a missing file is not an error.
-    public static func remove(_ path: String) {
-        _ = unlink(path)
-    }
-
-    /// Removes an empty directory; a missing one is not an error.
-    public static func removeDirectory(_ path: String) {
-        _ = rmdir(path)
-    }
-
-    /// Reads a whole (small) file; nil if it cannot be read.
-    public static func readAll(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
-        guard let fd = try? open(path) else { return nil }
-        defer { close(fd) }
-        return readToEnd(fd, limit: limit)
-    }
-}
-
 /// epoll over descriptors tagged with 64-bit values, plus an eventfd to wake the waiter.
 public final class Epoll: Sendable {
     private let epfd: Int32

@@ -1,4 +1,5 @@
 import CLinuxSys
+import Glibc
 import Synchronization
 
 /// Sleeping for the shim: on the shim's executor (GlobalExecutor) a timer of its own, which a
@@ -95,5 +96,14 @@ private final class Sleeper: Sendable {
             return state.continuation
         }
         if let error { continuation?.resume(throwing: error) } else { continuation?.resume() }
+    }
+}
+
+/// Wall-clock time, for timestamps containerd shows (exited_at, log lines).
+public enum WallClock {
+    public static func now() -> (seconds: Int64, nanoseconds: Int32) {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return (Int64(spec.tv_sec), Int32(spec.tv_nsec))
     }
 }

@@ -8,8 +8,6 @@ import LinuxSys
 import Supervisor
 import Synchronization
 
-/// How runsc is invoked: the binary, its `--root`, and the `[runsc_config]` flags added to
-/// every call (as gVisor's runsc.toml does), in a fixed order so argv is deterministic.
 /// How a runsc call ended, for `RunscConfiguration.onCallEnded`.
 public enum CallOutcome: Sendable {
     case succeeded, failed
@@ -17,6 +15,8 @@ public enum CallOutcome: Sendable {
     case timedOut
 }
 
+/// How runsc is invoked: the binary, its `--root`, and the `[runsc_config]` flags added to
+/// every call (as gVisor's runsc.toml does), in a fixed order so argv is deterministic.
 public struct RunscConfiguration: Sendable {
     public var binary: String
     public var root: String
@@ -262,9 +262,9 @@ public struct Runsc: Sendable {
         let errPath = base + ".err"
         let logPath = base + ".log"
         defer {
-            FileDescriptor.remove(outPath)
-            FileDescriptor.remove(errPath)
-            FileDescriptor.remove(logPath)
+            Files.remove(outPath)
+            Files.remove(errPath)
+            Files.remove(logPath)
         }
         let child: Child
         do throws(Errno) {

@@ -15,7 +15,7 @@ public struct RunscRoot: Sendable {
     @discardableResult
     public func removeState(_ id: String) -> [String] {
         let paths = stateFiles(id)
-        paths.forEach { FileDescriptor.remove($0) }
+        paths.forEach { Files.remove($0) }
         return paths
     }
 
@@ -27,7 +27,7 @@ public struct RunscRoot: Sendable {
         let paths = Directories.entries(path)
             .filter { name in name == socket || suffixes.contains { name.hasSuffix($0) || name.contains($0 + ".tmp") } }
             .map { "\(path)/\($0)" }
-        paths.forEach { FileDescriptor.remove($0) }
+        paths.forEach { Files.remove($0) }
         return paths
     }
 
@@ -41,7 +41,7 @@ public struct RunscRoot: Sendable {
             name == Self.controlSocketName(sandboxID)
                 || (name.hasSuffix("_sandbox:\(sandboxID).lock") && !entries.contains(String(name.dropLast(".lock".count)) + ".state"))
         }.sorted().map { "\(path)/\($0)" }
-        stale.forEach { FileDescriptor.remove($0) }
+        stale.forEach { Files.remove($0) }
         return stale
     }
 

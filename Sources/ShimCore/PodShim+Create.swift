@@ -78,7 +78,7 @@ extension PodShim {
             markFailed(container)
             throw error
         }
-        FileDescriptor.remove(pidFile)
+        Files.remove(pidFile)
         containers[id] = container
         if isRoot {
             adoptSandbox(container, pidFile: nil, networkNamespacePath: spec.networkNamespacePath)
@@ -106,7 +106,7 @@ extension PodShim {
         var pid = Int32(container.initProcess.pid)
         if let pidFile {
             pid = FileDescriptor.readText(pidFile).flatMap { Int32($0.trimmingWhitespace) } ?? 0
-            FileDescriptor.remove(pidFile)
+            Files.remove(pidFile)
         }
         let companions = supervisor.adoptUntrackedChildren().filter { $0.pid != pid }
         let process: Child
@@ -239,8 +239,8 @@ extension PodShim {
         let pidFile = "\(scratchDirectory)/\(container.id)-\(process.execID).pid"
         let internalPidFile = pidFile + ".internal"
         defer {
-            FileDescriptor.remove(pidFile)
-            FileDescriptor.remove(internalPidFile)
+            Files.remove(pidFile)
+            Files.remove(internalPidFile)
         }
         do throws(RunscError) {
             try await runsc.exec(

@@ -33,7 +33,7 @@ extension PodShim {
             }
             container.execs[execID] = nil
             await process.io.close(grace: remaining(atMost: .seconds(2)))
-            if let processFile = process.processFile { FileDescriptor.remove(processFile) }
+            if let processFile = process.processFile { Files.remove(processFile) }
             return deleteResponse(process)
         }
         guard process.status == .stopped || process.status == .created || process.status == .failed else {
@@ -45,7 +45,7 @@ extension PodShim {
         }
         for exec in container.execs.values {
             await exec.io.close(grace: .zero)
-            if let processFile = exec.processFile { FileDescriptor.remove(processFile) }
+            if let processFile = exec.processFile { Files.remove(processFile) }
         }
         await process.io.close(grace: remaining(atMost: .seconds(2)))
         if container.isSandboxRoot, let termination = sandboxes[id]?.termination {
@@ -71,7 +71,7 @@ extension PodShim {
             sandboxExited(id, 137)
             sandbox.all.forEach { supervisor.release($0) }
             sandboxes[id] = nil
-            FileDescriptor.remove(container.bundle + "/" + PodShim.processRecordFile)
+            Files.remove(container.bundle + "/" + PodShim.processRecordFile)
             // A runsc call that loaded a container after its state was destroyed (one that was
             // timed out while the sandbox was wedged) re-creates the lock file; with the pod's
             // processes gone, what is left under the sandbox's name is stale.

@@ -1,4 +1,4 @@
-// Kill: one runsc kill per process in flight, under kill_deadline, and the hand-off to the
+// Kill: one runsc kill per process in flight, under runsc_call_timeout, and the hand-off to the
 // termination ladder (Termination.swift) when the sandbox does not die. Must not delete
 // state; Delete joins what Kill started.
 
@@ -83,8 +83,6 @@ extension PodShim {
         _ = joinTermination(sandbox, reason: "\(id) not reported exited \(grace) after SIGKILL", graceful: false)
     }
 
-    /// Waits for `task` for most of runsc_call_timeout, so that Kill answers within it while a
-    /// ladder stuck on runsc goes on in the background.
     /// Waits for a termination, at most just under runsc_call_timeout (Kill's own bound). With
     /// `sandbox`, also only until the sandbox is dead: the ladder's last steps (its cgroup,
     /// leftovers, the reap) go on after Kill has answered. Kill must answer before containerd

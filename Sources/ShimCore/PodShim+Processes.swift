@@ -38,7 +38,7 @@ extension PodShim {
                 containerID: request.id, namespace: namespace, supervisor: supervisor,
                 copier: stdioCopier)
         } catch {
-            FileDescriptor.remove(processFile)
+            Files.remove(processFile)
             throw error
         }
         let exec = Process(containerID: request.id, execID: request.execID, paths: paths, io: io)

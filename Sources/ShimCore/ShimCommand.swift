@@ -1,6 +1,7 @@
 import Config
 import ContainerdAPI
 import LinuxSys
+import ShimLayout
 import SwiftProtobuf
 
 /// Version of this build, printed by `-v`.
@@ -9,13 +10,11 @@ public let wardenVersion = "0.2.0"
 /// Entry point of the shim binary: `start`, `delete`, or (no action) the long-running server
 /// that `start` spawns with the listening socket as fd 3.
 public enum ShimCommand {
-    /// Passed from `start` to the server it spawns.
-    static let configPathVariable = "WARDEN_CONFIG_PATH"
-    static let socketPathVariable = "WARDEN_SOCKET_PATH"
-    /// The pod (CRI sandbox id, else the first container's id): names the server's runsc root.
-    static let podVariable = "WARDEN_POD"
-    /// Written into the bundle so a later `delete` (a fresh process, no options) uses the same config.
-    static let bundleConfigFile = "warden-config-path"
+    /// Passed from `start` to the server it spawns (ShimLayout: the node tools read them too).
+    static let configPathVariable = ShimEnvironment.configPath
+    static let socketPathVariable = ShimEnvironment.socketPath
+    static let podVariable = ShimEnvironment.pod
+    static let bundleConfigFile = ShimFiles.bundleConfig
 
     /// The binary's main. `start` and `delete` are on the critical path of every container
     /// start and removal (containerd waits for them to exit): `start` runs on the main thread

@@ -83,7 +83,7 @@ enum ShimDelete {
             defer { supervisor.shutdown() }
             let scratch = ShimServer.scratchDirectory(config: config, flags: flags) + "-delete"
             try Directories.make(scratch)
-            defer { FileDescriptor.removeDirectory(scratch) }
+            defer { Directories.removeIfEmpty(scratch) }
             if let root = plan.runscStateRoot {
                 let runsc = Runsc(
                     configuration: ShimServer.runscConfiguration(config, scratchDirectory: scratch, root: root),
@@ -132,9 +132,9 @@ enum ShimDelete {
             if !stale.isEmpty { Console.error("removed stale runsc locks: \(stale.joined(separator: " "))") }
         }
         ShimServer.removePodRoot(config: config, namespace: flags.namespace, pod: plan.pod)
-        FileDescriptor.removeDirectory(config.root + "/shim")  // only if no live shim uses it
+        Directories.removeIfEmpty(config.root + "/shim")  // only if no live shim uses it
         Rootfs.unmount(bundle: plan.bundle)
-        FileDescriptor.remove(plan.recordPath)
+        Files.remove(plan.recordPath)
         // The dead shim's socket (a live one is left alone: other containers of the pod use it).
         if let address = FileDescriptor.readText(plan.bundle + "/address")?.trimmingWhitespace, address.hasPrefix("unix://") {
             let path = String(address.dropFirst("unix://".count))
@@ -144,7 +144,7 @@ enum ShimDelete {
                 UnixSocket.remove(path: path)
                 // The dead shim's scratch directory (runsc call files, pid files, console sockets).
                 Directories.removeTree(ShimServer.scratchDirectory(config: config, flags: flags))
-                FileDescriptor.removeDirectory(config.root + "/shim")
+                Directories.removeIfEmpty(config.root + "/shim")
                 // Its metrics file: a dead shim's counts are stale, not a live pod's.
                 if !config.metricsDirectory.isEmpty {
                     ShimMetrics(directory: config.metricsDirectory, namespace: flags.namespace, pod: plan.pod).close()

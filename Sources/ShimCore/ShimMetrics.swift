@@ -1,5 +1,6 @@
 import LinuxSys
 import Prometheus
+import ShimLayout
 import Synchronization
 
 /// One shim's metrics (issue 14), in Prometheus' exposition format through swift-prometheus,
@@ -63,9 +64,8 @@ public final class ShimMetrics: Sendable {
         for state in Self.taskStates { gauge("warden_tasks", Self.tasksHelp, [("state", state)]).set(to: 0.0) }
     }
 
-    public static func fileName(namespace: String, pod: String) -> String { "\(namespace)_\(pod).prom" }
+    public static func fileName(namespace: String, pod: String) -> String { ShimFiles.metrics(namespace: namespace, pod: pod) }
 
-    /// Where the pod's task states come from at each write.
     /// Whether writes happen at all (a `[metrics] dir` is set).
     public var writes: Bool { path != nil }
 
@@ -74,6 +74,7 @@ public final class ShimMetrics: Sendable {
         written.withLock { $0 = body }
     }
 
+    /// Where the pod's task states come from at each write.
     public func setSnapshot(_ body: @escaping @Sendable () async -> PodSnapshot) {
         snapshot.withLock { $0 = body }
     }
@@ -178,8 +179,8 @@ public final class ShimMetrics: Sendable {
     public func close() {
         guard let path else { return }
         state.withLock { $0.closed = true }
-        FileDescriptor.remove(path)
-        if let slash = path.lastIndex(of: "/") { FileDescriptor.removeDirectory(String(path[..<slash])) }
+        Files.remove(path)
+        if let slash = path.lastIndex(of: "/") { Directories.removeIfEmpty(String(path[..<slash])) }
     }
 
     private func apply(_ pod: PodSnapshot) {

@@ -105,8 +105,8 @@ enum ShimServer {
             if let socketPath = ProcessEnvironment.value(ShimCommand.socketPathVariable) {
                 UnixSocket.remove(path: socketPath)
             }
-            FileDescriptor.removeDirectory(scratch)
-            FileDescriptor.removeDirectory(config.root + "/shim")  // only once no other shim uses it
+            Directories.removeIfEmpty(scratch)
+            Directories.removeIfEmpty(config.root + "/shim")  // only once no other shim uses it
             removePodRoot(config: config, namespace: flags.namespace, pod: pod)
             spawnHelper.close()
             metrics.close()
@@ -144,8 +144,8 @@ enum ShimServer {
     /// Removes the pod's runsc root and its namespace directory, each only if empty (runsc
     /// state left there is a leak the audits and `delete` should see, not something to hide).
     static func removePodRoot(config: WardenConfig, namespace: String, pod: String) {
-        FileDescriptor.removeDirectory(runscRoot(config: config, namespace: namespace, pod: pod))
-        FileDescriptor.removeDirectory("\(config.root)/\(namespace)")
+        Directories.removeIfEmpty(runscRoot(config: config, namespace: namespace, pod: pod))
+        Directories.removeIfEmpty("\(config.root)/\(namespace)")
     }
 
     /// Per-shim directory for runsc call output, pid files, exec specs and console sockets.

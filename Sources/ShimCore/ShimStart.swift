@@ -1,6 +1,6 @@
 import Config
 import LinuxSys
-import OCI
+import ShimLayout
 
 /// `start`: find or spawn the pod's shim server and print its address. Prints nothing else,
 /// and nothing on stderr unless it fails (containerd reads the combined output as the address).

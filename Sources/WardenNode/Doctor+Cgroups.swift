@@ -3,7 +3,7 @@
 
 import Foundation
 import LinuxSys
-import OCI
+import ShimLayout
 
 extension Doctor {
     /// The cgroups the orphaned processes are in: only a cgroup every member of which is an

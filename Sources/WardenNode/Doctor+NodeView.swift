@@ -5,6 +5,7 @@
 import Foundation
 import LinuxSys
 import OCI
+import ShimLayout
 
 /// What a node holds, read once; every finding is derived from one such reading.
 struct NodeView {
@@ -23,7 +24,7 @@ struct NodeView {
             pids.insert(entry.pid)
             let namespace = NodeView.flag(entry, "-namespace") ?? ""
             if let id = NodeView.flag(entry, "-id") { keys.insert([namespace, id]) }
-            let pod = ProcessTable.environment(entry.pid).first { $0.hasPrefix("WARDEN_POD=") }?.dropFirst("WARDEN_POD=".count)
+            let pod = ProcessTable.environment(entry.pid).first { $0.hasPrefix(ShimEnvironment.pod + "=") }?.dropFirst(ShimEnvironment.pod.count + 1)
             if let pod { keys.insert([namespace, String(pod)]) }
         }
         liveShims = keys

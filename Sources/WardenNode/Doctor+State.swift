@@ -4,7 +4,7 @@
 
 import Foundation
 import LinuxSys
-import OCI
+import ShimLayout
 
 extension Doctor {
     struct BundleFindings {

@@ -1,5 +1,6 @@
 import Config
 import LinuxSys
+import ShimLayout
 
 /// The Warden shims serving on this node, as `warden status` shows them: found in /proc
 /// (the server, not `start`/`delete`, not its spawn helper), described from their command
@@ -54,20 +55,20 @@ public enum Shims {
                 return entry.arguments[index + 1]
             }
             let namespace = flag("-namespace") ?? ""
-            let pod = variable("WARDEN_POD") ?? flag("-id") ?? ""
+            let pod = variable(ShimEnvironment.pod) ?? flag("-id") ?? ""
             let helper = processes.first { $0.parent == entry.pid && isServer($0, helper: true) }
             let own = ProcessTable.memory(entry.pid) ?? (0, 0)
             let helperMemory = helper.flatMap { ProcessTable.memory($0.pid) } ?? (0, 0)
             var status = ShimStatus(
-                pid: entry.pid, namespace: namespace, pod: pod, socket: variable("WARDEN_SOCKET_PATH") ?? "",
+                pid: entry.pid, namespace: namespace, pod: pod, socket: variable(ShimEnvironment.socketPath) ?? "",
                 ageSeconds: max(0, Int(uptime - Double(entry.startTime) / ticksPerSecond)),
                 rssKiB: own.rss + helperMemory.rss, pssKiB: own.pss + helperMemory.pss, helperPid: helper?.pid,
                 containers: [:], tasksByState: [:], lastTermination: nil, metricsFile: nil)
             // Its metrics file: where its config says (the shim's config path is in its environment).
-            let configPath = variable("WARDEN_CONFIG_PATH").flatMap { $0.isEmpty ? nil : $0 } ?? WardenConfig.defaultPath
+            let configPath = variable(ShimEnvironment.configPath).flatMap { $0.isEmpty ? nil : $0 } ?? WardenConfig.defaultPath
             let config = (try? WardenConfig.load(path: configPath) { FileDescriptor.readAll($0) }) ?? WardenConfig()
             if !config.metricsDirectory.isEmpty {
-                let file = config.metricsDirectory + "/" + "\(namespace)_\(pod).prom"
+                let file = config.metricsDirectory + "/" + ShimFiles.metrics(namespace: namespace, pod: pod)
                 if let text = FileDescriptor.readText(file) {
                     status.metricsFile = file
                     status.apply(Exposition.samples(text))

@@ -89,7 +89,7 @@ public enum Sweep {
             } catch {
                 return (false, "\(error)")
             }
-            FileDescriptor.remove(finding.what)
+            Files.remove(finding.what)
             return (!FileDescriptor.exists(finding.what), "unmounted and removed")
         case .staleCgroup:
             var killed = 0
@@ -104,9 +104,9 @@ public enum Sweep {
             }
             return (false, "could not remove within \(within)")
         case .staleRunscState:
-            FileDescriptor.remove(finding.what)
+            Files.remove(finding.what)
             if finding.what.hasSuffix(".state") {
-                FileDescriptor.remove(String(finding.what.dropLast(".state".count)) + ".lock")
+                Files.remove(String(finding.what.dropLast(".state".count)) + ".lock")
             }
             return (!FileDescriptor.exists(finding.what), "removed")
         case .staleBundle:
@@ -117,7 +117,7 @@ public enum Sweep {
             Directories.removeTree(finding.what)
             return (!FileDescriptor.exists(finding.what), FileDescriptor.exists(finding.what) ? "a mount is still inside" : "removed")
         case .staleSocket:
-            FileDescriptor.remove(finding.what)
+            Files.remove(finding.what)
             return (!FileDescriptor.exists(finding.what), "removed")
         }
     }

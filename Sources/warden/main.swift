@@ -4,6 +4,7 @@ import ArgumentParser
 import Config
 import Foundation
 import LinuxSys
+import ShimLayout
 import WardenNode
 
 struct Warden: ParsableCommand {
@@ -124,7 +125,7 @@ struct Metrics: ParsableCommand {
             Console.error("warden: metrics are off ([metrics] dir = \"\")")
             throw ExitCode(1)
         }
-        let files = Directories.entries(directory).filter { $0.hasSuffix(".prom") }.sorted()
+        let files = Directories.entries(directory).filter { $0.hasSuffix(ShimFiles.metricsExtension) }.sorted()
         let merged = Exposition.merge(files.compactMap { FileDescriptor.readText(directory + "/" + $0) })
         if !merged.isEmpty { Console.output(String(merged.dropLast())) }
     }

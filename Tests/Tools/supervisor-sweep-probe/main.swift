@@ -87,8 +87,8 @@ do {
         fail("tracked launcher \(launcher.pid) reaped as unknown")
     }
     supervisor.shutdown()
-    for i in 0..<5 { FileDescriptor.remove("\(dir)/\(i)") }
-    FileDescriptor.removeDirectory(dir)
+    for i in 0..<5 { Files.remove("\(dir)/\(i)") }
+    Directories.removeIfEmpty(dir)
     Console.output("PASS")
     exit(0)
 } catch {
