@@ -21,7 +21,7 @@ extension PodShim {
             throw ShimError(.failedPrecondition, "cannot pause container \(id): it is \(container.initProcess.status)")
         }
         do throws(RunscError) { try await runsc.pause(id) } catch { throw ShimError(from: error, "pause \(id)") }
-        if container.initProcess.status == .running { container.initProcess.status = .paused }
+        if container.initProcess.status == .running { try container.initProcess.move(to: .paused) }
         var event = Containerd_Events_TaskPaused()
         event.containerID = id
         events.publish("/tasks/paused", event)
@@ -33,7 +33,7 @@ extension PodShim {
             throw ShimError(.failedPrecondition, "cannot resume container \(id): it is \(container.initProcess.status)")
         }
         do throws(RunscError) { try await runsc.resume(id) } catch { throw ShimError(from: error, "resume \(id)") }
-        if container.initProcess.status == .paused { container.initProcess.status = .running }
+        if container.initProcess.status == .paused { try container.initProcess.move(to: .running) }
         var event = Containerd_Events_TaskResumed()
         event.containerID = id
         events.publish("/tasks/resumed", event)

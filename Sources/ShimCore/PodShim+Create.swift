@@ -153,7 +153,12 @@ extension PodShim {
     /// `failed` (containerd sees it stopped, exit status 255), its waiters released; no
     /// TaskExit, as it never ran.
     private func markProcessFailed(_ process: Process) {
-        process.status = .failed
+        do throws(ShimError) {
+            try process.move(to: .failed)
+        } catch {
+            log.error("\(error)")
+            return
+        }
         process.exitStatus = 255
         let (seconds, nanos) = WallClock.now()
         process.exitedAt = Google_Protobuf_Timestamp(seconds: seconds, nanos: nanos)
@@ -222,7 +227,7 @@ extension PodShim {
             process.io.handedOver()
             if process.io.consoleSocketPath != nil { try process.io.attachConsole(timeout: .seconds(30)) }
         }
-        process.status = .running
+        try process.move(to: .running)
         var event = Containerd_Events_TaskStart()
         event.containerID = container.id
         event.pid = process.pid
@@ -258,7 +263,7 @@ extension PodShim {
         }
         process.sandboxPid = FileDescriptor.readText(internalPidFile).flatMap { Int32($0.trimmingWhitespace) }
         process.pid = UInt32(pid)
-        process.status = .running
+        try process.move(to: .running)
         var event = Containerd_Events_TaskExecStarted()
         event.containerID = container.id
         event.execID = process.execID

@@ -107,7 +107,12 @@ extension PodShim {
             return
         }
         let neverStarted = process.status == .created
-        process.status = .stopped
+        do throws(ShimError) {
+            try process.move(to: .stopped)
+        } catch {
+            log.error("\(error)")
+            return
+        }
         process.exitStatus = status
         let (seconds, nanos) = WallClock.now()
         process.exitedAt = Google_Protobuf_Timestamp(seconds: seconds, nanos: nanos)

@@ -6,8 +6,28 @@ import ContainerdAPI
 import SwiftProtobuf
 
 extension PodShim {
-    enum Status: Equatable {
+    /// A process's state. It changes only through `Process.move(to:)`, and only along
+    /// `legalMoves`: `created → running ⇄ paused`, any of those `→ stopped` (an exit; a
+    /// created process that is killed exits unstarted), and `created → failed` (its create,
+    /// start or exec failed). `stopped` and `failed` are final.
+    enum Status: Equatable, CaseIterable {
         case created, running, paused, stopped, failed
+
+        static let legalMoves: [Status: Set<Status>] = [
+            .created: [.running, .stopped, .failed],
+            .running: [.paused, .stopped],
+            .paused: [.running, .stopped],
+            .stopped: [],
+            .failed: [],
+        ]
+
+        func canMove(to next: Status) -> Bool { Self.legalMoves[self]?.contains(next) ?? false }
+
+        /// `next`, if `self` may move there; else refused naming `what` and both states.
+        func moved(to next: Status, _ what: String) throws(ShimError) -> Status {
+            guard canMove(to: next) else { throw ShimError(.failedPrecondition, "\(what) cannot go from \(self) to \(next)") }
+            return next
+        }
 
         var containerd: Containerd_V1_Types_Status {
             switch self {
@@ -25,7 +45,8 @@ extension PodShim {
         let execID: String
         let paths: ProcessIO.Paths
         let io: ProcessIO
-        var status: Status = .created
+        /// Set only by `move(to:)`.
+        private(set) var status: Status = .created
         var pid: UInt32 = 0
         var exitStatus: UInt32 = 0
         var exitedAt: Google_Protobuf_Timestamp?
@@ -45,6 +66,12 @@ extension PodShim {
         }
 
         var eventID: String { execID.isEmpty ? containerID : execID }
+
+        /// The one way a state changes; an illegal move is refused naming both states, and the
+        /// state stays as it was.
+        func move(to next: Status) throws(ShimError) {
+            status = try status.moved(to: next, execID.isEmpty ? "container \(containerID)" : "exec \(execID) of \(containerID)")
+        }
     }
 
     final class Container {
