@@ -66,7 +66,7 @@ struct ContainerCgroups: Equatable, Sendable {
     /// SIGKILLed by pidfd (adopted first, then checked still a member, so a reused pid is
     /// never hit), and the freezer thawed for the kills to act. Never the shim itself: a
     /// directory that holds the shim is only listed and killed member by member.
-    func killMembers(of directories: [String], supervisor: Supervisor) async -> Kill {
+    func killMembers(of directories: [String], supervisor: any ProcessSupervision) async -> Kill {
         var kill = Kill()
         let ownPids: Set<Int32> = [ProcessIdentity.pid]
         func holdsShim(_ directory: String) -> Bool {
@@ -123,7 +123,7 @@ struct ContainerCgroups: Equatable, Sendable {
     /// in them is SIGKILLed by pidfd first and waited for up to `within`. The shim itself is
     /// never signalled.
     func release(
-        killingLeftovers: Bool, within: Duration, supervisor: Supervisor,
+        killingLeftovers: Bool, within: Duration, supervisor: any ProcessSupervision,
         hierarchies: [Cgroups.Hierarchy] = Cgroups.mountedHierarchies()
     ) async -> Report {
         let directories = directories(in: hierarchies)

@@ -132,7 +132,7 @@ extension PodShim {
         if let exitedAt = process.exitedAt { response.exitedAt = exitedAt }
         if verbose {
             response.info = [
-                "runtime": "warden", "runscRoot": runsc.configuration.root, "status": "\(process.status)",
+                "runtime": "warden", "runscRoot": runsc.root, "status": "\(process.status)",
                 "containers": "\(containers.values.filter { $0.sandboxID == id }.count)",
             ]
         }

@@ -19,11 +19,11 @@ import SwiftProtobuf
 /// holding its turn (every `await` on runsc releases it), and state is re-checked after each.
 public actor PodShim {
 
-    let runsc: Runsc
-    let supervisor: Supervisor
+    let runsc: any SandboxRuntime
+    let supervisor: any ProcessSupervision
     /// Copies the stdio of every process of the pod on one thread.
     let stdioCopier: StdioCopier
-    let events: EventPublisher
+    let events: any TaskEventSink
     let log: ShimLog
     let deadlines: WardenConfig.Deadlines
     let netnsRelease: WardenConfig.NetnsRelease
@@ -64,6 +64,20 @@ public actor PodShim {
 
     public init(
         runsc: Runsc, supervisor: Supervisor, stdioCopier: StdioCopier, events: EventPublisher, log: ShimLog,
+        namespace: String,
+        scratchDirectory: String, deadlines: WardenConfig.Deadlines = .init(), netnsRelease: WardenConfig.NetnsRelease = .down,
+        metrics: ShimMetrics? = nil, pauseRootfs: String = WardenConfig().pauseRootfs,
+        onEmptyShutdown: @escaping @Sendable () -> Void
+    ) {
+        self.init(
+            runtime: runsc, supervision: supervisor, stdioCopier: stdioCopier, events: events, log: log, namespace: namespace,
+            scratchDirectory: scratchDirectory, deadlines: deadlines, netnsRelease: netnsRelease, metrics: metrics,
+            pauseRootfs: pauseRootfs, onEmptyShutdown: onEmptyShutdown)
+    }
+
+    /// With any runtime and supervision (the unit tests' in-memory ones).
+    init(
+        runtime runsc: any SandboxRuntime, supervision supervisor: any ProcessSupervision, stdioCopier: StdioCopier, events: any TaskEventSink, log: ShimLog,
         namespace: String,
         scratchDirectory: String, deadlines: WardenConfig.Deadlines = .init(), netnsRelease: WardenConfig.NetnsRelease = .down,
         metrics: ShimMetrics? = nil, pauseRootfs: String = WardenConfig().pauseRootfs,

@@ -28,11 +28,11 @@ final class ProcessIO: Sendable {
         /// A size set before the terminal exists (ctr resizes an exec before starting it).
         var pendingSize: (width: UInt32, height: UInt32)?
     }
-    private let supervisor: Supervisor
+    private let supervisor: any ProcessSupervision
     private let copier: StdioCopier
 
     private init(
-        processStdio: ContainerStdio?, consoleSocket: ConsoleSocket?, state: State, supervisor: Supervisor,
+        processStdio: ContainerStdio?, consoleSocket: ConsoleSocket?, state: State, supervisor: any ProcessSupervision,
         copier: StdioCopier
     ) {
         self.processStdio = processStdio
@@ -52,7 +52,7 @@ final class ProcessIO: Sendable {
     /// Sets up the descriptors before runsc create/exec. `name` labels files and errors.
     static func open(
         _ paths: Paths, name: String, scratchDirectory: String, containerID: String, namespace: String,
-        supervisor: Supervisor, copier: StdioCopier
+        supervisor: any ProcessSupervision, copier: StdioCopier
     ) throws(ShimError) -> ProcessIO {
         let opened = OpenedDescriptors()
         let track = opened.track
@@ -103,7 +103,7 @@ final class ProcessIO: Sendable {
     }
 
     private static func openOutputs(
-        _ paths: Paths, name: String, containerID: String, namespace: String, supervisor: Supervisor,
+        _ paths: Paths, name: String, containerID: String, namespace: String, supervisor: any ProcessSupervision,
         copier: StdioCopier, state: inout State, opened: OpenedDescriptors
     ) throws(Errno) -> (Int32, Int32) {
         let track = opened.track

@@ -90,7 +90,7 @@ public enum TaskService {
             registry.register(service: service, method: "Shutdown") {
                 (_, request: Containerd_Task_V2_ShutdownRequest) async throws -> Google_Protobuf_Empty in
                 #if WARDEN_TEST_HOOKS
-                await TestHooks.beforeShutdown(id: request.id, runscRoot: shim.runsc.configuration.root)
+                await TestHooks.beforeShutdown(id: request.id, runscRoot: shim.runsc.root)
                 #endif
                 await shim.shutdown(id: request.id)
                 return Google_Protobuf_Empty()

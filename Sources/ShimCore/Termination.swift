@@ -158,7 +158,7 @@ extension PodShim {
         }
 
         #if WARDEN_TEST_HOOKS
-        await TestHooks.beforeLadderTail(sandboxID: sandbox.id, runscRoot: runsc.configuration.root)
+        await TestHooks.beforeLadderTail(sandboxID: sandbox.id, runscRoot: runsc.root)
         #endif
         // 5. Reap the sandbox; what is left of the pod (a gofer that stays) is killed at once,
         // since the pod is being killed, and reaped in the background.
@@ -199,8 +199,8 @@ extension PodShim {
     func killPodProcesses(_ sandbox: Sandbox) -> Int {
         var targets = sandbox.all
         for process in sandbox.all {
-            for pid in ProcessTable.descendants(of: process.pid) {
-                if let child = try? supervisor.adopt(pid: pid), !targets.contains(child) { targets.append(child) }
+            for child in supervisor.adoptDescendants(of: process.pid) where !targets.contains(child) {
+                targets.append(child)
             }
         }
         // Orphans of the pod re-parented here (the shim serves one pod; runsc calls are tracked).

@@ -7,6 +7,13 @@ public struct Child: Hashable, Sendable, CustomStringConvertible {
     public let id: UInt64
     public let pid: Int32
     public var description: String { "pid \(pid)" }
+
+    /// A handle as a supervisor registers it (another implementation of the shim's
+    /// supervision, e.g. an in-memory one for the pod actor's unit tests, makes its own).
+    public init(id: UInt64, pid: Int32) {
+        self.id = id
+        self.pid = pid
+    }
 }
 
 /// How a tracked process ended, as far as the supervisor could tell.
