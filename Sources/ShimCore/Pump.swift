@@ -3,31 +3,19 @@ import LinuxSys
 import Synchronization
 
 /// Copies every stdio stream of a shim (fifos, pipes, terminals of all its containers and
-/// execs) on one thread, driven by epoll: a pod costs one thread for its stdio however many
-/// processes it runs, and an EOF, a full destination draining, a stop or a CloseIO is seen the
-/// moment it happens, with no polling tick.
+/// execs) on one thread, its own `EventLoop`: a pod costs one thread for its stdio however
+/// many processes it runs, and an EOF, a full destination draining, a stop or a CloseIO is
+/// seen the moment it happens, with no polling tick.
 ///
-/// Every stream's state is touched only by the copier thread; callers talk to it through
-/// commands queued under a lock and an eventfd wake-up. The thread starts with the first
-/// stream and lives as long as the shim.
+/// Every stream's state is touched only on the loop thread; callers' stops and drains are
+/// commands the loop runs at its next turn, before that turn's ready descriptors.
 public final class StdioCopier: Sendable {
-    private let epoll: Epoll
-    private let state = Mutex(State())
-
-    private struct State {
-        var commands: [Command] = []
-        var nextID: UInt64 = 0
-        var threadStarted = false
-    }
-
-    private enum Command {
-        case add(UInt64, source: Int32, destination: Int32, Pump)
-        case stop(UInt64)
-        case drain(UInt64)
-    }
+    private let loop: EventLoop
+    private let streams = Streams()
+    private let nextID = Mutex<UInt64>(0)
 
     public init() throws(Errno) {
-        epoll = try Epoll()
+        loop = try EventLoop(name: "stdio")
     }
 
     /// Starts copying `source` to `destination`; the pump owns both descriptors from here on
@@ -37,47 +25,55 @@ public final class StdioCopier: Sendable {
         do throws(Errno) {
             try FileDescriptor.setNonBlocking(source)
             try FileDescriptor.setNonBlocking(destination)
+            try loop.start()
         } catch {
             FileDescriptor.close(source)
             FileDescriptor.close(destination)
             throw error
         }
-        let (id, startThread) = state.withLock { state -> (UInt64, Bool) in
-            state.nextID += 1
-            defer { state.threadStarted = true }
-            return (state.nextID, !state.threadStarted)
+        let id = nextID.withLock { id in
+            id += 1
+            return id
         }
         let pump = Pump(id: id, copier: self)
-        if startThread {
-            do throws(Errno) {
-                try DetachedThread.spawn(name: "stdio") { [self] in run() }
-            } catch {
-                state.withLock { $0.threadStarted = false }
-                FileDescriptor.close(source)
-                FileDescriptor.close(destination)
-                throw error
-            }
+        let stream = Stream(id: id, source: source, destination: destination, pump: pump)
+        loop.perform { [self] in
+            if !watchSource(stream) { finish(stream) }
         }
-        send(.add(id, source: source, destination: destination, pump))
         return pump
     }
 
-    fileprivate func stop(_ id: UInt64) { send(.stop(id)) }
-    fileprivate func drainThenStop(_ id: UInt64) { send(.drain(id)) }
-
-    private func send(_ command: Command) {
-        state.withLock { $0.commands.append(command) }
-        epoll.wake()
+    fileprivate func stop(_ id: UInt64) {
+        loop.perform { [self] in
+            if let stream = streams.byID[id] { finish(stream) }
+        }
     }
 
-    // MARK: the copier thread
+    fileprivate func drainThenStop(_ id: UInt64) {
+        loop.perform { [self] in
+            guard let stream = streams.byID[id] else { return }
+            stream.draining = true
+            if stream.pending.isEmpty { transfer(stream) }
+        }
+    }
 
-    /// A stream as the copier thread sees it.
-    private final class Stream {
+    // MARK: on the loop thread
+
+    /// The streams being copied; touched on the loop thread only.
+    private final class Streams: @unchecked Sendable {
+        var byID: [UInt64: Stream] = [:]
+        var buffer = [UInt8](repeating: 0, count: 32 * 1024)
+    }
+
+    /// A stream as the loop thread sees it.
+    private final class Stream: @unchecked Sendable {
         let id: UInt64
         let source: Int32
         let destination: Int32
         let pump: Pump
+        /// The loop's registrations: the source while reading, the destination while full.
+        var sourceTag: UInt64?
+        var destinationTag: UInt64?
         /// Read but not yet written: the destination would block (nobody reads the fifo).
         var pending: [UInt8] = []
         /// The reader went away (EPIPE): the source is still drained so the process never
@@ -94,53 +90,44 @@ public final class StdioCopier: Sendable {
         }
     }
 
-    /// Tags: stream id × 2 for the source, + 1 for the destination.
-    private static func sourceTag(_ id: UInt64) -> UInt64 { id << 1 }
-    private static func destinationTag(_ id: UInt64) -> UInt64 { id << 1 | 1 }
+    /// One end of a stream, as the loop calls it when ready.
+    private final class End: EventLoop.Handler, @unchecked Sendable {
+        let stream: Stream
+        let isSource: Bool
+        weak var copier: StdioCopier?
 
-    private func run() {
-        var streams: [UInt64: Stream] = [:]
-        var buffer = [UInt8](repeating: 0, count: 32 * 1024)
-        while true {
-            let ready = epoll.waitEvents(timeoutMilliseconds: -1)
-            let commands = state.withLock { state in
-                defer { state.commands = [] }
-                return state.commands
+        init(_ stream: Stream, isSource: Bool, copier: StdioCopier) {
+            self.stream = stream
+            self.isSource = isSource
+            self.copier = copier
+        }
+
+        func ready(_ events: UInt32) {
+            guard let copier, copier.streams.byID[stream.id] === stream else { return }  // finished earlier in this turn
+            if isSource {
+                if stream.pending.isEmpty { copier.transfer(stream) }
+            } else {
+                copier.flushPending(stream)
             }
-            for command in commands {
-                switch command {
-                case .add(let id, let source, let destination, let pump):
-                    let stream = Stream(id: id, source: source, destination: destination, pump: pump)
-                    do throws(Errno) {
-                        try epoll.watch(source, tag: Self.sourceTag(id), for: .readable, replacing: false)
-                        streams[id] = stream
-                    } catch {
-                        finish(stream, &streams)
-                    }
-                case .stop(let id):
-                    if let stream = streams[id] { finish(stream, &streams) }
-                case .drain(let id):
-                    guard let stream = streams[id] else { continue }
-                    stream.draining = true
-                    if stream.pending.isEmpty { transfer(stream, &streams, &buffer) }
-                }
-            }
-            for (tag, _) in ready where tag != Epoll.wakeTag {
-                guard let stream = streams[tag >> 1] else { continue }  // finished earlier in this round
-                if tag & 1 == 0 {
-                    if stream.pending.isEmpty { transfer(stream, &streams, &buffer) }
-                } else {
-                    flushPending(stream, &streams, &buffer)
-                }
-            }
+        }
+    }
+
+    /// Reads the source from now on; false if the loop would not take it.
+    private func watchSource(_ stream: Stream) -> Bool {
+        do throws(Errno) {
+            stream.sourceTag = try loop.register(stream.source, End(stream, isSource: true, copier: self), makeNonBlocking: false)
+            streams.byID[stream.id] = stream
+            return true
+        } catch {
+            return false
         }
     }
 
     /// The source is readable (or at EOF): copy what it has, a bounded amount per wake-up so
     /// one chatty stream cannot starve the others.
-    private func transfer(_ stream: Stream, _ streams: inout [UInt64: Stream], _ buffer: inout [UInt8]) {
+    private func transfer(_ stream: Stream) {
         for _ in 0..<16 {
-            let result = buffer.withUnsafeMutableBytes { raw in
+            let result = streams.buffer.withUnsafeMutableBytes { raw in
                 Result { () throws(Errno) -> Int in try FileDescriptor.read(stream.source, into: raw) }
             }
             let count: Int
@@ -148,31 +135,32 @@ public final class StdioCopier: Sendable {
             case .success(let n): count = n
             case .failure(let error):
                 if error.code == Errno.EAGAIN {
-                    if stream.draining { finish(stream, &streams) }
+                    if stream.draining { finish(stream) }
                     return
                 }
                 // EIO: the terminal's other side is gone; anything else: nothing more to read.
-                finish(stream, &streams)
+                finish(stream)
                 return
             }
             if count == 0 {
-                finish(stream, &streams)
+                finish(stream)
                 return
             }
             if stream.discarding { continue }
-            let written = write(stream, buffer[0..<count])
+            let written = write(stream, streams.buffer[0..<count])
             if written < count {
                 if stream.discarding { continue }
                 // The destination is full: keep the rest, stop reading until it drains.
-                stream.pending = Array(buffer[written..<count])
+                stream.pending = Array(streams.buffer[written..<count])
                 // Out of the set, not just without interest: a hang-up is always reported
                 // and would spin this loop while the destination is full.
-                epoll.remove(stream.source)
+                if let tag = stream.sourceTag { loop.unregister(stream.source, tag: tag) }
+                stream.sourceTag = nil
                 do throws(Errno) {
-                    try epoll.watch(
-                        stream.destination, tag: Self.destinationTag(stream.id), for: .writable, replacing: false)
+                    stream.destinationTag = try loop.register(
+                        stream.destination, End(stream, isSource: false, copier: self), for: .writable, makeNonBlocking: false)
                 } catch {
-                    finish(stream, &streams)
+                    finish(stream)
                 }
                 return
             }
@@ -180,7 +168,7 @@ public final class StdioCopier: Sendable {
     }
 
     /// The destination can take more: write what was pending, then resume reading the source.
-    private func flushPending(_ stream: Stream, _ streams: inout [UInt64: Stream], _ buffer: inout [UInt8]) {
+    private func flushPending(_ stream: Stream) {
         let written = write(stream, stream.pending[...])
         if stream.discarding {
             stream.pending = []
@@ -190,14 +178,13 @@ public final class StdioCopier: Sendable {
         } else {
             stream.pending = []
         }
-        epoll.remove(stream.destination)
-        do throws(Errno) {
-            try epoll.watch(stream.source, tag: Self.sourceTag(stream.id), for: .readable, replacing: false)
-        } catch {
-            finish(stream, &streams)
+        if let tag = stream.destinationTag { loop.unregister(stream.destination, tag: tag) }
+        stream.destinationTag = nil
+        guard watchSource(stream) else {
+            finish(stream)
             return
         }
-        transfer(stream, &streams, &buffer)
+        transfer(stream)
     }
 
     /// Writes as much of `bytes` as the destination takes now; a reader that went away turns
@@ -219,12 +206,14 @@ public final class StdioCopier: Sendable {
         return offset
     }
 
-    private func finish(_ stream: Stream, _ streams: inout [UInt64: Stream]) {
-        streams[stream.id] = nil
+    private func finish(_ stream: Stream) {
+        streams.byID[stream.id] = nil
         // Out of the epoll set before closing: a duplicate of the descriptor elsewhere (a
         // terminal's master) would otherwise keep the registration alive.
-        epoll.remove(stream.source)
-        epoll.remove(stream.destination)
+        if let tag = stream.sourceTag { loop.unregister(stream.source, tag: tag) }
+        if let tag = stream.destinationTag { loop.unregister(stream.destination, tag: tag) }
+        stream.sourceTag = nil
+        stream.destinationTag = nil
         FileDescriptor.close(stream.source)
         FileDescriptor.close(stream.destination)
         stream.pump.markFinished()

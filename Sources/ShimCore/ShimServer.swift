@@ -55,7 +55,7 @@ enum ShimServer {
             let ttrpcAddress = ProcessEnvironment.value("TTRPC_ADDRESS") ?? (flags.address + ".ttrpc")
             // One thread serves every ttrpc socket of the shim: the listener, containerd's
             // connections (one per task) and the events connection.
-            let frameLoop = try FrameLoop()
+            let frameLoop = try FrameLoop.frames()
             let events = EventPublisher(address: ttrpcAddress, namespace: flags.namespace, log: log, loop: frameLoop)
             let (shutdownRequests, shutdownContinuation) = AsyncStream<Void>.makeStream()
             let shim = PodShim(

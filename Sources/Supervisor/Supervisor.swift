@@ -59,6 +59,8 @@ public final class Supervisor: Sendable {
     private struct Entry {
         let pid: Int32
         var pidfd: Int32?
+        /// Its registration in the loop (removed when it is collected).
+        var loopTag: UInt64?
         var outcome: ChildOutcome?
         var waiters: [CheckedContinuation<ChildOutcome, Never>] = []
     }
@@ -76,7 +78,9 @@ public final class Supervisor: Sendable {
     private let options: Options
     /// Set when the process may not exec itself (its seccomp filter forbids execve).
     private let spawnHelper: SpawnHelper?
-    private let epoll: Epoll
+    /// pidfds and the SIGCHLD signalfd; after every turn, the sweep of unknown children.
+    private let loop: EventLoop
+    private let hooks: LoopHooks
     private let state = Mutex(State())
     /// Held from posix_spawn/pidfd_open to registration, and by the unknown-child sweep, so
     /// the sweep can never reap a child in the instant before it is tracked.
@@ -87,9 +91,19 @@ public final class Supervisor: Sendable {
     public init(options: Options = Options(), spawnHelper: SpawnHelper? = nil) throws(Errno) {
         self.options = options
         self.spawnHelper = spawnHelper
-        epoll = try Epoll()
-        if let fd = options.childSignalDescriptor { try epoll.add(fd, tag: Self.childSignalTag) }
-        try DetachedThread.spawn(name: "supervisor") { [self] in loop() }
+        let hooks = LoopHooks(interval: options.sweepIntervalMilliseconds)
+        let signalled = options.childSignalDescriptor
+        // Without the signalfd, exited children are looked for on a timer that backs off
+        // while nothing happens; with it, only when something happened.
+        loop = try EventLoop(
+            name: "supervisor",
+            turns: EventLoop.Turns(
+                timeoutMilliseconds: { signalled == nil ? hooks.interval.withLock { $0 } : -1 },
+                afterEach: { anyReady in hooks.owner.withLock { $0 }?.afterTurn(anyReady: anyReady) }))
+        self.hooks = hooks
+        hooks.owner.withLock { $0 = self }
+        if let signalled { _ = try loop.register(signalled, ChildSignalHandler(fd: signalled), makeNonBlocking: false) }
+        try loop.start()
         if let spawnHelper { _ = try adopt(pid: spawnHelper.pid) }
     }
 
@@ -174,8 +188,9 @@ public final class Supervisor: Sendable {
             return state.nextID
         }
         do throws(Errno) {
-            try epoll.add(pidfd, tag: id)
-            epoll.wake()  // a new process: orphans may follow, sweep soon again
+            let tag = try loop.register(pidfd, PidfdHandler(id: id, supervisor: self), makeNonBlocking: false)
+            state.withLock { $0.entries[id]?.loopTag = tag }
+            loop.wake()  // a new process: orphans may follow, sweep soon again
         } catch {
             state.withLock { state in
                 state.entries[id] = nil
@@ -242,45 +257,36 @@ public final class Supervisor: Sendable {
 
     /// Stops the loop; waiters of children still running get `.abandoned`.
     public func shutdown() {
-        let (waiters, pidfds) = state.withLock { state -> ([CheckedContinuation<ChildOutcome, Never>], [Int32]) in
+        let (waiters, pidfds) = state.withLock { state -> ([CheckedContinuation<ChildOutcome, Never>], [(Int32, UInt64?)]) in
             state.stopped = true
             var waiters: [CheckedContinuation<ChildOutcome, Never>] = []
-            var pidfds: [Int32] = []
+            var pidfds: [(Int32, UInt64?)] = []
             for (id, var entry) in state.entries where entry.outcome == nil {
                 waiters += entry.waiters
                 entry.waiters = []
                 entry.outcome = .abandoned
-                if let pidfd = entry.pidfd { pidfds.append(pidfd) }
+                if let pidfd = entry.pidfd { pidfds.append((pidfd, entry.loopTag)) }
                 entry.pidfd = nil
+                entry.loopTag = nil
                 state.entries[id] = entry
             }
             return (waiters, pidfds)
         }
-        epoll.wake()
-        for pidfd in pidfds {
-            epoll.remove(pidfd)
+        hooks.owner.withLock { $0 = nil }
+        loop.stop()
+        for (pidfd, tag) in pidfds {
+            if let tag { loop.unregister(pidfd, tag: tag) }
             PidFD.close(pidfd)
         }
         for waiter in waiters { waiter.resume(returning: .abandoned) }
     }
 
-    /// The epoll tag of `childSignalDescriptor` (pidfd tags count up from 0).
-    private static let childSignalTag: UInt64 = .max - 1
-
-    private func loop() {
-        var interval = options.sweepIntervalMilliseconds
-        let signalled = options.childSignalDescriptor
-        while !state.withLock({ $0.stopped }) {
-            let ready = epoll.wait(timeoutMilliseconds: signalled == nil ? interval : -1)
-            for tag in ready where tag != Epoll.wakeTag {
-                if tag == Self.childSignalTag, let signalled {
-                    ChildSignals.drain(signalled)
-                } else {
-                    collect(tag)
-                }
-            }
-            let reaped = options.reapsUnknownChildren ? sweepUnknownChildren() : 0
-            if !ready.isEmpty || reaped > 0 {
+    /// After each turn of the loop: unknown children reaped, and the sweep's next interval
+    /// (back to the base after anything happened, doubling up to the idle one otherwise).
+    fileprivate func afterTurn(anyReady: Bool) {
+        let reaped = options.reapsUnknownChildren ? sweepUnknownChildren() : 0
+        hooks.interval.withLock { interval in
+            if anyReady || reaped > 0 {
                 interval = options.sweepIntervalMilliseconds
             } else {
                 interval = min(interval * 2, max(options.idleSweepIntervalMilliseconds, options.sweepIntervalMilliseconds))
@@ -289,8 +295,8 @@ public final class Supervisor: Sendable {
     }
 
     /// The pidfd of `id` is readable: the process has exited. Reap it and wake its waiters.
-    private func collect(_ id: UInt64) {
-        let collected = state.withLock { state -> (ChildOutcome, [CheckedContinuation<ChildOutcome, Never>], Int32)? in
+    fileprivate func collect(_ id: UInt64) {
+        let collected = state.withLock { state -> (ChildOutcome, [CheckedContinuation<ChildOutcome, Never>], Int32, UInt64?)? in
             guard var entry = state.entries[id], entry.outcome == nil, let pidfd = entry.pidfd else { return nil }
             let outcome: ChildOutcome
             do {
@@ -302,15 +308,17 @@ public final class Supervisor: Sendable {
                 outcome = .exitedWithoutStatus  // ECHILD: not our child
             }
             let waiters = entry.waiters
+            let tag = entry.loopTag
             entry.outcome = outcome
             entry.pidfd = nil
+            entry.loopTag = nil
             entry.waiters = []
             state.entries[id] = entry
             state.idOfPid[entry.pid] = nil
-            return (outcome, waiters, pidfd)
+            return (outcome, waiters, pidfd, tag)
         }
-        guard let (outcome, waiters, pidfd) = collected else { return }
-        epoll.remove(pidfd)
+        guard let (outcome, waiters, pidfd, tag) = collected else { return }
+        if let tag { loop.unregister(pidfd, tag: tag) }
         PidFD.close(pidfd)
         for waiter in waiters { waiter.resume(returning: outcome) }
     }
@@ -336,4 +344,31 @@ public final class Supervisor: Sendable {
             return reapedCount
         }
     }
+}
+
+/// What the supervisor's loop calls: a pidfd readable (its process exited), the signalfd.
+private final class PidfdHandler: EventLoop.Handler {
+    let id: UInt64
+    weak let supervisor: Supervisor?
+
+    init(id: UInt64, supervisor: Supervisor) {
+        self.id = id
+        self.supervisor = supervisor
+    }
+
+    func ready(_ events: UInt32) { supervisor?.collect(id) }
+}
+
+private final class ChildSignalHandler: EventLoop.Handler {
+    let fd: Int32
+    init(fd: Int32) { self.fd = fd }
+    func ready(_ events: UInt32) { ChildSignals.drain(fd) }
+}
+
+/// The loop's view of its supervisor: the sweep interval it waits, and the supervisor its
+/// turns call back (set once the supervisor exists, cleared at shutdown).
+private final class LoopHooks: Sendable {
+    let interval: Mutex<Int32>
+    let owner = Mutex<Supervisor?>(nil)
+    init(interval: Int32) { self.interval = Mutex(interval) }
 }

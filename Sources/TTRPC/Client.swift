@@ -31,7 +31,7 @@ public final class TTRPCClient: Sendable {
     /// `loop` (e.g. the shim's, shared with its server), or by a loop of its own.
     public static func connect(path: String, loop: FrameLoop? = nil) throws -> TTRPCClient {
         let fd = try UnixSocket.connect(path: path)
-        let loop = try loop ?? FrameLoop()
+        let loop = try loop ?? FrameLoop.frames()
         let client = TTRPCClient()
         let connection = FrameConnection(
             fd: fd,

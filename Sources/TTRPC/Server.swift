@@ -142,7 +142,7 @@ public final class TTRPCServer: Sendable {
     public func serve(listener fd: Int32) throws(Errno) {
         let loop: FrameLoop
         do throws(Errno) {
-            if let givenLoop { loop = givenLoop } else { loop = try FrameLoop() }
+            if let givenLoop { loop = givenLoop } else { loop = try FrameLoop.frames() }
         } catch {
             UnixSocket.close(fd)
             throw error
