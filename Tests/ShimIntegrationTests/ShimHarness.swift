@@ -120,17 +120,28 @@ final class ShimHarness: Sendable {
 
     /// Runs `ctr -a <socket> <arguments>`, optionally with stdin text, within `timeout`.
     func ctr(_ arguments: [String], stdin: String? = nil, timeout: Duration = .seconds(60)) async throws -> Result {
-        try await runCommand(
-            ContainerdUnderTest.ctr, ["-a", containerd.address] + arguments, stdin: stdin, environment: ["CONTAINERD_NAMESPACE": namespace],
-            timeout: timeout)
+        Self.withoutDeprecations(
+            try await runCommand(
+                ContainerdUnderTest.ctr, ["-a", containerd.address] + arguments, stdin: stdin,
+                environment: ["CONTAINERD_NAMESPACE": namespace], timeout: timeout))
+    }
+
+    /// ctr 2.3 warns on every call that cgroup v1 is deprecated (these machines are cgroup v1):
+    /// not output of the command.
+    static func withoutDeprecations(_ result: Result) -> Result {
+        var result = result
+        result.output = result.output.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { !$0.contains("msg=\"DEPRECATION: The support for cgroup v1") }.joined(separator: "\n")
+        return result
     }
 
     /// `ctr` with a terminal on its side (`script` gives it a pty), for `-t`.
     func ctrWithTerminal(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Result {
         let command = ([ContainerdUnderTest.ctr, "-a", containerd.address] + arguments).map(Self.shellQuoted).joined(separator: " ")
-        return try await runCommand(
-            "/usr/bin/script", ["-qec", command, "/dev/null"], stdin: nil, environment: ["CONTAINERD_NAMESPACE": namespace],
-            timeout: timeout)
+        return Self.withoutDeprecations(
+            try await runCommand(
+                "/usr/bin/script", ["-qec", command, "/dev/null"], stdin: nil, environment: ["CONTAINERD_NAMESPACE": namespace],
+                timeout: timeout))
     }
 
     static func shellQuoted(_ word: String) -> String {

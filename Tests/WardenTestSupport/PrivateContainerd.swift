@@ -28,6 +28,7 @@ public final class PrivateContainerd: Sendable {
             disabled_plugins = [\(disableCRI ? "\"io.containerd.grpc.v1.cri\", " : "")"io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
             [grpc]
               address = "\(dir.file("c.sock"))"
+            \(ContainerdUnderTest.socketDirConfig(state: dir.file("state")))
             \(extraConfig)
             """
         try config.write(toFile: dir.file("config.toml"), atomically: true, encoding: .utf8)

@@ -222,7 +222,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                     "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
 [grpc]
   address = "{self.socket}"
-[{cri}]
+{self._socket_dir_config()}[{cri}]
   sandbox_image = "{PAUSE_IMAGE}"
   # The test machines lack CAP_SYS_RESOURCE: runsc under the runc shim (the comparison
   # handlers) could not set the sandbox's -998. Warden would clamp it itself (OOMScoreClamp,
@@ -266,6 +266,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   Root = "{self.path(name)}"
 '''
         return text
+
+    def _socket_dir_config(self):
+        """containerd 2.3+ tells each shim where its socket goes (BootstrapParams socket_dir),
+        /run/containerd/s by default whatever its state dir: the node keeps them in its own
+        `<state>/s`, where they were before 2.3 (and where the upgrade test's 2.1 put them)."""
+        if containerd_version() < (2, 3, 0):
+            return ""
+        return f'[plugins."io.containerd.shim.v1.manager"]\n  socket_dir = "{self.path("state", "s")}"\n'
 
     def _registry_config(self, cri):
         if not self.registry_hosts:
