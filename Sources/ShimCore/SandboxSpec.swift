@@ -99,9 +99,20 @@ struct SandboxSpec: Encodable {
         if !pod.logDirectory.isEmpty { annotations["io.kubernetes.cri.sandbox-log-directory"] = pod.logDirectory }
         self.annotations = annotations
 
-        var namespaces = ["pid", "ipc", "uts", "mount"].map { Namespace(type: $0, path: nil) }
-        // No path: runsc makes a namespace of its own (a pod with no network of CRI's making).
-        namespaces.append(Namespace(type: "network", path: netnsPath.isEmpty ? nil : netnsPath))
+        // The pod's own pid and ipc namespaces unless it asked for the node's (hostPID,
+        // hostIPC): then none, as in the pause container's spec containerd writes under
+        // podsandbox.
+        let options = pod.linux.securityContext.namespaceOptions
+        var namespaces: [Namespace] = []
+        if options.pid != .node { namespaces.append(Namespace(type: "pid", path: nil)) }
+        if options.ipc != .node { namespaces.append(Namespace(type: "ipc", path: nil)) }
+        namespaces += ["uts", "mount"].map { Namespace(type: $0, path: nil) }
+        // hostNetwork: no network namespace at all (the sandbox is on the node's network; with
+        // one of its own nothing it listens on could be reached from the node, critest's
+        // "portforward in host network"). Else CRI's, or with no path one runsc makes.
+        if options.network != .node {
+            namespaces.append(Namespace(type: "network", path: netnsPath.isEmpty ? nil : netnsPath))
+        }
         let given = pod.linux
         linux = Linux(
             cgroupsPath: Self.cgroupsPath(parent: given.cgroupParent, id: id), namespaces: namespaces,

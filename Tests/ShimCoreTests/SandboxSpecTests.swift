@@ -67,6 +67,21 @@ import Testing
         #expect((spec["linux"] as? [String: Any])?["resources"] == nil)
     }
 
+    /// hostNetwork, hostPID, hostIPC: no namespace of that kind in the spec (the node's), as
+    /// containerd writes the pause container's under podsandbox; the others stay the pod's.
+    @Test func aPodOnTheNodesNamespacesGetsNoneOfItsOwn() throws {
+        func types(_ configure: (inout Runtime_V1_NamespaceOption) -> Void) throws -> [String] {
+            var pod = Runtime_V1_PodSandboxConfig()
+            configure(&pod.linux.securityContext.namespaceOptions)
+            let spec = try decoded(SandboxSpec(id: "sb1", pod: pod, netnsPath: "", rootfs: "/r"))
+            let namespaces = (spec["linux"] as? [String: Any])?["namespaces"] as? [[String: String]] ?? []
+            return namespaces.compactMap { $0["type"] }.sorted()
+        }
+        #expect(try types { _ in } == ["ipc", "mount", "network", "pid", "uts"])
+        #expect(try types { $0.network = .node } == ["ipc", "mount", "pid", "uts"])
+        #expect(try types { $0.pid = .node; $0.ipc = .node } == ["mount", "network", "uts"])
+    }
+
     @Test func optionsThatAreNotAPodConfigAreRefusedByName() throws {
         #expect(try SandboxSpec.podConfig(from: nil) == Runtime_V1_PodSandboxConfig())
         var wrong = Google_Protobuf_Any()
