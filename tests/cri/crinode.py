@@ -125,6 +125,8 @@ class CRINode(NodeAudit):
         whether shim-sandboxed handlers carry ConfigPath options (default: when the set's
         containerd takes them, 2.3.1+)."""
         self.containerd_dir = containerd_dir or CONTAINERD_DIR
+        # Where containerd's runc shim puts its sockets (the audit's runc_shim_sockets).
+        self.shim_socket_directory = "/run/containerd/s" if containerd_version() < (2, 3, 0) else None
         self.shim_options = SHIM_SANDBOXER_OPTIONS if shim_options is None else shim_options
         self.port_mappings = port_mappings
         self.oci_seccomp = oci_seccomp
@@ -133,6 +135,7 @@ class CRINode(NodeAudit):
         self.bin = build_directory()
         self.shim_dir = self.bin  # first on containerd's PATH: where it finds the shim
         self.dir = tempfile.mkdtemp(prefix="wcri-")
+        self.shim_socket_directory = self.shim_socket_directory or self.path("state", "s")
         self.socket = os.path.join(self.dir, "c.sock")
         self.netns = "wcri-" + uuid.uuid4().hex[:8]
         self.cgroup_root = "/" + os.path.basename(self.dir)

@@ -159,7 +159,7 @@ class NodeAudit:
 
     def our_sockets(self):
         """Sockets under the node's dir (shims', runsc's control sockets, consoles), containerd's
-        own aside, and the runc shim sockets of this node's pods (containerd puts those under
+        own aside, and the runc shim sockets of this node's pods (before containerd 2.3 under
         /run/containerd/s whatever its state dir is)."""
         found = []
         for root, _, files in os.walk(self.dir):
@@ -176,8 +176,10 @@ class NodeAudit:
 
     def runc_shim_sockets(self):
         """Where containerd's runc shim serves each runc pod of this node: its shim library names
-        the socket /run/containerd/s/<sha256 of "<containerd address>/<namespace>/<id>">."""
-        return [os.path.join("/run/containerd/s", hashlib.sha256(f"{self.socket}/{K8S_NAMESPACE}/{pod_id}".encode()).hexdigest())
+        the socket <shim socket dir>/<sha256 of "<containerd address>/<namespace>/<id>"> (the dir
+        is /run/containerd/s before containerd 2.3 whatever the state dir, and the node's own
+        `socket_dir` from 2.3: CRINode.shim_socket_directory)."""
+        return [os.path.join(self.shim_socket_directory, hashlib.sha256(f"{self.socket}/{K8S_NAMESPACE}/{pod_id}".encode()).hexdigest())
                 for pod_id, handler in self.pod_handlers.items() if handler.startswith("runc")]
 
     def remove_runc_shim_sockets(self):
