@@ -35,7 +35,7 @@ CAPABILITIES = [
     ("CRI through the Sandbox API (`sandboxer = \"shim\"`)", [("cri", r"^ShimSandboxerTests\.")]),
     # containerd 2.3+ only: its log over a CRI lifecycle, and the in-place upgrade from 2.1.
     ("containerd 2.3: bootstrap, `-info`, upgrade from 2.1 with pods running",
-     [("swift", r"^StartDeleteTests/startAnswersBootstrap"), ("cri", r"^(Containerd23Tests|UpgradeTests)\.")]),
+     [("cri", r"^(Containerd23Tests|UpgradeTests)\.")]),
 ]
 SETS = ["current", "lts", "bookworm", "next"]
 BEGIN, END = "<!-- release-table:begin -->", "<!-- release-table:end -->"
