@@ -200,7 +200,9 @@ import WardenTestSupport
         pod.runtime.hang("kill")
         let began = ContinuousClock.now
         try await pod.shim.kill(id: "pod", execID: "", signal: 9, all: true)
-        #expect(ContinuousClock.now - began < Self.deadlines.runscCallTimeout + .milliseconds(200))
+        // Kill answers at 0.9 × runsc_call_timeout; the slack is for a loaded machine (the
+        // unit suite runs its tests in parallel on two cores: 503 ms was seen against 500).
+        #expect(ContinuousClock.now - began < Self.deadlines.runscCallTimeout + .milliseconds(700))
         try await pod.published("/tasks/exit")
         #expect(ContinuousClock.now - began < Self.deadlines.stopDeadline + .milliseconds(500))
         #expect(!pod.supervision.isAlive(sandbox))
