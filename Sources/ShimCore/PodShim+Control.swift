@@ -46,16 +46,31 @@ extension PodShim {
         // for the metrics of each container that exits with 137 (every SIGKILLed one) to
         // look for an OOM kill: with empty metrics it finds none, as the sentry reports none.
         guard container.initProcess.status == .running || container.initProcess.status == .paused else {
-            do {
-                return try Google_Protobuf_Any(containerdMessage: Io_Containerd_Cgroups_V1_Metrics())
-            } catch {
-                throw ShimError(.internal, "stats of \(id): \(error)")
-            }
+            return try Self.emptyMetrics(id)
         }
         let stats: RunscStats
-        do throws(RunscError) { stats = try await runsc.stats(id) } catch { throw ShimError(from: error, "stats of \(id)") }
+        do throws(RunscError) {
+            stats = try await runsc.stats(id)
+        } catch {
+            // Asked while the pod is being stopped (containerd's collector runs on its own
+            // clock): runsc can no longer read a container that is exiting, which is no failure.
+            let sandbox = sandboxes[container.sandboxID]
+            let stopping = sandbox.map { $0.termination != nil || isDead($0) } ?? false
+            if stopping || (container.initProcess.status != .running && container.initProcess.status != .paused) {
+                return try Self.emptyMetrics(id)
+            }
+            throw ShimError(from: error, "stats of \(id)")
+        }
         do {
             return try Google_Protobuf_Any(containerdMessage: CgroupMetrics.v1(stats))
+        } catch {
+            throw ShimError(.internal, "stats of \(id): \(error)")
+        }
+    }
+
+    private static func emptyMetrics(_ id: String) throws(ShimError) -> Google_Protobuf_Any {
+        do {
+            return try Google_Protobuf_Any(containerdMessage: Io_Containerd_Cgroups_V1_Metrics())
         } catch {
             throw ShimError(.internal, "stats of \(id): \(error)")
         }

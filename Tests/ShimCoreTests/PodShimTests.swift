@@ -263,4 +263,22 @@ import WardenTestSupport
         #expect(!pod.supervision.isAlive(pod.runtime.sandboxPid("pod") ?? 0))
         #expect(!pod.events.topics.contains("/tasks/start"))
     }
+
+    /// Stats while the pod is stopping (containerd's collector asks on its own clock): empty
+    /// metrics, not runsc's failure to read an exiting container; while it runs, the failure;
+    /// once exited, empty.
+    @Test func statsOfAStoppingPodAreEmptyAndOfARunningOneTheRuntimesAnswer() async throws {
+        let pod = try Pod()
+        try await pod.create("pod")
+        _ = try await pod.shim.start(id: "pod", execID: "")
+        // The in-memory runtime keeps no stats: its answer is an error.
+        #expect(await Self.code { _ = try await pod.shim.stats(id: "pod") } == .internal)
+        pod.runtime.hang("kill")
+        async let killed: Void = pod.shim.kill(id: "pod", execID: "", signal: 9, all: true)
+        try await Task.sleep(for: .milliseconds(50))  // the ladder is waiting on runsc kill
+        #expect(try await pod.shim.stats(id: "pod").typeURL.hasSuffix("io.containerd.cgroups.v1.Metrics"))
+        try await killed
+        try await pod.published("/tasks/exit")
+        #expect(try await pod.shim.stats(id: "pod").value.isEmpty)
+    }
 }
