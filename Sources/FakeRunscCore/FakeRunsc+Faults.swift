@@ -26,11 +26,14 @@ extension FakeRunsc {
         /// create writes a pid that names no process to --pid-file (a runtime that lies): the
         /// shim above it lists a running task whose process does not exist.
         case liePid = "lie-pid"
+        /// A runsc from before April 2025 (both of Debian's): no `update` subcommand in
+        /// `runsc help`, and `update` unknown.
+        case noUpdate = "no-update"
     }
 
     /// The subcommands a `hang-<verb>` fault can hang (it then never returns).
     static let hangableVerbs: Set<String> = [
-        "create", "start", "state", "kill", "wait", "delete", "ps", "pause", "resume", "events", "exec",
+        "create", "start", "state", "kill", "wait", "delete", "ps", "pause", "resume", "events", "exec", "update", "help",
     ]
 
     struct Faults {

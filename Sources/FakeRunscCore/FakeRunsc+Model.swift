@@ -73,7 +73,7 @@ extension FakeRunsc {
 
     /// The verbs whose container id runsc resolves by prefix (not create, which names a new one).
     static let cliVerbsNamingAContainer: Set<String> = [
-        "start", "state", "kill", "wait", "delete", "ps", "pause", "resume", "events", "exec",
+        "start", "state", "kill", "wait", "delete", "ps", "pause", "resume", "events", "exec", "update",
     ]
 
     /// Resolves the container id argument as runsc (2022-12-19) does: every container in
@@ -147,7 +147,7 @@ extension FakeRunsc {
     struct Options {
         /// Flags of the subcommands that take a value as the next argument.
         static let valueFlags: Set<String> = [
-            "bundle", "pid-file", "console-socket", "format", "user-log", "interval", "process", "internal-pid-file", "pid",
+            "bundle", "pid-file", "console-socket", "format", "user-log", "interval", "process", "internal-pid-file", "pid", "resources",
         ]
         var values: [String: String] = [:]
         var flags: Set<String> = []

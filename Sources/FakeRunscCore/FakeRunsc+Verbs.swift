@@ -227,6 +227,35 @@ extension FakeRunsc {
     }
 
 
+    /// `runsc help`: the subcommand list, in runsc's layout ("\t<name>  <summary>").
+    static func help(faults: Faults) {
+        var verbs = ["create", "delete", "events", "exec", "help", "kill", "pause", "ps", "resume", "start", "state", "wait"]
+        if !faults.contains(.noUpdate) { verbs.append("update") }
+        Console.output(
+            "Usage: runsc <flags> <subcommand> <subcommand args>\n\nSubcommands:\n"
+                + verbs.sorted().map { "\t\($0)\(String(repeating: " ", count: 17 - $0.count))fake-runsc \($0)" }.joined(separator: "\n"))
+    }
+
+    /// `update --resources=- ID` as runsc 2025+: OCI LinuxResources JSON on stdin (or in a
+    /// file), refused unless it is a JSON object and the container is not stopped. What it
+    /// was given is recorded in the fault log (`update <id> <json>`) for the tests to read.
+    static func update(_ arguments: [String], root: String) throws {
+        let options = Options(arguments)
+        let id = try containerID(options.positional)
+        let state = try load(id, root: root)
+        guard state.status != "stopped", processAlive(state.sandboxPid) else {
+            throw Failure("cannot update container in state stopped")
+        }
+        let source = options.values["resources"] ?? "-"
+        let bytes = FileDescriptor.readAll(source == "-" ? "/proc/self/fd/0" : source)
+        guard let bytes, let object = try? JSONDecoder().decode([String: JSONAny].self, from: Data(bytes)) else {
+            throw Failure("update: reading resources from \(source): not a JSON object")
+        }
+        _ = object
+        let compact = String(decoding: bytes, as: UTF8.self).filter { $0 != "\n" }
+        record(root: root, "update \(id) \(compact)")
+    }
+
     /// `exec --detach --process F --pid-file P --internal-pid-file I [--console-socket S] id`:
     /// leaves an `exec-main` process (pid in P) that exits with the exec's status, like runsc.
     static func exec(_ arguments: [String], root: String, executable: String, globals: [String: String]) throws {
@@ -254,3 +283,19 @@ extension FakeRunsc {
         throw Failure("exec: the process did not start")
     }
 }
+
+/// Any JSON value, to check that a document is well-formed without a schema.
+struct JSONAny: Decodable {
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { return }
+        if (try? container.decode(Bool.self)) != nil || (try? container.decode(Double.self)) != nil
+            || (try? container.decode(String.self)) != nil || (try? container.decode([JSONAny].self)) != nil
+            || (try? container.decode([String: JSONAny].self)) != nil
+        {
+            return
+        }
+        throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a JSON value")
+    }
+}
+

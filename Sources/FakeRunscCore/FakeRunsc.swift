@@ -39,6 +39,12 @@ public enum FakeRunsc {
                 globals[pair[0]] = "true"
             }
         }
+        if globals["version"] != nil, rest.isEmpty {
+            // As `runsc --version`: what the shim names when it refuses an Update.
+            let faultsNow = try? Faults(root: globals["root"] ?? "/run/runsc")
+            Console.output("runsc version fake-\(faultsNow?.contains(.noUpdate) == true ? "20240729" : "20250401")\nspec: 1.1.0")
+            return 0
+        }
         guard let verb = rest.first else {
             Console.error("fake-runsc: missing subcommand")
             return 2
@@ -66,6 +72,10 @@ public enum FakeRunsc {
             case "pause": try pauseOrResume(arguments, root: root, pause: true)
             case "resume": try pauseOrResume(arguments, root: root, pause: false)
             case "events": try events(arguments, root: root)
+            case "help": help(faults: faults)
+            case "update":
+                if faults.contains(.noUpdate) { throw Failure("unknown subcommand \"update\"", status: 2) }
+                try update(arguments, root: root)
             case "exec":
                 if faults.contains(.failExec) { throw Failure("exec: fake fail-exec") }
                 try exec(arguments, root: root, executable: executable, globals: globals)

@@ -226,6 +226,40 @@ public struct Runsc: Sendable {
         _ = try await run("resume", [id], timeout: configuration.callTimeout)
     }
 
+    /// `runsc update --resources=- ID` (runsc since April 2025): the container's new resources,
+    /// OCI `LinuxResources` JSON, on stdin. Bounded by `runsc_call_timeout`.
+    public func update(_ id: String, resourcesJSON: [UInt8]) async throws(RunscError) {
+        let inputPath = "\(configuration.scratchDirectory)/runsc-\(ProcessIdentity.pid)-\(counter.next())-update.json"
+        defer { Files.remove(inputPath) }
+        do throws(Errno) {
+            try Files.write(inputPath, resourcesJSON, mode: 0o600)
+        } catch {
+            throw .spawnFailed(verb: "update", detail: "writing the resources to \(inputPath): \(error)")
+        }
+        _ = try await run("update", ["--resources=-", id], timeout: configuration.callTimeout, stdinPath: inputPath)
+    }
+
+    /// The subcommands this runsc lists in `runsc help` (each "\t<name>  <summary>" line),
+    /// bounded by `runsc_call_timeout`: how the shim learns whether `update` exists.
+    public func subcommands() async throws(RunscError) -> Set<String> {
+        Self.subcommands(inHelp: try await run("help", [], timeout: configuration.callTimeout))
+    }
+
+    /// The first line of `runsc --version` ("runsc version 0.0~20240729.0"), bounded by
+    /// `runsc_call_timeout`.
+    public func version() async throws(RunscError) -> String {
+        let output = try await run("--version", [], timeout: configuration.callTimeout)
+        return output.split(separator: "\n").first.map(String.init) ?? "runsc (no version printed)"
+    }
+
+    static func subcommands(inHelp text: String) -> Set<String> {
+        var names: Set<String> = []
+        for line in text.split(separator: "\n") where line.first == "\t" {
+            if let name = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first { names.insert(String(name)) }
+        }
+        return names
+    }
+
     /// Pids inside the container (`runsc ps --format=json`).
     public func ps(_ id: String) async throws(RunscError) -> [Int32] {
         let output = try await run("ps", ["--format=json", id], timeout: configuration.callTimeout)
@@ -251,7 +285,7 @@ public struct Runsc: Sendable {
     /// With `stdio`, runsc runs with the container's stdio (what create/start/exec hand to the
     /// sandbox) and its own messages go to a JSON log file, read back if it fails.
     public func run(
-        _ verb: String, _ arguments: [String], timeout: Duration?, stdio: ContainerStdio? = nil
+        _ verb: String, _ arguments: [String], timeout: Duration?, stdio: ContainerStdio? = nil, stdinPath: String? = nil
     ) async throws(RunscError) -> String {
         let callNumber = counter.next()
         let began = ContinuousClock.now
@@ -274,7 +308,7 @@ public struct Runsc: Sendable {
                     environment: configuration.environment, stdin: stdio.stdin, stdout: stdio.stdout,
                     stderr: stdio.stderr)
             } else {
-                let null = try FileDescriptor.open("/dev/null")
+                let null = try FileDescriptor.open(stdinPath ?? "/dev/null")  // stdin
                 defer { FileDescriptor.close(null) }
                 let out = try FileDescriptor.open(outPath, forWriting: true)
                 defer { FileDescriptor.close(out) }

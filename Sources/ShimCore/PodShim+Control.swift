@@ -1,4 +1,4 @@
-// Pause, Resume, Stats and stdio control (resize, close stdin), Connect and Shutdown: the
+// Pause, Resume, Update, Stats and stdio control (resize, close stdin), Connect and Shutdown: the
 // task API calls that neither create nor end a task. Runsc calls here run under runsc's own
 // per-call deadline and change state only after they answer.
 
@@ -37,6 +37,71 @@ extension PodShim {
         var event = Containerd_Events_TaskResumed()
         event.containerID = id
         events.publish("/tasks/resumed", event)
+    }
+
+    /// Update: the container's new resources (CRI UpdateContainerResources, an in-place
+    /// resize), forwarded to `runsc update` under `runsc_call_timeout`. A runsc without
+    /// `update` (every release before April 2025, both of Debian's) gets FailedPrecondition
+    /// naming its version, learnt once per shim.
+    public func update(id: String, resources: Google_Protobuf_Any) async throws(ShimError) {
+        let container = try container(id)
+        let json = try Self.linuxResourcesJSON(resources, id: id)
+        switch try await updateSupport(for: id) {
+        case .supported: break
+        case .unsupported(let version):
+            throw ShimError(
+                .failedPrecondition,
+                "update \(id): \(version) has no update command (runsc has it since April 2025); the container keeps its resources")
+        }
+        let status = container.initProcess.status
+        guard status == .created || status == .running || status == .paused else {
+            throw ShimError(.failedPrecondition, "update \(id): the container is \(status)")
+        }
+        do throws(RunscError) { try await runsc.update(id, resourcesJSON: json) } catch { throw ShimError(from: error, "update \(id)") }
+        log.info("updated the resources of \(id)")
+    }
+
+    private func updateSupport(for id: String) async throws(ShimError) -> UpdateSupport {
+        let probe: Task<UpdateSupport, any Error>
+        if let existing = updateSupport {
+            probe = existing
+        } else {
+            let runtime = runsc
+            probe = Task {
+                if try await runtime.subcommands().contains("update") { return .supported }
+                return .unsupported(version: (try? await runtime.version()) ?? "this runsc (its --version failed)")
+            }
+            updateSupport = probe
+        }
+        do {
+            return try await probe.value
+        } catch {
+            // A probe that failed (runsc hung or crashed) is not remembered: the next Update asks again.
+            if updateSupport == probe { updateSupport = nil }
+            if let runscError = error as? RunscError { throw ShimError(from: runscError, "update \(id): asking runsc for its subcommands") }
+            throw ShimError(.internal, "update \(id): \(error)")
+        }
+    }
+
+    /// The resources of an UpdateTaskRequest as OCI JSON: containerd sends `specs.LinuxResources`
+    /// as a typeurl Any whose value is that JSON.
+    static func linuxResourcesJSON(_ resources: Google_Protobuf_Any, id: String) throws(ShimError) -> [UInt8] {
+        guard resources.typeURL.hasSuffix("/LinuxResources") else {
+            let named = resources.typeURL.isEmpty ? "no resources" : "resources of type \(resources.typeURL)"
+            throw ShimError(.invalidArgument, "update \(id): \(named); expected OCI LinuxResources")
+        }
+        struct Shape: Decodable {
+            struct Memory: Decodable { var limit: Int64? }
+            struct CPU: Decodable { var shares: UInt64?; var quota: Int64?; var period: UInt64? }
+            var memory: Memory?
+            var cpu: CPU?
+        }
+        do {
+            _ = try JSONDecoder().decode(Shape.self, from: resources.value)
+        } catch {
+            throw ShimError(.invalidArgument, "update \(id): the LinuxResources are not OCI JSON (\(resources.value.count) bytes): \(error)")
+        }
+        return Array(resources.value)
     }
 
     public func stats(id: String) async throws(ShimError) -> Google_Protobuf_Any {
@@ -104,3 +169,11 @@ extension PodShim {
         }
     }
 }
+
+/// Whether the runtime can change a running container's resources.
+enum UpdateSupport: Sendable {
+    case supported
+    /// The runtime's version, for the refusal.
+    case unsupported(version: String)
+}
+

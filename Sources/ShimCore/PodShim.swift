@@ -59,6 +59,9 @@ public actor PodShim {
     static let subcontainerReleaseGrace: Duration = .seconds(1)
     /// Pod sandboxes containerd created through the Sandbox API (PodShim+Sandbox).
     var apiSandboxes: [String: APISandbox] = [:]
+    /// Whether the runtime has `update`, asked once per shim (`runsc help`); nil until an
+    /// Update asks, or while the last probe failed (the next Update asks again).
+    var updateSupport: Task<UpdateSupport, any Error>?
     /// The read-only rootfs holding the pause binary of such sandboxes (`[sandbox] pause_rootfs`).
     let pauseRootfs: String
 

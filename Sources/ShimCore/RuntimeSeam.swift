@@ -28,6 +28,12 @@ protocol SandboxRuntime: Sendable {
     func pause(_ id: String) async throws(RunscError)
     func resume(_ id: String) async throws(RunscError)
     func ps(_ id: String) async throws(RunscError) -> [Int32]
+    /// The container's new resources (OCI `LinuxResources` JSON), for a runtime that has it.
+    func update(_ id: String, resourcesJSON: [UInt8]) async throws(RunscError)
+    /// The subcommands the runtime has (`runsc help`): whether `update` exists.
+    func subcommands() async throws(RunscError) -> Set<String>
+    /// What the runtime says its version is, for messages.
+    func version() async throws(RunscError) -> String
     /// Removes what the runtime keeps for a container / a whole sandbox; what was removed.
     @discardableResult func removeState(_ id: String) -> [String]
     func removeSandboxState(_ sandboxID: String) -> [String]

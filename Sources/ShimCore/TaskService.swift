@@ -67,7 +67,8 @@ public enum TaskService {
             }
             registry.register(service: service, method: "Update") {
                 (_, request: Containerd_Task_V2_UpdateTaskRequest) async throws -> Google_Protobuf_Empty in
-                throw ShimError(.unimplemented, "update \(request.id): runsc (release 2022-12-19) has no update command")
+                try await shim.update(id: request.id, resources: request.resources)
+                return Google_Protobuf_Empty()
             }
             registry.register(service: service, method: "Checkpoint") {
                 (_, request: Containerd_Task_V2_CheckpointTaskRequest) async throws -> Google_Protobuf_Empty in

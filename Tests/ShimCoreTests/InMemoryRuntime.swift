@@ -256,6 +256,29 @@ final class InMemoryRuntime: SandboxRuntime, Sendable {
         return [1]
     }
 
+    /// What `update` was given, by container; and whether this runtime lists `update` at all.
+    private let updates = Mutex<[String: [UInt8]]>([:])
+    let hasUpdate = Mutex(true)
+    var updated: [String: [UInt8]] { updates.withLock { $0 } }
+
+    func update(_ id: String, resourcesJSON: [UInt8]) async throws(RunscError) {
+        try await enter("update", id, timeout: nil)
+        guard state.withLock({ $0.containers[id] }) != nil else {
+            throw .notFound(verb: "update", detail: "container \"\(id)\" does not exist")
+        }
+        updates.withLock { $0[id] = resourcesJSON }
+    }
+
+    func subcommands() async throws(RunscError) -> Set<String> {
+        try await enter("help", "", timeout: nil)
+        return hasUpdate.withLock { $0 } ? ["create", "kill", "update"] : ["create", "kill"]
+    }
+
+    func version() async throws(RunscError) -> String {
+        try await enter("version", "", timeout: nil)
+        return "runsc version in-memory-2024"
+    }
+
     func removeState(_ id: String) -> [String] {
         state.withLock { $0.containers.removeValue(forKey: id) }.map { _ in ["\(id).state"] } ?? []
     }
