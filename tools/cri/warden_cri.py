@@ -113,6 +113,13 @@ class CRIClient:
         request = pb.ExecSyncRequest(container_id=container_id, cmd=command, timeout=seconds)
         return self.call("ExecSync", request, seconds + 5 if timeout is None else timeout)
 
+    def update_resources(self, container_id, timeout=None, **linux):
+        """UpdateContainerResources (kubelet's in-place resize) with the given Linux resources
+        (memory_limit_in_bytes=…, cpu_quota=…, …)."""
+        request = pb.UpdateContainerResourcesRequest(
+            container_id=container_id, linux=pb.LinuxContainerResources(**linux))
+        self.call("UpdateContainerResources", request, timeout)
+
     def images(self, timeout=None):
         return list(self.call("ListImages", pb.ListImagesRequest(), timeout, service=IMAGE_SERVICE).images)
 
