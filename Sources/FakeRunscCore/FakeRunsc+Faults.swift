@@ -29,6 +29,10 @@ extension FakeRunsc {
         /// A runsc from before April 2025 (both of Debian's): no `update` subcommand in
         /// `runsc help`, and `update` unknown.
         case noUpdate = "no-update"
+        /// The sandbox, once a file `oom-now` appears beside the faults file, lowers its memory
+        /// cgroup's limit to just above what it uses and allocates until the kernel's OOM
+        /// killer kills it: a real OOM kill, counted in the cgroup's `oom_kill`.
+        case oomKillSandbox = "oom-kill-sandbox"
     }
 
     /// The subcommands a `hang-<verb>` fault can hang (it then never returns).

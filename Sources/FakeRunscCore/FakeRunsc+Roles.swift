@@ -34,6 +34,7 @@ extension FakeRunsc {
         }
         guard let pid = startContainerProcess(command, spec: spec, state: &state, root: root) else { return 127 }
         if faults.contains(.unkillableUntilNetnsDown) { holdUntilNetworkDown(id, root: root, container: pid) }
+        if faults.contains(.oomKillSandbox) { exhaustMemoryWhenTold(state, root: root, container: pid) }
         let status = ChildProcesses.waitBlocking(pid)
         // As in gVisor, the container's other processes do not outlive its init.
         ChildProcesses.signalGroup(pid, 9)
@@ -42,6 +43,42 @@ extension FakeRunsc {
         final.exitStatus = Int32(status.code)
         try? save(final, root: root)
         return Int32(status.code)
+    }
+
+    /// oom-kill-sandbox, the sandbox side: waits for `oom-now`, then makes the kernel OOM-kill
+    /// this process in its own memory cgroup (v1 `memory.limit_in_bytes`; swap limited too
+    /// where the kernel accounts it, so nothing is swapped out instead).
+    static func exhaustMemoryWhenTold(_ state: State, root: String, container: Int32) {
+        let trigger = "\(Faults.directory(root: root))/oom-now"
+        while processAlive(container), !FileDescriptor.exists(trigger) { Sleep.milliseconds(20) }
+        guard processAlive(container), let cgroupsPath = state.cgroupsPath,
+            let memory = Cgroups.directories(of: cgroupsPath, in: v1Hierarchies()).first(where: {
+                FileDescriptor.exists($0 + "/memory.limit_in_bytes")
+            }),
+            let usageText = FileDescriptor.readAll(memory + "/memory.usage_in_bytes"),
+            let usage = UInt64(String(decoding: usageText, as: UTF8.self).filter(\.isNumber))
+        else {
+            record(root: root, "oom-kill-sandbox: no memory cgroup to exhaust")
+            return
+        }
+        let limit = usage + 4 << 20
+        for file in ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"] where FileDescriptor.exists("\(memory)/\(file)") {
+            do throws(Errno) {  // a control file: written in place, never replaced
+                let fd = try FileDescriptor.open("\(memory)/\(file)", forWriting: true, append: true)
+                defer { FileDescriptor.close(fd) }
+                try FileDescriptor.writeAll(fd, Array("\(limit)".utf8))
+            } catch {
+                record(root: root, "oom-kill-sandbox: cannot set \(file): \(error)")
+            }
+        }
+        record(root: root, "oom-kill-sandbox: limit \(limit) in \(memory)")
+        var chunks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<4096 {  // 4 GiB at most: far past any limit set above
+            let chunk = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+            for offset in stride(from: 0, to: 1 << 20, by: 4096) { chunk.storeBytes(of: 1, toByteOffset: offset, as: UInt8.self) }
+            chunks.append(chunk)
+        }
+        record(root: root, "oom-kill-sandbox: allocated \(chunks.count) MiB and was not killed")
     }
 
     /// unkillable-until-netns-down, the sandbox side: watches the pod's links; when they are all

@@ -33,6 +33,20 @@ public enum Cgroups {
             .map { Hierarchy(mountPoint: $0.mountPoint, root: $0.root, type: $0.type) }
     }
 
+    /// How many processes of the cgroup at `directory` the kernel's OOM killer has killed:
+    /// `oom_kill` of v1's `memory.oom_control` (Linux 4.13+) or of v2's `memory.events`; nil
+    /// where the directory has neither (not a memory cgroup).
+    public static func oomKills(in directory: String) -> UInt64? {
+        for file in ["memory.oom_control", "memory.events"] {
+            guard let bytes = FileDescriptor.readAll("\(directory)/\(file)") else { continue }
+            for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+                let fields = line.split(separator: " ")
+                if fields.count == 2, fields[0] == "oom_kill", let count = UInt64(fields[1]) { return count }
+            }
+        }
+        return nil
+    }
+
     /// The hierarchies mounted in this process's mount namespace.
     public static func mountedHierarchies() -> [Hierarchy] {
         hierarchies(in: Mounts.current())

@@ -39,6 +39,13 @@ struct ContainerCgroups: Equatable, Sendable {
         Cgroups.directories(of: path, in: hierarchies).filter { FileDescriptor.exists($0) }
     }
 
+    /// The OOM kills the kernel counted in this container's memory cgroups (v1 and v2
+    /// summed), or nil when none of them is a memory cgroup here.
+    func oomKills(in hierarchies: [Cgroups.Hierarchy]) -> UInt64? {
+        let counts = directories(in: hierarchies).compactMap(Cgroups.oomKills(in:))
+        return counts.isEmpty ? nil : counts.reduce(0, +)
+    }
+
     /// What `killMembers` did.
     struct Kill: CustomStringConvertible {
         /// Members SIGKILLed through their pidfds.

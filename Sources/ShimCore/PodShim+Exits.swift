@@ -56,6 +56,22 @@ extension PodShim {
         guard let sandbox = sandboxes[sandboxID], !sandbox.exited else { return }
         sandbox.exited = true
         log.info("sandbox \(sandboxID) exited with status \(status)")
+        // The kernel's OOM killer is the one memory kill the host sees of a gVisor pod (the
+        // sentry's memory is charged to the sandbox's cgroup; a container's own limit is not
+        // enforced inside a shared sandbox): every container of the sandbox died of it, so
+        // each gets TaskOOM, before its TaskExit, as CRI needs for reason OOMKilled.
+        let oomKills = sandbox.oomKillsSinceStart()
+        if oomKills > 0 {
+            log.warn("sandbox \(sandboxID) was killed by the kernel's OOM killer (\(oomKills) OOM kills in its memory cgroup \(sandbox.cgroups?.path ?? ""))")
+            metrics.oomKilled()
+            for container in containers.values where container.sandboxID == sandboxID {
+                let process = container.initProcess
+                guard process.status == .running || process.status == .paused else { continue }
+                var event = Containerd_Events_TaskOOM()
+                event.containerID = container.id
+                events.publish("/tasks/oom", event)
+            }
+        }
         // Nothing of the pod outlives its sandbox: a gofer that stays (or anything else) is
         // killed after kill_grace.
         Task { await self.reapCompanions(sandbox) }

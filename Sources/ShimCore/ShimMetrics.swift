@@ -116,6 +116,12 @@ public final class ShimMetrics: Sendable {
         changed()
     }
 
+    /// A sandbox the kernel's OOM killer ended (TaskOOM published for its containers).
+    func oomKilled() {
+        counter("warden_sandbox_oom_kills_total", "Sandboxes killed by the kernel's OOM killer.", []).increment()
+        changed()
+    }
+
     /// A runsc call ended.
     public func runscCall(verb: String, took: Duration, outcome: RunscOutcome) {
         registry.makeDurationHistogram(

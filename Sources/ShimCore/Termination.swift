@@ -17,6 +17,10 @@ final class Sandbox {
     let cgroups: ContainerCgroups?
     var exited = false
     var termination: Task<Void, Never>?
+    /// The kernel's OOM-kill count of that cgroup when the shim began watching the sandbox
+    /// (a reused cgroup may have counted some already): a higher count at the sandbox's exit
+    /// means the kernel killed it for memory.
+    let oomKillsAtStart: UInt64?
 
     init(id: String, process: Child, companions: [Child], networkNamespacePath: String?, cgroups: ContainerCgroups?) {
         self.id = id
@@ -24,6 +28,14 @@ final class Sandbox {
         self.companions = companions
         self.networkNamespacePath = networkNamespacePath
         self.cgroups = cgroups
+        self.oomKillsAtStart = cgroups?.oomKills(in: Cgroups.mountedHierarchies())
+    }
+
+    /// How many OOM kills the kernel counted in the sandbox's cgroup since the shim began
+    /// watching it (0 when it has no memory cgroup the shim can read).
+    func oomKillsSinceStart() -> UInt64 {
+        guard let cgroups, let now = cgroups.oomKills(in: Cgroups.mountedHierarchies()) else { return 0 }
+        return now > (oomKillsAtStart ?? 0) ? now - (oomKillsAtStart ?? 0) : 0
     }
 
     var all: [Child] { [process] + companions }
