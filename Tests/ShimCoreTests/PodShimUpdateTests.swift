@@ -98,7 +98,9 @@ import Testing
         let began = ContinuousClock.now
         let hung = await Self.error { try await pod.shim.update(id: "pod", resources: Self.resources("{}")) }
         #expect(hung?.code == .deadlineExceeded, "\(String(describing: hung))")
-        #expect(ContinuousClock.now - began < .milliseconds(1000))
+        // The runtime's bound is 300 ms; the slack is for the unit suite running in parallel on
+        // two cores (1.28 s seen). An unbounded probe would never answer at all.
+        #expect(ContinuousClock.now - began < .seconds(3))
         pod.runtime.heal()
         try await pod.shim.update(id: "pod", resources: Self.resources("{}"))
         #expect(pod.runtime.calls.filter { $0.hasPrefix("help") }.count == 2)

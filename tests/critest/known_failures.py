@@ -19,7 +19,8 @@ KNOWN_FAILURES = [
     (r"Container OOM .*OOMKilled", r".", r".",
      GVISOR + "a container's memory limit is not enforced inside a shared sandbox (its processes run in the "
      "sentry, not in the container's host cgroup), so `dd bs=20M` under a 15 MiB limit is never killed and the "
-     "container never exits; Warden's side, reporting OOM kills of the sandbox, is issue 33"),
+     "container never exits. Warden publishes /tasks/oom when the kernel OOM-kills a sandbox (its cgroup's oom_kill, "
+     "tests/cri/test_oom.py), but the 15 MiB limit binds no host process of the sandbox, so no OOM kill happens"),
     (r"should support HostIpc is true", r".", r".",
      GVISOR + "the sandbox has its own System V IPC namespace in the sentry; the host's (hostIPC) cannot be shared "
      "(`ipcs -m` in the container does not list the segment made on the host)"),
