@@ -248,10 +248,9 @@ extension FakeRunsc {
         }
         let source = options.values["resources"] ?? "-"
         let bytes = FileDescriptor.readAll(source == "-" ? "/proc/self/fd/0" : source)
-        guard let bytes, let object = try? JSONDecoder().decode([String: JSONAny].self, from: Data(bytes)) else {
+        guard let bytes, (try? JSONDecoder().decode([String: JSONAny].self, from: Data(bytes))) != nil else {
             throw Failure("update: reading resources from \(source): not a JSON object")
         }
-        _ = object
         let compact = String(decoding: bytes, as: UTF8.self).filter { $0 != "\n" }
         record(root: root, "update \(id) \(compact)")
     }
