@@ -33,6 +33,10 @@ extension FakeRunsc {
         /// cgroup's limit to just above what it uses and allocates until the kernel's OOM
         /// killer kills it: a real OOM kill, counted in the cgroup's `oom_kill`.
         case oomKillSandbox = "oom-kill-sandbox"
+        /// The sandbox, once a file `panic-now` appears beside the faults file, panics as the
+        /// sentry does: Go's crash output to its `--panic-log` (stderr without one), its
+        /// container killed, exit status 2.
+        case panicSandbox = "panic-sandbox"
     }
 
     /// The subcommands a `hang-<verb>` fault can hang (it then never returns).

@@ -14,7 +14,7 @@ extension FakeRunsc {
 
     /// Waits for start (the state saying running), runs the container process, records its
     /// status and exits with it.
-    static func sandboxMain(_ arguments: [String], root: String, faults: Faults) -> Int32 {
+    static func sandboxMain(_ arguments: [String], root: String, faults: Faults, panicLog: String?) -> Int32 {
         guard let id = arguments.first else { return 2 }
         guard awaitCreated(id, root: root) else { return 1 }
         while true {
@@ -35,6 +35,7 @@ extension FakeRunsc {
         guard let pid = startContainerProcess(command, spec: spec, state: &state, root: root) else { return 127 }
         if faults.contains(.unkillableUntilNetnsDown) { holdUntilNetworkDown(id, root: root, container: pid) }
         if faults.contains(.oomKillSandbox) { exhaustMemoryWhenTold(state, root: root, container: pid) }
+        if faults.contains(.panicSandbox), panicWhenTold(root: root, container: pid, panicLog: panicLog) { return 2 }
         let status = ChildProcesses.waitBlocking(pid)
         // As in gVisor, the container's other processes do not outlive its init.
         ChildProcesses.signalGroup(pid, 9)
@@ -43,6 +44,32 @@ extension FakeRunsc {
         final.exitStatus = Int32(status.code)
         try? save(final, root: root)
         return Int32(status.code)
+    }
+
+    /// panic-sandbox, the sandbox side: waits for `panic-now`, then writes what the sentry's
+    /// Go runtime writes on a panic (the line runsc 2024 built with Go 1.26 panics with) and
+    /// kills its container. True when it panicked (the sandbox then exits with status 2).
+    static func panicWhenTold(root: String, container: Int32, panicLog: String?) -> Bool {
+        let trigger = "\(Faults.directory(root: root))/panic-now"
+        while processAlive(container), !FileDescriptor.exists(trigger) { Sleep.milliseconds(20) }
+        guard processAlive(container) else { return false }
+        let report = """
+            panic: running on goroutine 20044225970656 (task goroutine for kernel.Task 0xc000a4e000 is 0)
+
+            goroutine 20044225970656 [running]:
+            gvisor.dev/gvisor/pkg/sentry/kernel.(*Task).assertTaskGoroutine(...)
+            	pkg/sentry/kernel/task_sched.go:170 +0x1b4
+            gvisor.dev/gvisor/pkg/sentry/kernel.(*Task).run(0xc000a4e000, 0x1)
+            	pkg/sentry/kernel/task_run.go:97 +0x2a5
+
+            """
+        let destination = panicLog.flatMap { try? FileDescriptor.open($0, forWriting: true, append: true) } ?? 2
+        try? FileDescriptor.writeAll(destination, Array(report.utf8))
+        if destination != 2 { FileDescriptor.close(destination) }
+        record(root: root, "panic-sandbox: panicked (log \(panicLog ?? "stderr"))")
+        ChildProcesses.signalGroup(container, 9)
+        _ = ChildProcesses.waitBlocking(container)
+        return true
     }
 
     /// oom-kill-sandbox, the sandbox side: waits for `oom-now`, then makes the kernel OOM-kill

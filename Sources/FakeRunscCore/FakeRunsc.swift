@@ -26,7 +26,7 @@ public enum FakeRunsc {
         var rest = Array(argv.dropFirst())
         // Global flags as runsc takes them: `--key=value`, or `--key value` for those that take
         // a value (how go-runc, and so containerd's runc shim, passes --root and --log).
-        let valueFlags: Set<String> = ["root", "log", "log-format", "network", "platform", "debug-log", "criu"]
+        let valueFlags: Set<String> = ["root", "log", "log-format", "network", "platform", "debug-log", "criu", "panic-log"]
         while let first = rest.first, first.hasPrefix("--") {
             rest.removeFirst()
             let pair = first.dropFirst(2).split(separator: "=", maxSplits: 1).map(String.init)
@@ -79,7 +79,7 @@ public enum FakeRunsc {
             case "exec":
                 if faults.contains(.failExec) { throw Failure("exec: fake fail-exec") }
                 try exec(arguments, root: root, executable: executable, globals: globals)
-            case "sandbox-main": return sandboxMain(arguments, root: root, faults: faults)
+            case "sandbox-main": return sandboxMain(arguments, root: root, faults: faults, panicLog: globals["panic-log"])
             case "container-main": return containerMain(arguments, root: root, faults: faults)
             case "exec-main": return execMain(arguments, root: root)
             case "gofer-main": return goferMain(arguments, root: root, faults: faults)

@@ -173,12 +173,18 @@ public struct Runsc: Sendable {
     /// `pidFile` for the caller to adopt. Bounded by `create_timeout`.
     /// The root container's stdio is that of `runsc create` (a subcontainer's, of `runsc start`);
     /// with a terminal, runsc sends the pty master to `consoleSocket` instead.
+    /// `panicLog`: where the sandbox and its gofer write Go's crash output (`--panic-log`, a
+    /// global flag both runsc releases have; runsc opens it for appending and hands it to the
+    /// sandbox as its stderr for runtime messages). Only a sandbox's own create passes it.
     public func create(
-        _ id: String, bundle: String, pidFile: String, consoleSocket: String? = nil, stdio: ContainerStdio? = nil
+        _ id: String, bundle: String, pidFile: String, consoleSocket: String? = nil, stdio: ContainerStdio? = nil,
+        panicLog: String? = nil
     ) async throws(RunscError) {
         var arguments = ["--bundle", bundle, "--pid-file", pidFile]
         if let consoleSocket { arguments += ["--console-socket", consoleSocket] }
-        _ = try await run("create", arguments + [id], timeout: configuration.createTimeout, stdio: stdio)
+        _ = try await run(
+            "create", arguments + [id], timeout: configuration.createTimeout, stdio: stdio,
+            globals: panicLog.map { ["--panic-log=\($0)"] } ?? [])
     }
 
     /// `runsc exec --detach`: runsc leaves a `runsc-exec` process (pid in `pidFile`) that
@@ -285,7 +291,8 @@ public struct Runsc: Sendable {
     /// With `stdio`, runsc runs with the container's stdio (what create/start/exec hand to the
     /// sandbox) and its own messages go to a JSON log file, read back if it fails.
     public func run(
-        _ verb: String, _ arguments: [String], timeout: Duration?, stdio: ContainerStdio? = nil, stdinPath: String? = nil
+        _ verb: String, _ arguments: [String], timeout: Duration?, stdio: ContainerStdio? = nil, stdinPath: String? = nil,
+        globals: [String] = []
     ) async throws(RunscError) -> String {
         let callNumber = counter.next()
         let began = ContinuousClock.now
@@ -304,7 +311,7 @@ public struct Runsc: Sendable {
         do throws(Errno) {
             if let stdio {
                 child = try supervisor.spawn(
-                    path: configuration.binary, arguments: globalArguments(log: logPath) + [verb] + arguments,
+                    path: configuration.binary, arguments: globalArguments(log: logPath) + globals + [verb] + arguments,
                     environment: configuration.environment, stdin: stdio.stdin, stdout: stdio.stdout,
                     stderr: stdio.stderr)
             } else {
@@ -315,7 +322,7 @@ public struct Runsc: Sendable {
                 let err = try FileDescriptor.open(errPath, forWriting: true)
                 defer { FileDescriptor.close(err) }
                 child = try supervisor.spawn(
-                    path: configuration.binary, arguments: globalArguments() + [verb] + arguments,
+                    path: configuration.binary, arguments: globalArguments() + globals + [verb] + arguments,
                     environment: configuration.environment, stdin: null, stdout: out, stderr: err)
             }
         } catch {

@@ -49,6 +49,9 @@ extension PodShim {
         }
         let pidFile = "\(scratchDirectory)/\(id).pid"
         let isRoot = sandboxID == id
+        // runsc appends to it: a file of an earlier sandbox of the same id must not be read as this one's.
+        let panicLog = isRoot ? "\(scratchDirectory)/\(id).panic" : nil
+        if let panicLog { Files.remove(panicLog) }
         let initProcess = Process(containerID: id, execID: "", paths: paths, io: io)
         let container = Container(
             id: id, bundle: request.bundle, sandboxID: sandboxID, initProcess: initProcess, cgroups: spec.cgroups)
@@ -59,7 +62,7 @@ extension PodShim {
                 // A subcontainer's stdio is handed over by `runsc start`; the root's by create.
                 try await runsc.create(
                     id, bundle: request.bundle, pidFile: pidFile, consoleSocket: io.consoleSocketPath,
-                    stdio: isRoot ? io.processStdio : nil)
+                    stdio: isRoot ? io.processStdio : nil, panicLog: panicLog)
             } catch {
                 throw ShimError(from: error, "runsc create \(id)")
             }
@@ -74,14 +77,15 @@ extension PodShim {
             // Delete containerd sends next (or a Kill) finds it and succeeds.
             log.error("create \(id): \(error)")
             containers[id] = container
-            adoptSandbox(container, pidFile: pidFile, networkNamespacePath: isRoot ? spec.networkNamespacePath : nil)
+            adoptSandbox(
+                container, pidFile: pidFile, networkNamespacePath: isRoot ? spec.networkNamespacePath : nil, panicLog: panicLog)
             markFailed(container)
             throw error
         }
         Files.remove(pidFile)
         containers[id] = container
         if isRoot {
-            adoptSandbox(container, pidFile: nil, networkNamespacePath: spec.networkNamespacePath)
+            adoptSandbox(container, pidFile: nil, networkNamespacePath: spec.networkNamespacePath, panicLog: panicLog)
         }
         var event = Containerd_Events_TaskCreate()
         event.containerID = id
@@ -101,7 +105,7 @@ extension PodShim {
     /// Takes the sandbox `runsc create` left under supervision: runsc-sandbox by its pid (from
     /// the pid file after a failed create), the gofer and any other child it daemonized, all
     /// as pidfds, and their records in the bundle for the `delete` command should the shim die.
-    private func adoptSandbox(_ container: Container, pidFile: String?, networkNamespacePath: String?) {
+    private func adoptSandbox(_ container: Container, pidFile: String?, networkNamespacePath: String?, panicLog: String?) {
         guard container.isSandboxRoot else { return }
         var pid = Int32(container.initProcess.pid)
         if let pidFile {
@@ -121,7 +125,7 @@ extension PodShim {
         }
         let sandbox = Sandbox(
             id: container.id, process: process, companions: companions, networkNamespacePath: networkNamespacePath,
-            cgroups: container.cgroups)
+            cgroups: container.cgroups, panicLog: panicLog)
         sandboxes[container.id] = sandbox
         let records = sandbox.all.compactMap { ProcessRecord.of($0.pid) }
         do throws(Errno) {

@@ -52,6 +52,7 @@ extension PodShim {
             // Kill answered once the sandbox was dead; the ladder's last steps finish first.
             _ = await waitAtMost(remaining(atMost: deadlines.deleteDeadline)) { await termination.value }
         }
+        if container.isSandboxRoot { sandboxes[id]?.stopRequested = true }
         if container.isSandboxRoot, let sandbox = sandboxes[id], supervisor.outcome(sandbox.process) != nil,
             !container.hasPoststopHooks
         {
@@ -71,6 +72,7 @@ extension PodShim {
             sandboxExited(id, 137)
             sandbox.all.forEach { supervisor.release($0) }
             sandboxes[id] = nil
+            if let panicLog = sandbox.panicLog { Files.remove(panicLog) }
             Files.remove(container.bundle + "/" + PodShim.processRecordFile)
             // A runsc call that loaded a container after its state was destroyed (one that was
             // timed out while the sandbox was wedged) re-creates the lock file; with the pod's

@@ -21,8 +21,55 @@ extension PodShim {
         let (id, process) = (sandbox.id, sandbox.process)
         Task { [weak self] in
             let outcome = await supervisor.wait(process)
-            await self?.sandboxExited(id, outcome.exitCode)
+            await self?.sandboxWatcherSaw(id, outcome)
         }
+        for companion in sandbox.companions {
+            Task { [weak self] in
+                let outcome = await supervisor.wait(companion)
+                await self?.companionExited(companion, of: id, outcome)
+            }
+        }
+    }
+
+    /// The sandbox's exit, published; then, in the same turn of the actor (before a Delete
+    /// can remove the panic log), whether it crashed. The report is read after the exits are
+    /// queued, so it never delays them, and reads at most `SandboxCrash.readLimit` bytes.
+    private func sandboxWatcherSaw(_ id: String, _ outcome: ChildOutcome) {
+        guard let sandbox = sandboxes[id] else { return }
+        let oomKills = sandbox.oomKillsSinceStart()
+        sandboxExited(id, outcome.exitCode)
+        guard case .exited(let status) = outcome else { return }
+        let crash = SandboxCrash.ofSandbox(
+            id, pid: sandbox.process.pid, status: status, stopRequested: sandbox.stopRequested, oomKills: oomKills,
+            panicLog: sandbox.panicLog.flatMap { FileDescriptor.readAll($0, limit: SandboxCrash.readLimit) },
+            panicLogPath: sandbox.panicLog, at: SandboxCrash.now())
+        if let crash { reportCrash(crash) }
+    }
+
+    /// A gofer that exits while its sandbox runs on, unasked, crashed. One that exits with its
+    /// sandbox (it does when the sandbox dies) is the sandbox's report: the sandbox gets
+    /// `goferGrace` to be seen exiting first.
+    private func companionExited(_ companion: Child, of id: String, _ outcome: ChildOutcome) async {
+        guard case .exited(let status) = outcome, let sandbox = sandboxes[id], !sandbox.exited, !sandbox.stopRequested else {
+            return
+        }
+        try? await Timers.sleep(for: Self.goferGrace)
+        guard sandboxes[id] === sandbox, !sandbox.exited, !sandbox.stopRequested, supervisor.outcome(sandbox.process) == nil else {
+            return
+        }
+        reportCrash(
+            SandboxCrash.ofGofer(
+                id, process: sandbox.companionNames[companion.pid] ?? "runsc-gofer", pid: companion.pid, status: status,
+                panicLog: sandbox.panicLog.flatMap { FileDescriptor.readAll($0, limit: SandboxCrash.readLimit) },
+                panicLogPath: sandbox.panicLog, at: SandboxCrash.now()))
+    }
+
+    static let goferGrace = Duration.milliseconds(500)
+
+    private func reportCrash(_ crash: SandboxCrash) {
+        log.error("\(crash)")
+        metrics.sandboxCrashed(crash)
+        lastCrash = crash
     }
 
     /// `runsc wait` for a container that joined a sandbox (its exit is not a process exit the

@@ -40,6 +40,8 @@ public actor PodShim {
     /// runsc sandbox id → its processes (adopted from runsc create's pid file, and the
     /// children it left).
     var sandboxes: [String: Sandbox] = [:]
+    /// The last crash of a sandbox of this shim (also in the metrics and the shim log).
+    var lastCrash: SandboxCrash?
     /// Ids containerd sent Shutdown for while the shim still served containers. Only one for
     /// the container deleted last, or for its sandbox, ends the shim at that Delete (a
     /// Shutdown can overtake its Delete: containerd#12344); a subcontainer's, sent after its

@@ -15,7 +15,10 @@ import SwiftProtobuf
 protocol SandboxRuntime: Sendable {
     /// Where the runtime keeps its state (for logs, status and the test hooks).
     var root: String { get }
-    func create(_ id: String, bundle: String, pidFile: String, consoleSocket: String?, stdio: ContainerStdio?) async throws(RunscError)
+    /// `panicLog`: the file the sandbox writes its crash output to (a sandbox's create only).
+    func create(
+        _ id: String, bundle: String, pidFile: String, consoleSocket: String?, stdio: ContainerStdio?, panicLog: String?
+    ) async throws(RunscError)
     func start(_ id: String, stdio: ContainerStdio?) async throws(RunscError)
     func exec(
         _ id: String, processFile: String, pidFile: String, internalPidFile: String, consoleSocket: String?, stdio: ContainerStdio?
@@ -41,7 +44,7 @@ protocol SandboxRuntime: Sendable {
 
 extension SandboxRuntime {
     func create(_ id: String, bundle: String, pidFile: String, consoleSocket: String? = nil) async throws(RunscError) {
-        try await create(id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket, stdio: nil)
+        try await create(id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket, stdio: nil, panicLog: nil)
     }
     func start(_ id: String) async throws(RunscError) { try await start(id, stdio: nil) }
     func kill(_ id: String, signal: Int32, all: Bool = false, pid: Int32? = nil) async throws(RunscError) {

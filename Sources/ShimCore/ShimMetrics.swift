@@ -18,6 +18,8 @@ public final class ShimMetrics: Sendable {
     private let registry = PrometheusCollectorRegistry()
     private let labels: [(String, String)]
     private let path: String?
+    /// Where crash records go (the metrics directory), with the pod they name.
+    private let crashRecords: (directory: String, namespace: String, pod: String)?
     private let coalescing: Duration
     private let state = Mutex(State())
     /// Filled in before each write (tasks by state, containers), from the pod's actor.
@@ -55,6 +57,7 @@ public final class ShimMetrics: Sendable {
     public init(directory: String?, namespace: String, pod: String, coalescing: Duration = .milliseconds(200)) {
         labels = [("namespace", namespace), ("pod", pod)]
         path = directory.map { "\($0)/\(Self.fileName(namespace: namespace, pod: pod))" }
+        crashRecords = directory.map { ($0, namespace, pod) }
         self.coalescing = coalescing
         // Families that exist from the start, so a scrape sees zeros rather than nothing.
         gauge("warden_shim_start_time_seconds", "When this shim started (Unix time).", [("pid", "\(ProcessIdentity.pid)")])
@@ -119,6 +122,24 @@ public final class ShimMetrics: Sendable {
     /// A sandbox the kernel's OOM killer ended (TaskOOM published for its containers).
     func oomKilled() {
         counter("warden_sandbox_oom_kills_total", "Sandboxes killed by the kernel's OOM killer.", []).increment()
+        changed()
+    }
+
+    /// A sandbox or gofer crashed: counted by reason, kept as the last crash (its time the
+    /// value, what happened the labels, for `warden status`), and recorded for `warden doctor`.
+    func sandboxCrashed(_ crash: SandboxCrash) {
+        counter("warden_sandbox_crashes_total", "Sandboxes and gofers that died without being asked to, by reason.", [
+            ("reason", crash.reason.rawValue)
+        ]).increment()
+        gauge(
+            "warden_last_sandbox_crash_timestamp_seconds",
+            "When this shim's sandbox last crashed (Unix time); the labels say which process, how and why.",
+            [("sandbox", crash.sandbox), ("process", crash.process), ("pid", "\(crash.pid)"), ("reason", crash.reason.rawValue),
+             ("status", crash.status), ("detail", crash.detail)]
+        ).set(to: crash.at)
+        if let crashRecords {
+            try? CrashRecords.write(crash, directory: crashRecords.directory, namespace: crashRecords.namespace, pod: crashRecords.pod)
+        }
         changed()
     }
 

@@ -105,6 +105,8 @@ enum ShimServer {
             if let socketPath = ProcessEnvironment.value(ShimCommand.socketPathVariable) {
                 UnixSocket.remove(path: socketPath)
             }
+            // Panic logs of sandboxes no Delete reached (the shim is told to shut down anyway).
+            for name in Directories.entries(scratch) where name.hasSuffix(".panic") { Files.remove("\(scratch)/\(name)") }
             Directories.removeIfEmpty(scratch)
             Directories.removeIfEmpty(config.root + "/shim")  // only once no other shim uses it
             removePodRoot(config: config, namespace: flags.namespace, pod: pod)

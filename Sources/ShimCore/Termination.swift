@@ -21,13 +21,29 @@ final class Sandbox {
     /// (a reused cgroup may have counted some already): a higher count at the sandbox's exit
     /// means the kernel killed it for memory.
     let oomKillsAtStart: UInt64?
+    /// Where runsc writes the sandbox's (and its gofer's) crash output (`--panic-log`).
+    let panicLog: String?
+    /// The shim is stopping it (a Kill's ladder, Delete, a failed create's teardown): a
+    /// signal death then is the shim's own, no crash.
+    var stopRequested = false
+    /// argv[0] of each companion when it was adopted (`runsc-gofer`), to name it in a crash.
+    let companionNames: [Int32: String]
 
-    init(id: String, process: Child, companions: [Child], networkNamespacePath: String?, cgroups: ContainerCgroups?) {
+    init(
+        id: String, process: Child, companions: [Child], networkNamespacePath: String?, cgroups: ContainerCgroups?,
+        panicLog: String? = nil
+    ) {
         self.id = id
         self.process = process
         self.companions = companions
         self.networkNamespacePath = networkNamespacePath
         self.cgroups = cgroups
+        self.panicLog = panicLog
+        var names: [Int32: String] = [:]
+        for companion in companions {
+            names[companion.pid] = ProcessTable.entry(companion.pid)?.arguments.first.map { String($0.split(separator: "/").last ?? "") }
+        }
+        self.companionNames = names
         self.oomKillsAtStart = cgroups?.oomKills(in: Cgroups.mountedHierarchies())
     }
 
@@ -93,6 +109,7 @@ extension PodShim {
             countStep(.joined)
             return running
         }
+        sandbox.stopRequested = true
         let task = Task { await self.terminate(sandbox, reason: reason, graceful: graceful) }
         sandbox.termination = task
         return task
@@ -209,6 +226,7 @@ extension PodShim {
     /// SIGKILL to every process of the sandbox, by pidfd. Descendants are adopted first, so
     /// that none escapes by being re-parented in between. Returns how many were signalled.
     func killPodProcesses(_ sandbox: Sandbox) -> Int {
+        sandbox.stopRequested = true
         var targets = sandbox.all
         for process in sandbox.all {
             for child in supervisor.adoptDescendants(of: process.pid) where !targets.contains(child) {

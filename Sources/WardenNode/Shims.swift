@@ -1,3 +1,4 @@
+import Foundation
 import Config
 import LinuxSys
 import ShimLayout
@@ -20,6 +21,8 @@ public struct ShimStatus: Sendable, Equatable, Encodable {
     public var containers: [String: String]
     public var tasksByState: [String: Int]
     public var lastTermination: Termination?
+    /// The last crash of the pod's sandbox or gofer (SandboxCrash in the shim).
+    public var lastCrash: CrashRecord?
     public var metricsFile: String?
 
     public struct Termination: Sendable, Equatable, Encodable {
@@ -63,7 +66,7 @@ public enum Shims {
                 pid: entry.pid, namespace: namespace, pod: pod, socket: variable(ShimEnvironment.socketPath) ?? "",
                 ageSeconds: max(0, Int(uptime - Double(entry.startTime) / ticksPerSecond)),
                 rssKiB: own.rss + helperMemory.rss, pssKiB: own.pss + helperMemory.pss, helperPid: helper?.pid,
-                containers: [:], tasksByState: [:], lastTermination: nil, metricsFile: nil)
+                containers: [:], tasksByState: [:], lastTermination: nil, lastCrash: nil, metricsFile: nil)
             // Its metrics file: where its config says (the shim's config path is in its environment).
             let configPath = variable(ShimEnvironment.configPath).flatMap { $0.isEmpty ? nil : $0 } ?? WardenConfig.defaultPath
             let config = (try? WardenConfig.load(path: configPath) { FileDescriptor.readAll($0) }) ?? WardenConfig()
@@ -91,8 +94,34 @@ extension ShimStatus {
                 lastTermination = Termination(
                     sandbox: sample.labels["sandbox"] ?? "", reason: sample.labels["reason"] ?? "",
                     outcome: sample.labels["outcome"] ?? "", seconds: sample.value)
+            case "warden_last_sandbox_crash_timestamp_seconds" where sample.value > (lastCrash?.at ?? 0):
+                let labels = sample.labels
+                lastCrash = CrashRecord(
+                    sandbox: labels["sandbox"] ?? "", process: labels["process"] ?? "", pid: Int32(labels["pid"] ?? "") ?? 0,
+                    status: labels["status"] ?? "", reason: labels["reason"] ?? "", detail: labels["detail"] ?? "",
+                    at: sample.value)
             default: break
             }
         }
+    }
+}
+
+/// The crash records shims left in the metrics directory (`ShimFiles.crashRecord`).
+public enum Crashes {
+    /// Every record in `directory`, newest first; unreadable ones skipped.
+    public static func records(in directory: String) -> [CrashRecord] {
+        guard !directory.isEmpty else { return [] }
+        return Directories.entries(directory).filter { $0.hasSuffix(ShimFiles.crashRecordExtension) }.compactMap { name in
+            FileDescriptor.readAll("\(directory)/\(name)", limit: 64 << 10).flatMap {
+                try? JSONDecoder().decode(CrashRecord.self, from: Data($0))
+            }
+        }.sorted { $0.at > $1.at }
+    }
+
+    /// One line: when, which process, how, why.
+    public static func describe(_ crash: CrashRecord) -> String {
+        let formatter = ISO8601DateFormatter()
+        let when = formatter.string(from: Date(timeIntervalSince1970: crash.at))
+        return "\(when) sandbox \(crash.sandbox): \(crash.process) pid \(crash.pid) \(crash.status): \(crash.detail) (reason \(crash.reason))"
     }
 }

@@ -85,7 +85,7 @@ struct ConfigCommand: ParsableCommand {
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Every Warden shim on this node: pod, containers, age, memory, last termination.",
+        abstract: "Every Warden shim on this node: pod, containers, age, memory, last termination, last crash.",
         discussion: "Examples: warden status; warden status --json")
     @Flag(help: "JSON instead of text.") var json = false
     @OptionGroup var config: ConfigOption
@@ -106,6 +106,7 @@ struct Status: ParsableCommand {
                 lines.append(
                     "  last termination: sandbox \(last.sandbox), \(last.reason), \(String(format: "%.2f", last.seconds)) s, \(last.outcome)")
             }
+            if let crash = shim.lastCrash { lines.append("  last crash: \(Crashes.describe(crash))") }
             Console.output(lines.joined(separator: "\n"))
         }
     }
@@ -143,10 +144,15 @@ struct Doctor: ParsableCommand {
 
     func run() throws {
         let findings = WardenNode.Doctor.examine(try scope.scope())
+        // Why pods died, from the records their shims left (kept after the shim is gone).
+        let crashes = Crashes.records(in: try scope.config.load().metricsDirectory)
         if json {
             printJSON(findings)
         } else {
             Console.output(findings.isEmpty ? "nothing stale found" : findings.map(describe).joined(separator: "\n"))
+            if !crashes.isEmpty {
+                Console.output("sandbox crashes (newest first):\n" + crashes.map { "  " + Crashes.describe($0) }.joined(separator: "\n"))
+            }
         }
         if !findings.isEmpty { throw ExitCode(3) }
     }

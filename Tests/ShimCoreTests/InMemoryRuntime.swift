@@ -128,6 +128,8 @@ final class InMemoryRuntime: SandboxRuntime, Sendable {
         var calls: [String] = []
         /// Verbs that fail outright (a runsc that answers with an error).
         var failing: Set<String> = []
+        /// sandbox id → the panic log its create named.
+        var panicLogs: [String: String] = [:]
     }
 
     let root: String
@@ -147,6 +149,15 @@ final class InMemoryRuntime: SandboxRuntime, Sendable {
     func heal() { state.withLock { $0.hung = []; $0.failing = [] } }
     var calls: [String] { state.withLock { $0.calls } }
     func sandboxPid(_ sandboxID: String) -> Int32? { state.withLock { $0.containers[sandboxID]?.sandboxPid } }
+
+    func panicLog(_ sandboxID: String) -> String? { state.withLock { $0.panicLogs[sandboxID] } }
+
+    /// The sandbox crashes as runsc's does: Go's crash output in its panic log (if any),
+    /// then runsc-sandbox exits with `status`.
+    func sandboxCrashes(_ sandboxID: String, panic text: String?, status: ExitStatus) {
+        if let text, let path = panicLog(sandboxID) { try? Files.write(path, text) }
+        if let pid = sandboxPid(sandboxID) { supervision.exit(pid, status) }
+    }
 
     /// The container's process ends by itself (a subcontainer's init exiting with `code`).
     func containerExits(_ id: String, code: Int32) {
@@ -188,8 +199,11 @@ final class InMemoryRuntime: SandboxRuntime, Sendable {
         return sandbox
     }
 
-    func create(_ id: String, bundle: String, pidFile: String, consoleSocket: String?, stdio: ContainerStdio?) async throws(RunscError) {
+    func create(
+        _ id: String, bundle: String, pidFile: String, consoleSocket: String?, stdio: ContainerStdio?, panicLog: String?
+    ) async throws(RunscError) {
         try await enter("create", id, timeout: callTimeout)
+        if let panicLog { state.withLock { $0.panicLogs[id] = panicLog } }
         let sandboxID = Self.sandboxID(bundle: bundle, id: id)
         let pid: Int32? = state.withLock { $0.containers[sandboxID]?.sandboxPid }
         let sandboxPid = sandboxID == id ? supervision.makeProcess() : (pid ?? 0)
