@@ -71,8 +71,8 @@ final class ShimHarness: Sendable {
     /// `extraConfig` is appended to warden.toml (e.g. a `[seccomp]` table); `shimEnvironment`
     /// reaches the shims through containerd's environment.
     static func start(
-        _ runtime: RuntimeKind, deadlines: String = "", extraConfig: String = "", shimEnvironment: [String: String] = [:],
-        launcher: [String] = [], dir: TempDir? = nil
+        _ runtime: RuntimeKind, deadlines: String = "", extraConfig: String = "", runscConfig: String = "",
+        shimEnvironment: [String: String] = [:], launcher: [String] = [], dir: TempDir? = nil
     ) async throws -> ShimHarness {
         let dir = try dir ?? TempDir("wdi")
         let runscRoot = dir.file("runsc")
@@ -85,6 +85,7 @@ final class ShimHarness: Sendable {
             \(deadlines)
             [runsc_config]
             network = "none"
+            \(runscConfig)
             [metrics]
             dir = "\(dir.file("metrics"))"
             \(extraConfig)
@@ -220,12 +221,13 @@ final class ShimHarness: Sendable {
     /// that times out still stops its containerd and kills its shims and sandboxes by PID.
     static func run(
         _ runtime: RuntimeKind, limit: Duration, _ what: String, deadlines: String = "", extraConfig: String = "",
-        shimEnvironment: [String: String] = [:], launcher: [String] = [], dir: TempDir? = nil,
+        runscConfig: String = "", shimEnvironment: [String: String] = [:], launcher: [String] = [], dir: TempDir? = nil,
         _ body: @escaping @Sendable (ShimHarness) async throws -> Void
     ) async throws {
         let h = try await withTimeout(.seconds(60), "\(what): harness start") {
             try await start(
-                runtime, deadlines: deadlines, extraConfig: extraConfig, shimEnvironment: shimEnvironment, launcher: launcher, dir: dir)
+                runtime, deadlines: deadlines, extraConfig: extraConfig, runscConfig: runscConfig, shimEnvironment: shimEnvironment,
+                launcher: launcher, dir: dir)
         }
         do {
             try await withTimeout(limit, what) {
