@@ -2,7 +2,8 @@
 `oom-kill-sandbox`: the sandbox process lowers its own memory cgroup's limit and allocates past
 it, a real kernel OOM kill) shows its containers EXITED with reason OOMKilled and exit code 137,
 which containerd's CRI reports only when the shim published /tasks/oom for the container before
-its exit. Ends with the leak audit."""
+its exit; the shim's crash record says oom. Ends with the leak audit."""
+import json
 import os
 import sys
 import time
@@ -36,6 +37,14 @@ class OOMTests(CRITestCase):
                                f"{fault_log.strip().splitlines()[-1]}")
             client.stop_pod(pod_id, timeout=30)
             client.remove_pod(pod_id, timeout=30)
+            # The shim also recorded it as the sandbox's crash (reason oom), kept for
+            # `warden doctor` after the shim is gone: checked, then removed for the audit.
+            record = os.path.join(node.path("metrics"), f"k8s.io_{pod_id}.crash.json")
+            with open(record) as file:
+                crash = json.load(file)
+            os.remove(record)
+            self.assertEqual((crash["reason"], crash["process"]), ("oom", "runsc-sandbox"), crash)
+            self.assertIn("OOM killer", crash["detail"])
         finally:
             node.set_fault("warden-fake", "")
             for path in [trigger, os.path.join(node.path("warden-fake"), "fault-log")]:
