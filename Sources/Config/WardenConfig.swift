@@ -112,6 +112,9 @@ public struct WardenConfig: Sendable, Equatable {
             guard !["root", "log", "log-format"].contains(flag) else {
                 throw fail("set by Warden itself; use the top-level key instead")
             }
+            guard flag != "panic-log" else {
+                throw fail("set by Warden itself: each sandbox's crash output goes to <root>/shim/<namespace>-<pod>/<id>.panic, where the shim reads its crash reason")
+            }
             runscFlags.append(RunscFlag(key: flag, value: entry.value.flagText))
             return
         }

@@ -80,6 +80,7 @@ import Testing
         ("runsc = [\"/a\"]", "w.toml:1: unsupported value [\"/a\"] (use a string, integer, float or boolean)"),
         ("just some words", "w.toml:1: expected key = value, found just some words"),
         ("[runsc_config]\nroot = \"/x\"", "w.toml:2: runsc_config.root: set by Warden itself; use the top-level key instead"),
+        ("[runsc_config]\npanic-log = \"/x\"", "w.toml:2: runsc_config.panic-log: set by Warden itself: each sandbox's crash output goes to <root>/shim/<namespace>-<pod>/<id>.panic, where the shim reads its crash reason"),
         ("a.b = 1", "w.toml:1: unsupported key a.b (dotted keys are not supported)"),
         ("[[servers]]", "w.toml:1: unsupported table header [[servers]]"),
     ])

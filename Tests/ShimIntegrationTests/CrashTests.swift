@@ -86,11 +86,16 @@ import WardenTestSupport
             let logged = "sandbox a1 crashed: runsc-sandbox pid \(sandbox) exited with status 2: panic: Signal-induced panic (reason panic"
             let log = h.containerd.process.outputText
             #expect(log.contains(logged), "the shim log names the panic: \(log.suffix(3000))")
+            if let entry = log.split(separator: "\n").first(where: { $0.contains("crashed: runsc-sandbox") }) {
+                print("shim log: \(entry)")
+            }
             let samples = try await OperatorTests.settled(h, pod: "a1") {
                 OperatorTests.value($0, "warden_sandbox_crashes_total", ["reason": "panic"]) == 1
             }
             #expect(OperatorTests.value(samples, "warden_sandbox_crashes_total") == 1, "one crash: the gofer went with its sandbox")
-            _ = try await Self.statusShows(h, "exited with status 2: panic: Signal-induced panic (reason panic)")
+            print("warden status after the crash:\n" + (try await Self.statusShows(h, "exited with status 2: panic: Signal-induced panic (reason panic)")))
+            let metrics = try await runCommand(Self.warden, ["metrics", "--config", h.configPath]).output
+            print("warden metrics after the crash:\n" + metrics.split(separator: "\n").filter { $0.contains("crash") && !$0.hasPrefix("#") }.joined(separator: "\n"))
             #expect(try await h.ctr(["task", "rm", "a1"]).status == 0)
             #expect(try await h.ctr(["container", "rm", "a1"]).status == 0)
             try await Self.doctorShowsAndForget(h, pod: "a1", "panic: Signal-induced panic")
