@@ -3,6 +3,7 @@ node's pods and shims left (processes, mounts, netns, runsc state, CNI addresses
 sockets, console directories, metrics files), found only among what this node made, and its
 removal by pid, path and hash. Nothing here starts anything."""
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -46,6 +47,16 @@ def process_name(pid):
             return file.read().split("(", 1)[1].rsplit(")", 1)[0]
     except OSError:
         return ""
+
+
+def crash_summary(path):
+    """A shim's crash record (`<namespace>_<pod>.crash.json`) in one line."""
+    try:
+        with open(path) as file:
+            crash = json.load(file)
+        return f"{crash['process']} pid {crash['pid']} {crash['status']}: {crash['detail']} (reason {crash['reason']})"
+    except (OSError, ValueError, KeyError) as error:
+        return f"unreadable: {error}"
 
 
 def console_directories():
@@ -152,7 +163,12 @@ class NodeAudit:
             found += [f"temp dir /tmp/{name}" for name in sorted(console_directories() - self.console_directories_before)]
             metrics = self.path("metrics")
             if os.path.isdir(metrics):
-                found += [f"metrics file {os.path.join(metrics, name)}" for name in sorted(os.listdir(metrics))]
+                for name in sorted(os.listdir(metrics)):
+                    path = os.path.join(metrics, name)
+                    # A crash record is kept on purpose (warden doctor lists it), so one here
+                    # is a sandbox that crashed during the run: named with its reason.
+                    found.append(f"sandbox crash recorded in {path}: {crash_summary(path)}"
+                                 if name.endswith(".crash.json") else f"metrics file {path}")
             if not found or time.monotonic() > deadline:
                 return found
             time.sleep(0.2)
