@@ -84,15 +84,26 @@ public final class ChildProcess: Sendable {
 
     /// SIGTERM by PID, then SIGKILL after `grace`; waits until the process is gone.
     public func stop(grace: Duration = .seconds(5)) async {
-        guard isAlive else { return }
-        kill(pid, SIGTERM)
-        let deadline = ContinuousClock.now + grace
-        while isAlive && ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
         if isAlive {
-            kill(pid, SIGKILL)
-            while isAlive { try? await Task.sleep(for: .milliseconds(10)) }
+            kill(pid, SIGTERM)
+            let deadline = ContinuousClock.now + grace
+            while isAlive && ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            if isAlive {
+                kill(pid, SIGKILL)
+                while isAlive { try? await Task.sleep(for: .milliseconds(10)) }
+            }
+        }
+        // Foundation may say "not running" before it has reaped the child: until the zombie
+        // is gone the PID still exists, and a leak audit right after stop() would count it.
+        let reapDeadline = ContinuousClock.now + .seconds(5)
+        while processExists(pid) && ContinuousClock.now < reapDeadline {
+            if isZombie(pid) {
+                var status: Int32 = 0
+                _ = waitpid(pid, &status, WNOHANG)
+            }
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 

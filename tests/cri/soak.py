@@ -35,6 +35,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -371,6 +372,10 @@ def main():
         elapsed = time.monotonic() - began
         node_left = node.leaks()
     finally:
+        try:  # kept with the results: the shims log into it, the only account of a pod that failed
+            shutil.copy(node.path("containerd.log"), os.path.join(arguments.out, "containerd.log"))
+        except OSError:
+            pass
         node.cleanup()
     with open(os.path.join(arguments.out, "run.json"), "w") as file:
         json.dump({"seed": arguments.seed, "seconds": elapsed, "concurrency": arguments.concurrency, "node_left": node_left,
