@@ -71,12 +71,15 @@ let package = Package(
         .target(name: "Runsc", dependencies: ["Supervisor", "LinuxSys", "Deadlines"]),
         .testTarget(name: "RunscTests", dependencies: ["Runsc", "Supervisor", "LinuxSys", "WardenTestSupport"]),
         .testTarget(name: "FakeRunscTests", dependencies: ["Runsc", "Supervisor", "LinuxSys", "WardenTestSupport"]),
+        // A sandbox's control server spoken to directly (gVisor's urpc), beside runsc's CLI.
+        .target(name: "SandboxControl", dependencies: ["LinuxSys", "Deadlines"]),
+        .testTarget(name: "SandboxControlTests", dependencies: ["SandboxControl", "LinuxSys", "WardenTestSupport"]),
         // The shim's core: errors (mapped to ttrpc status in one place), later the task service.
         .target(
             name: "ShimCore",
             dependencies: [
                 "TTRPC", "ContainerdAPI", "LinuxSys", "Supervisor", "Runsc", "Config", "Deadlines", "NetNS", "Seccomp", "OCI",
-                "ShimLayout",
+                "ShimLayout", "SandboxControl",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -24,21 +25,56 @@ static int fill_sockaddr(struct sockaddr_un *addr, const char *path) {
     return 0;
 }
 
-int clinux_bind_unix(int fd, const char *path) {
+/* A path longer than sun_path (runsc's control socket under a pod's root often is) is
+ * reached through its directory: "/proc/self/fd/<dir fd>/<name>", as runsc itself does. */
+static int with_unix_address(int fd, const char *path, int connecting) {
     struct sockaddr_un addr;
-    if (fill_sockaddr(&addr, path) != 0) return -1;
-    return bind(fd, (struct sockaddr *)&addr, sizeof(addr));
-}
-
-int clinux_connect_unix(int fd, const char *path) {
-    struct sockaddr_un addr;
-    if (fill_sockaddr(&addr, path) != 0) return -1;
+    int dirfd = -1;
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        const char *slash = strrchr(path, '/');
+        if (slash == NULL || slash == path) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        char directory[4096];
+        size_t length = (size_t)(slash - path);
+        if (length >= sizeof(directory)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(directory, path, length);
+        directory[length] = 0;
+        dirfd = open(directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dirfd < 0) return -1;
+        char shortened[sizeof(addr.sun_path)];
+        int written = snprintf(shortened, sizeof(shortened), "/proc/self/fd/%d/%s", dirfd, slash + 1);
+        if (written < 0 || (size_t)written >= sizeof(shortened)) {
+            close(dirfd);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        if (fill_sockaddr(&addr, shortened) != 0) {
+            close(dirfd);
+            return -1;
+        }
+    } else if (fill_sockaddr(&addr, path) != 0) {
+        return -1;
+    }
     int rc;
     do {
-        rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
+        rc = connecting ? connect(fd, (struct sockaddr *)&addr, sizeof(addr)) : bind(fd, (struct sockaddr *)&addr, sizeof(addr));
     } while (rc != 0 && errno == EINTR);
+    if (dirfd >= 0) {
+        int saved = errno;
+        close(dirfd);
+        errno = saved;
+    }
     return rc;
 }
+
+int clinux_bind_unix(int fd, const char *path) { return with_unix_address(fd, path, 0); }
+
+int clinux_connect_unix(int fd, const char *path) { return with_unix_address(fd, path, 1); }
 
 int clinux_accept_cloexec(int fd) {
     return accept4(fd, NULL, NULL, SOCK_CLOEXEC);

@@ -19,8 +19,14 @@ public struct WardenConfig: Sendable, Equatable {
     /// `[sandbox] pause_rootfs`: the read-only rootfs (holding `pause`) of the pod sandboxes
     /// containerd 2.x creates through the Sandbox API (`sandboxer = "shim"`).
     public var pauseRootfs = "/usr/local/lib/warden/pause-rootfs"
+    /// `control_channel`: whether wait, kill, ps and stats go to the sandbox's control server
+    /// directly (`auto`: for each sandbox whose server answers a probe) or always through
+    /// runsc's CLI (`off`).
+    public var controlChannel: ControlChannel = .auto
 
     public init() {}
+
+    public enum ControlChannel: String, Sendable, CaseIterable { case auto, off }
 
     public struct RunscFlag: Sendable, Equatable {
         public var key: String
@@ -122,6 +128,7 @@ public struct WardenConfig: Sendable, Equatable {
         case "runsc": runsc = try path()
         case "root": root = try path()
         case "log_level": logLevel = try choice(LogLevel.self)
+        case "control_channel": controlChannel = try choice(ControlChannel.self)
         case "deadlines.runsc_call_timeout": deadlines.runscCallTimeout = try duration()
         case "deadlines.create_timeout": deadlines.createTimeout = try duration()
         case "deadlines.kill_grace": deadlines.killGrace = try duration()

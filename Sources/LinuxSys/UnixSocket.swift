@@ -36,9 +36,12 @@ public enum UnixSocket {
     }
 
     /// Connects to the Unix socket at `path`. A `unix://` prefix is accepted and stripped.
-    public static func connect(path: String) throws(Errno) -> Int32 {
+    /// `nonBlocking`: the socket is made non-blocking first, so a listener whose backlog is
+    /// full (a server that stopped accepting) fails at once with EAGAIN instead of blocking.
+    public static func connect(path: String, nonBlocking: Bool = false) throws(Errno) -> Int32 {
         let target = path.hasPrefix("unix://") ? String(path.dropFirst("unix://".count)) : path
-        let fd = try retryingEINTR("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let flags = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | (nonBlocking ? Int32(SOCK_NONBLOCK.rawValue) : 0)
+        let fd = try retryingEINTR("socket") { socket(AF_UNIX, flags, 0) }
         do {
             _ = try retryingEINTR("connect(\(target))") { clinux_connect_unix(fd, target) }
         } catch {

@@ -37,7 +37,7 @@ public enum RunscError: Error, Equatable, Sendable, CustomStringConvertible {
 
     /// Classifies a failed call by the text runsc printed, as containerd's checkKillError
     /// does for runc. Texts seen from runsc 2022-12-19 and gVisor's shim.
-    static func classify(verb: String, exitStatus: UInt32, output: String) -> RunscError {
+    public static func classify(verb: String, exitStatus: UInt32, output: String) -> RunscError {
         let detail = lastMeaningfulLine(output)
         let lowered = output.lowercased()
         // runsc 2024 whose container's state file went with its delete while the call ran:

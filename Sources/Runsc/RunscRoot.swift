@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import LinuxSys
 
 /// What runsc keeps in its `--root`: per container `<id>_sandbox:<sandbox>.state` and `.lock`,
@@ -43,6 +48,21 @@ public struct RunscRoot: Sendable {
         }.sorted().map { "\(path)/\($0)" }
         stale.forEach { Files.remove($0) }
         return stale
+    }
+
+    /// Where container `id`'s sandbox serves its control channel, from runsc's state file:
+    /// the sandbox's id (the file's name) and `sandbox.controlSocketPath` (runsc since 2023;
+    /// nil for runsc 2022, whose abstract socket is not recorded). nil without a state file.
+    public func controlSocket(of id: String) -> (sandboxID: String, path: String?)? {
+        let prefix = "\(id)_sandbox:"
+        guard let name = Directories.entries(path).first(where: { $0.hasPrefix(prefix) && $0.hasSuffix(".state") }) else { return nil }
+        let sandboxID = String(name.dropFirst(prefix.count).dropLast(".state".count))
+        struct State: Decodable {
+            struct Sandbox: Decodable { var controlSocketPath: String? }
+            var sandbox: Sandbox?
+        }
+        let recorded = FileDescriptor.readAll("\(path)/\(name)").flatMap { try? JSONDecoder().decode(State.self, from: Data($0)) }
+        return (sandboxID, recorded?.sandbox?.controlSocketPath.flatMap { $0.isEmpty ? nil : $0 })
     }
 
     /// Whether runsc keeps any state for container `id` (nothing to delete otherwise).
