@@ -37,6 +37,17 @@ extension FakeRunsc {
         /// sentry does: Go's crash output to its `--panic-log` (stderr without one), its
         /// container killed, exit status 2.
         case panicSandbox = "panic-sandbox"
+        /// No control socket recorded in the state (runsc 2022's abstract socket): the shim
+        /// must use the CLI for every call.
+        case noControl = "no-control"
+        /// The control server reads each call and never answers (a wedged sentry).
+        case controlHang = "control-hang"
+        /// The control server closes each connection once it has read the call.
+        case controlClose = "control-close"
+        /// The control server answers each call with bytes that are not JSON.
+        case controlGarbage = "control-garbage"
+        /// The control server answers each call with success and a result of the wrong type.
+        case controlWrong = "control-wrong"
     }
 
     /// The subcommands a `hang-<verb>` fault can hang (it then never returns).

@@ -28,6 +28,12 @@ extension FakeRunsc {
         var pendingSignal: Int32?
         /// The spec's absolute `linux.cgroupsPath`, made at create as runsc makes it.
         var cgroupsPath: String?
+        /// What runsc 2024 records of the sandbox in every container's state (its control socket).
+        var sandbox: SandboxRecord?
+    }
+
+    struct SandboxRecord: Codable {
+        var controlSocketPath: String?
     }
 
     struct Spec: Decodable {

@@ -17,6 +17,7 @@ extension FakeRunsc {
     static func sandboxMain(_ arguments: [String], root: String, faults: Faults, panicLog: String?) -> Int32 {
         guard let id = arguments.first else { return 2 }
         guard awaitCreated(id, root: root) else { return 1 }
+        if let created = try? load(id, root: root) { ControlServer.start(created, root: root) }
         while true {
             guard let state = try? load(id, root: root) else { return 1 }  // deleted before start
             if state.status == "running" { break }
@@ -140,6 +141,13 @@ extension FakeRunsc {
     }
 
     /// Appends a line to `<root>/fault-log` (what a fault saw, in order, for the tests).
+    /// `record`, only where a test put a faults file (it reads the log): otherwise the log
+    /// would be a file the pod's runsc root keeps.
+    static func recordIfWatched(root: String, _ line: String) {
+        guard FileDescriptor.exists("\(Faults.directory(root: root))/faults") else { return }
+        record(root: root, line)
+    }
+
     static func record(root: String, _ line: String) {
         guard let fd = try? FileDescriptor.openForAppend("\(Faults.directory(root: root))/fault-log") else { return }
         defer { FileDescriptor.close(fd) }

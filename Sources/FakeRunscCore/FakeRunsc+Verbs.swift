@@ -33,7 +33,8 @@ extension FakeRunsc {
             let cgroupsPath = makeCgroup(spec, processes: [])
             try save(
                 State(id: id, bundle: bundle, status: "created", sandboxPid: sandbox.sandboxPid, goferPid: 0,
-                    sandboxID: sandboxID, consoleSocket: options.values["console-socket"], cgroupsPath: cgroupsPath), root: root)
+                    sandboxID: sandboxID, consoleSocket: options.values["console-socket"], cgroupsPath: cgroupsPath,
+                    sandbox: sandbox.sandbox), root: root)
             if let pidFile = options.values["pid-file"] { try Files.write(pidFile, "\(sandbox.sandboxPid)") }
             return
         }
@@ -53,14 +54,17 @@ extension FakeRunsc {
             stdin: null, stdout: null, stderr: null, newSession: true)
         FileDescriptor.close(null)
         let cgroupsPath = makeCgroup(spec, processes: [sandbox, gofer])
-        try save(
-            State(id: id, bundle: bundle, status: "created", sandboxPid: sandbox, goferPid: gofer, sandboxID: id, cgroupsPath: cgroupsPath),
-            root: root)
-        // runsc since 2023 serves the sandbox's control channel on a socket file in its root,
-        // which only `runsc delete` removes: the file a killed sandbox leaves behind.
-        if let control = try? UnixSocket.listen(path: controlSocketPath(id, root: root), mode: 0o600, backlog: 1) {
-            UnixSocket.close(control)
+        // runsc since 2023 serves the sandbox's control channel on a socket file in its root
+        // and records it in the state (the sandbox listens on it, ControlServer); only
+        // `runsc delete` removes the file, which a killed sandbox leaves behind.
+        let control = faults.contains(.noControl) ? nil : SandboxRecord(controlSocketPath: controlSocketPath(id, root: root))
+        if let path = control?.controlSocketPath, let listener = try? UnixSocket.listen(path: path, mode: 0o600, backlog: 16) {
+            UnixSocket.close(listener)  // the file exists from create on, as runsc's does
         }
+        try save(
+            State(id: id, bundle: bundle, status: "created", sandboxPid: sandbox, goferPid: gofer, sandboxID: id, cgroupsPath: cgroupsPath,
+                sandbox: control),
+            root: root)
         if let pidFile = options.values["pid-file"] {
             try Files.write(pidFile, "\(faults.contains(.liePid) ? unusedPid() : sandbox)")
         }
@@ -122,7 +126,12 @@ extension FakeRunsc {
         guard options.positional.count >= 1 else { throw Failure("kill: missing container id") }
         let state = try load(options.positional[0], root: root)
         let signal = options.positional.count > 1 ? Int32(options.positional[1]) ?? 15 : 15
-        if faults.contains(.unkillableUntilNetnsDown), options.values["pid"] == nil {
+        try deliver(signal, to: state, all: options.flags.contains("all"), pid: options.values["pid"].flatMap { Int32($0) }, root: root, faults: faults)
+    }
+
+    /// What `runsc kill` and the control server's Signal do.
+    static func deliver(_ signal: Int32, to state: State, all: Bool, pid target: Int32?, root: String, faults: Faults) throws {
+        if faults.contains(.unkillableUntilNetnsDown), target == nil {
             // The wedge seen in the field: while the pod's links are up the sentry does not
             // stop. The kill is recorded (with what the links were) and takes effect only once
             // they are down; the sandbox applies it then.
@@ -135,7 +144,7 @@ extension FakeRunsc {
                 return
             }
         }
-        if let target = options.values["pid"].flatMap({ Int32($0) }) {
+        if let target {
             guard processAlive(target) else { throw Failure("cannot signal process \(target): no such process") }
             ChildProcesses.signalUnreaped(target, signal)
             return
@@ -143,7 +152,7 @@ extension FakeRunsc {
         guard let pid = state.containerPid, state.status != "stopped", processAlive(state.sandboxPid) else {
             throw Failure("cannot signal container: container is not running")
         }
-        if options.flags.contains("all") {
+        if all {
             ChildProcesses.signalGroup(pid, signal)
         } else {
             ChildProcesses.signalUnreaped(pid, signal)
@@ -222,8 +231,7 @@ extension FakeRunsc {
     static func events(_ arguments: [String], root: String) throws {
         let options = Options(arguments)
         let state = try load(try containerID(options.positional), root: root)
-        Console.output(
-            "{\"type\":\"stats\",\"id\":\"\(state.id)\",\"data\":{\"cpu\":{\"usage\":{\"total\":1000000,\"kernel\":0,\"user\":1000000}},\"memory\":{\"usage\":{\"usage\":4096,\"max\":8192}},\"pids\":{\"current\":1}}}")
+        Console.output(#"{"type":"stats","id":"\#(state.id)","data":\#(statsJSON(state))}"#)
     }
 
 

@@ -55,6 +55,7 @@ public enum FakeRunsc {
             Console.error("fake-runsc: \(error.message)")
             return 2
         }
+        if !verb.hasSuffix("-main") { recordIfWatched(root: root, "cli \(verb)") }
         if faults.hangs(verb) {
             while true { Sleep.seconds(3600) }
         }

@@ -56,7 +56,17 @@ public struct SandboxControl: Sendable {
         var Mode: Int
     }
 
-    private struct Empty: Decodable {}
+    /// A result that must be an object (what urpc gives for a method with no reply): a
+    /// server answering anything else is not runsc's.
+    private struct Empty: Decodable {
+        private struct NoKeys: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init?(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+        init(from decoder: any Decoder) throws { _ = try decoder.container(keyedBy: NoKeys.self) }
+    }
 
     public func signal(_ containerID: String, signal: Int32, pid: Int32 = 0, mode: SignalMode, timeout: Duration?) async throws(ControlError) {
         _ = try await call(

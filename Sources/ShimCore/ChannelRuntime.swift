@@ -20,7 +20,8 @@ final class ChannelRuntime: SandboxRuntime {
     /// Which way a sandbox's calls go, and why.
     enum Path: Sendable, Equatable {
         case control(socket: String)
-        case cli(reason: String)
+        /// `expected`: the runtime has no channel to offer (runsc 2022), not one that failed.
+        case cli(reason: String, expected: Bool = false)
 
         var name: String {
             if case .control = self { "control" } else { "cli" }
@@ -76,7 +77,7 @@ final class ChannelRuntime: SandboxRuntime {
 
     private func probe(_ sandboxID: String, socket: String?) async -> Path {
         guard let socket else {
-            return .cli(reason: "runsc records no control socket for the sandbox (runsc 2022 serves an abstract one)")
+            return .cli(reason: "runsc records no control socket for the sandbox (runsc 2022 serves an abstract one)", expected: true)
         }
         let control = SandboxControl(socketPath: socket, loop: loop)
         do throws(ControlError) {

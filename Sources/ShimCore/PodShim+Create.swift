@@ -239,6 +239,12 @@ extension PodShim {
         if process.pendingExit == nil && !container.isSandboxRoot {
             watchSubcontainer(container)
         }
+        if container.isSandboxRoot {
+            // Not awaited: a probe of a hung control server must not hold Start's answer.
+            let runtime = runsc
+            let id = container.id
+            Task { await runtime.sandboxStarted(id) }
+        }
     }
 
     private func startExec(_ container: Container, _ process: Process) async throws(ShimError) {

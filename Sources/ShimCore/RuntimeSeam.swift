@@ -40,6 +40,9 @@ protocol SandboxRuntime: Sendable {
     /// Removes what the runtime keeps for a container / a whole sandbox; what was removed.
     @discardableResult func removeState(_ id: String) -> [String]
     func removeSandboxState(_ sandboxID: String) -> [String]
+    /// The sandbox's root container started: a runtime that decides per sandbox how to reach
+    /// it (ChannelRuntime's probe) decides now.
+    func sandboxStarted(_ sandboxID: String) async
 }
 
 extension SandboxRuntime {
@@ -55,6 +58,7 @@ extension SandboxRuntime {
     }
     func delete(_ id: String, force: Bool = false) async throws(RunscError) { try await delete(id, force: force, timeout: nil) }
     func wait(_ id: String) async throws(RunscError) -> Int32 { try await wait(id, timeout: nil) }
+    func sandboxStarted(_ sandboxID: String) async {}
 }
 
 extension Runsc: SandboxRuntime {

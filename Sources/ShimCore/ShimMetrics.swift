@@ -156,6 +156,26 @@ public final class ShimMetrics: Sendable {
         changed()
     }
 
+    /// Which way a sandbox's wait, kill, ps and stats go ("control": its control server;
+    /// "cli": runsc's CLI): 1 for the path it is on, 0 for the other.
+    func runtimePath(sandbox: String, _ path: String) {
+        for candidate in ["control", "cli"] {
+            gauge("warden_runtime_path", "Which way a sandbox's wait, kill, ps and stats go: its control server or runsc's CLI.", [
+                ("sandbox", sandbox), ("path", candidate),
+            ]).set(to: candidate == path ? 1.0 : 0.0)
+        }
+        changed()
+    }
+
+    /// A call to a sandbox's control server ended (`call`: wait, kill, ps, events, probe).
+    func controlCall(_ call: String, took: Duration, outcome: RunscOutcome) {
+        registry.makeDurationHistogram(
+            descriptor: descriptor("warden_control_call_seconds", "Calls to sandboxes' control servers by call and outcome."),
+            labels: labels + [("call", call), ("outcome", outcome.rawValue)], buckets: Self.runscBuckets
+        ).record(took)
+        changed()
+    }
+
     /// A ttrpc request answered (`code`: the gRPC status code number).
     public func requestAnswered(service: String, method: String, code: Int32) {
         counter(

@@ -54,12 +54,34 @@ enum ShimServer {
             let runsc = Runsc(configuration: runscConfiguration, supervisor: supervisor)
             let ttrpcAddress = ProcessEnvironment.value("TTRPC_ADDRESS") ?? (flags.address + ".ttrpc")
             // One thread serves every ttrpc socket of the shim: the listener, containerd's
-            // connections (one per task) and the events connection.
+            // connections (one per task) and the events connection; and the sandbox's
+            // control channel calls.
             let frameLoop = try FrameLoop.frames()
+            let runtime: any SandboxRuntime =
+                switch config.controlChannel {
+                case .off: runsc
+                case .auto:
+                    ChannelRuntime(
+                        cli: runsc, loop: frameLoop, callTimeout: config.deadlines.runscCallTimeout,
+                        onPath: { sandboxID, path in
+                            switch path {
+                            case .control(let socket):
+                                log.info("sandbox \(sandboxID): wait, kill, ps and stats over its control server \(socket)")
+                            case .cli(let reason, let expected):
+                                let line = "sandbox \(sandboxID): runsc's CLI for every call: \(reason)"
+                                if expected { log.info(line) } else { log.warn(line) }
+                            }
+                            metrics.runtimePath(sandbox: sandboxID, path.name)
+                        },
+                        onCall: { call, took, outcome in
+                            log.debug("control \(call) \(milliseconds(took))ms\(outcome == .ok ? "" : " (\(outcome.rawValue))")")
+                            metrics.controlCall(call, took: took, outcome: outcome)
+                        })
+                }
             let events = EventPublisher(address: ttrpcAddress, namespace: flags.namespace, log: log, loop: frameLoop)
             let (shutdownRequests, shutdownContinuation) = AsyncStream<Void>.makeStream()
             let shim = PodShim(
-                runsc: runsc, supervisor: supervisor, stdioCopier: try StdioCopier(), events: events, log: log,
+                runtime: runtime, supervision: supervisor, stdioCopier: try StdioCopier(), events: events, log: log,
                 namespace: flags.namespace, scratchDirectory: scratch, deadlines: config.deadlines,
                 netnsRelease: config.netnsRelease, metrics: metrics, pauseRootfs: config.pauseRootfs,
                 onEmptyShutdown: { shutdownContinuation.yield() })

@@ -15,8 +15,8 @@ struct SubcontainerReleaseTests {
     static let task = "containerd.task.v3.Task"
 
     /// The pod's sandbox as a task (the podsandbox way), started, with one container in it.
-    static func podWithContainer(_ id: String) async throws -> SandboxAPITests.Pod {
-        let pod = try await SandboxAPITests.startPod(id)
+    static func podWithContainer(_ id: String, faults: String = "") async throws -> SandboxAPITests.Pod {
+        let pod = try await SandboxAPITests.startPod(id, faults: faults)
         let spec: [String: Any] = [
             "ociVersion": "1.0.2", "process": ["args": ["/bin/sleep", "100000"]], "root": ["path": "rootfs"],
             "annotations": ["io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": id],

@@ -1,0 +1,152 @@
+import Foundation
+import LinuxSys
+import Runsc
+import Synchronization
+import Testing
+import WardenTestSupport
+
+@testable import ShimCore
+
+/// ChannelRuntime: which calls go to the control server, the probe, the fallback, and that a
+/// hung server's calls end at the CLI's deadline. The CLI is InMemoryRuntime (its calls are
+/// recorded), the server a scripted one.
+@Suite(.timeLimit(.minutes(1)))
+struct ChannelRuntimeTests {
+    final class Paths: Sendable {
+        let seen = Mutex<[String]>([])
+        var all: [String] { seen.withLock { $0 } }
+    }
+
+    /// A runsc root whose state for `container` (of `sandbox`) records `socket`.
+    static func root(_ dir: TempDir, container: String, sandbox: String, socket: String?) throws -> String {
+        let root = dir.file("root")
+        try Directories.make(root)
+        let recorded = socket.map { #"{"controlSocketPath":"\#($0)"}"# } ?? "{}"
+        for id in Set([container, sandbox]) {
+            try Files.write("\(root)/\(id)_sandbox:\(sandbox).state", #"{"id":"\#(id)","sandbox":\#(recorded)}"#)
+        }
+        return root
+    }
+
+    static func runtime(root: String, paths: Paths, loop: EventLoop, callTimeout: Duration = .seconds(2)) -> (ChannelRuntime, InMemoryRuntime) {
+        let cli = InMemoryRuntime(root: root, supervision: InMemorySupervision())
+        let runtime = ChannelRuntime(cli: cli, loop: loop, callTimeout: callTimeout, onPath: { sandbox, path in
+            paths.seen.withLock { $0.append("\(sandbox) \(path.name)") }
+        })
+        return (runtime, cli)
+    }
+
+    @Test func aProbedSandboxsWaitAndKillGoToItsServerAndNoCLICallIsMade() async throws {
+        let methods = Mutex<[String]>([])
+        let server = try ScriptedServer { request in
+            let method = (try? JSONSerialization.jsonObject(with: Data(request.utf8)) as? [String: Any])?["method"] as? String ?? "?"
+            methods.withLock { $0.append(method) }
+            switch method {
+            case "containerManager.Processes": return .answer(#"{"success":true,"err":"","result":null}"#)
+            case "containerManager.Wait": return .answer(#"{"success":true,"err":"","result":256}"#)
+            default: return .answer(#"{"success":true,"err":"","result":{}}"#)
+            }
+        }
+        defer { server.stop() }
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let loop = try EventLoop(name: "channel-test")
+        defer { loop.stop() }
+        let paths = Paths()
+        let (runtime, cli) = Self.runtime(root: try Self.root(dir, container: "app", sandbox: "pod", socket: server.path), paths: paths, loop: loop)
+        await runtime.sandboxStarted("pod")
+        #expect(paths.all == ["pod control"])
+        #expect(try await runtime.wait("app", timeout: nil) == 1)
+        try await runtime.kill("app", signal: 9, all: true, pid: nil, timeout: nil)
+        #expect(methods.withLock { $0 } == ["containerManager.Processes", "containerManager.Wait", "containerManager.Signal"])
+        #expect(cli.calls.isEmpty, "CLI calls: \(cli.calls)")
+        #expect(paths.all == ["pod control"], "probed once per sandbox")
+    }
+
+    @Test func noRecordedSocketOrARefusedProbeMeansTheCLI() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let loop = try EventLoop(name: "channel-test")
+        defer { loop.stop() }
+        let paths = Paths()
+        let (runtime, cli) = Self.runtime(root: try Self.root(dir, container: "app", sandbox: "pod", socket: nil), paths: paths, loop: loop)
+        await #expect(throws: RunscError.self) { try await runtime.kill("app", signal: 9, all: false, pid: nil, timeout: nil) }
+        #expect(cli.calls == ["kill app"])
+        #expect(paths.all == ["pod cli"])
+
+        let refusing = try ScriptedServer { _ in .answer(#"{"success":false,"err":"unknown method","result":null}"#) }
+        defer { refusing.stop() }
+        let other = try TempDir()
+        defer { other.remove() }
+        let (refused, refusedCLI) = Self.runtime(root: try Self.root(other, container: "c", sandbox: "s", socket: refusing.path), paths: paths, loop: loop)
+        await refused.sandboxStarted("s")
+        _ = try? await refused.ps("c")
+        #expect(refusedCLI.calls == ["ps c"])
+        #expect(paths.all.last == "s cli")
+    }
+
+    @Test func anAnswerThatIsNotURPCSendsTheCallAndTheSandboxToTheCLI() async throws {
+        let probed = Mutex(false)
+        let server = try ScriptedServer { _ in
+            let first = probed.withLock { was in defer { was = true }; return !was }
+            return first ? .answer(#"{"success":true,"err":"","result":[]}"#) : .answer("garbage")
+        }
+        defer { server.stop() }
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let loop = try EventLoop(name: "channel-test")
+        defer { loop.stop() }
+        let paths = Paths()
+        let (runtime, cli) = Self.runtime(root: try Self.root(dir, container: "app", sandbox: "pod", socket: server.path), paths: paths, loop: loop)
+        await runtime.sandboxStarted("pod")
+        await #expect(throws: RunscError.self) { try await runtime.kill("app", signal: 15, all: false, pid: nil, timeout: nil) }
+        #expect(cli.calls == ["kill app"], "the call made again through the CLI")
+        _ = try? await runtime.ps("app")
+        #expect(cli.calls == ["kill app", "ps app"], "and every call after it")
+        #expect(paths.all == ["pod control", "pod cli"])
+        #expect(server.connections == 2)
+    }
+
+    @Test func aRefusalIsRunscsAnswerAndAHungServerIsATimeoutAtTheDeadline() async throws {
+        let probed = Mutex(false)
+        let server = try ScriptedServer { _ in
+            let first = probed.withLock { was in defer { was = true }; return !was }
+            return first ? .answer(#"{"success":true,"err":"","result":[]}"#) : .hang
+        }
+        defer { server.stop() }
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let loop = try EventLoop(name: "channel-test")
+        defer { loop.stop() }
+        let paths = Paths()
+        let (runtime, cli) = Self.runtime(
+            root: try Self.root(dir, container: "app", sandbox: "pod", socket: server.path), paths: paths, loop: loop,
+            callTimeout: .milliseconds(300))
+        await runtime.sandboxStarted("pod")
+        let began = ContinuousClock.now
+        await #expect(throws: RunscError.timedOut(verb: "kill", after: .milliseconds(300))) {
+            try await runtime.kill("app", signal: 9, all: true, pid: nil, timeout: nil)
+        }
+        #expect(ContinuousClock.now - began < TestBounds.cutShort(.milliseconds(300)))
+        #expect(cli.calls.isEmpty, "a hung server is not a reason to try the CLI: \(cli.calls)")
+        #expect(paths.all == ["pod control"])
+    }
+
+    @Test func aServerErrorIsClassifiedAsRunscsText() async throws {
+        let server = try ScriptedServer { request in
+            request.contains("Processes") && request.contains(#""pod""#)
+                ? .answer(#"{"success":true,"err":"","result":[]}"#)
+                : .answer(#"{"success":false,"err":"container \"gone\" not found","result":null}"#)
+        }
+        defer { server.stop() }
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let loop = try EventLoop(name: "channel-test")
+        defer { loop.stop() }
+        let (runtime, cli) = Self.runtime(root: try Self.root(dir, container: "gone", sandbox: "pod", socket: server.path), paths: Paths(), loop: loop)
+        await #expect(throws: RunscError.notFound(verb: "kill", detail: #"container "gone" not found"#)) {
+            try await runtime.kill("gone", signal: 9, all: false, pid: nil, timeout: nil)
+        }
+        #expect(cli.calls.isEmpty)
+    }
+}
