@@ -149,10 +149,7 @@ public final class ShimMetrics: Sendable {
             descriptor: descriptor("warden_runsc_call_seconds", "runsc calls by verb and outcome."),
             labels: labels + [("verb", verb), ("outcome", outcome.rawValue)], buckets: Self.runscBuckets
         ).record(took)
-        if outcome == .timedOut {
-            counter("warden_runsc_call_timeouts_total", "runsc calls killed at their deadline, by verb.", [("verb", verb)])
-                .increment()
-        }
+        if outcome == .timedOut { runscTimeoutsCounter(verb).increment() }
         changed()
     }
 
@@ -173,6 +170,7 @@ public final class ShimMetrics: Sendable {
             descriptor: descriptor("warden_control_call_seconds", "Calls to sandboxes' control servers by call and outcome."),
             labels: labels + [("call", call), ("outcome", outcome.rawValue)], buckets: Self.runscBuckets
         ).record(took)
+        if outcome == .timedOut { runscTimeoutsCounter(call).increment() }
         changed()
     }
 
@@ -258,6 +256,12 @@ public final class ShimMetrics: Sendable {
     @discardableResult
     private func exitsCounter() -> Counter {
         counter("warden_exits_published_total", "TaskExit events published.", [])
+    }
+
+    /// Timeouts of runsc's CLI and of the sandbox's control server alike: the alert on
+    /// wedged sandboxes (shim-config/alerts.yaml) holds on either path.
+    private func runscTimeoutsCounter(_ verb: String) -> Counter {
+        counter("warden_runsc_call_timeouts_total", "runsc calls (its CLI or the sandbox's control server) that hit their deadline, by verb.", [("verb", verb)])
     }
 
     private func counter(_ name: String, _ help: String, _ extra: [(String, String)]) -> Counter {

@@ -171,4 +171,41 @@ struct ControlChannelTests {
             try await Self.finish(pod, "cc4", sandboxKilled: true)
         }
     }
+
+    /// Real runsc 2024: the probe answers, a joined container's exit comes from its Wait on
+    /// the control server with no `runsc wait` process alive, and its stats are the sentry's.
+    /// (runsc 2022 records no control socket: its pods use the CLI, and the log says so.)
+    @Test(.timeLimit(.minutes(2))) func realRunscsControlServerServesTheContainersOfAPod() async throws {
+        guard ShimHarness.available(.real) else { return }
+        try await ShimHarness.run(.real, limit: .seconds(90), "real control channel") { h in
+            let sandbox = TerminationTests.podAnnotations("sandbox", pod: "cp")
+            let joined = TerminationTests.podAnnotations("container", pod: "cp")
+            #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + sandbox + [ShimHarness.image, "cp", "sleep", "1000"]).status == 0)
+            try await h.waitForTask("cp", status: "RUNNING")
+            #expect(try await h.ctr(["run", "-d"] + h.runtimeFlags + joined + [ShimHarness.image, "cp-app", "sleep", "1000"]).status == 0)
+            try await h.waitForTask("cp-app", status: "RUNNING")
+            try await Task.sleep(for: .milliseconds(200))  // the probe's log line, after Start
+            let log = h.containerd.process.outputText
+            let hasSocket = FileManager.default.fileExists(atPath: h.runscRoot + "/\(h.namespace)/cp/runsc-cp.sock")
+            let runscVersion = ProcessInfo.processInfo.environment["WARDEN_RUNSC_VERSION"] ?? ""
+            #expect(hasSocket || !runscVersion.hasPrefix("0.0~2024"), "runsc \(runscVersion) keeps no control socket file")
+            if hasSocket {
+                #expect(log.contains("sandbox cp: wait, kill, ps and stats over its control server"), "shim log: \(log.suffix(3000))")
+                try await Task.sleep(for: .milliseconds(300))
+                let waits = livingProcesses(mentioning: h.runscRoot).filter { $0.contains(" wait ") }
+                #expect(waits.isEmpty, "runsc wait processes: \(waits)")
+            } else {
+                #expect(log.contains("sandbox cp: runsc's CLI for every call: runsc records no control socket"), "shim log: \(log.suffix(3000))")
+            }
+            #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "cp-app"]).status == 0)
+            try await h.waitForTask("cp-app", status: "STOPPED", timeout: .seconds(5))
+            let removed = try await h.ctr(["task", "rm", "cp-app"])
+            #expect(removed.output.contains("137"), "task rm: \(removed.output)")
+            #expect(try await h.ctr(["container", "rm", "cp-app"]).status == 0)
+            #expect(try await h.ctr(["task", "kill", "-s", "SIGKILL", "cp"]).status == 0)
+            try await h.waitForTask("cp", status: "STOPPED", timeout: .seconds(5))
+            _ = try await h.ctr(["task", "rm", "cp"])
+            #expect(try await h.ctr(["container", "rm", "cp"]).status == 0)
+        }
+    }
 }

@@ -72,7 +72,7 @@ final class ShimHarness: Sendable {
     /// reaches the shims through containerd's environment.
     static func start(
         _ runtime: RuntimeKind, deadlines: String = "", extraConfig: String = "", runscConfig: String = "",
-        shimEnvironment: [String: String] = [:], launcher: [String] = [], dir: TempDir? = nil
+        shimEnvironment: [String: String] = [:], launcher: [String] = [], dir: TempDir? = nil, controlChannel: String = "auto"
     ) async throws -> ShimHarness {
         let dir = try dir ?? TempDir("wdi")
         let runscRoot = dir.file("runsc")
@@ -81,6 +81,7 @@ final class ShimHarness: Sendable {
             runsc = "\(binary)"
             root = "\(runscRoot)"
             log_level = "debug"
+            control_channel = "\(controlChannel)"
             [deadlines]
             \(deadlines)
             [runsc_config]
@@ -203,7 +204,8 @@ final class ShimHarness: Sendable {
         #expect(spawnHelpers().isEmpty, "spawn helpers outlived their shims: \(spawnHelpers())")
         await containerd.stop()
         let sockets = (try? FileManager.default.contentsOfDirectory(atPath: containerd.dir.file("state/s"))) ?? []
-        let runscState = (try? FileManager.default.contentsOfDirectory(atPath: runscRoot)) ?? []
+        // fake-runsc's log of what it was asked, kept where a test put a faults file, is the test's.
+        let runscState = ((try? FileManager.default.contentsOfDirectory(atPath: runscRoot)) ?? []).filter { $0 != "fault-log" }
         let metricsFiles = (try? FileManager.default.contentsOfDirectory(atPath: metricsDirectory)) ?? []
         #expect(metricsFiles.isEmpty, "metrics files of exited shims left: \(metricsFiles)")
         try containerd.auditNothingLeft(keep: true)
@@ -222,12 +224,12 @@ final class ShimHarness: Sendable {
     static func run(
         _ runtime: RuntimeKind, limit: Duration, _ what: String, deadlines: String = "", extraConfig: String = "",
         runscConfig: String = "", shimEnvironment: [String: String] = [:], launcher: [String] = [], dir: TempDir? = nil,
-        _ body: @escaping @Sendable (ShimHarness) async throws -> Void
+        controlChannel: String = "auto", _ body: @escaping @Sendable (ShimHarness) async throws -> Void
     ) async throws {
         let h = try await withTimeout(.seconds(60), "\(what): harness start") {
             try await start(
                 runtime, deadlines: deadlines, extraConfig: extraConfig, runscConfig: runscConfig, shimEnvironment: shimEnvironment,
-                launcher: launcher, dir: dir)
+                launcher: launcher, dir: dir, controlChannel: controlChannel)
         }
         do {
             try await withTimeout(limit, what) {

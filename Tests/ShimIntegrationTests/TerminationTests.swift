@@ -31,13 +31,21 @@ struct TerminationTests {
         var beforeCreate: Bool { self == .orphanGofer || self == .slowStart }
     }
 
+    /// Which way wait, kill, ps and stats go: the sandbox's control server (fake-runsc and
+    /// runsc 2024 serve one; a wedged fake's hang-kill hangs its Signal as it hangs `runsc
+    /// kill`), or runsc's CLI (`control_channel = "off"`). Each fault is held to both.
+    enum RuntimePath: String, CaseIterable, CustomStringConvertible, Sendable {
+        case control = "auto", cli = "off"
+        var description: String { self == .control ? "control channel" : "runsc CLI" }
+    }
+
     /// Kill returns within runsc_call_timeout, the exit is seen within stop_deadline, Delete
     /// within delete_deadline, and nothing is left.
-    @Test(arguments: Fault.allCases)
-    func aWedgedPodStillStopsInTime(_ fault: Fault) async throws {
+    @Test(arguments: Fault.allCases, RuntimePath.allCases)
+    func aWedgedPodStillStopsInTime(_ fault: Fault, _ path: RuntimePath) async throws {
         let runtime: RuntimeKind = fault == .realSandboxStopped ? .real : .fake
         guard ShimHarness.available(runtime) else { return }
-        try await ShimHarness.run(runtime, limit: .seconds(90), "\(fault)", deadlines: Self.deadlines) { h in
+        try await ShimHarness.run(runtime, limit: .seconds(90), "\(fault), \(path)", deadlines: Self.deadlines, controlChannel: path.rawValue) { h in
             let faults = h.runscRoot + "/faults"
             try FileManager.default.createDirectory(atPath: h.runscRoot, withIntermediateDirectories: true)
             if fault.beforeCreate { try "\(fault)\n".write(toFile: faults, atomically: true, encoding: .utf8) }
