@@ -48,6 +48,10 @@ public enum Cgroups {
     }
 
     /// The hierarchies mounted in this process's mount namespace.
+    /// Whether the host runs cgroup v2 alone (`/sys/fs/cgroup` is the unified tree), the
+    /// test containerd makes (cgroups.Mode() == Unified) to expect v2 metrics from a shim.
+    public static var hostIsUnified: Bool { FileDescriptor.exists("/sys/fs/cgroup/cgroup.controllers") }
+
     public static func mountedHierarchies() -> [Hierarchy] {
         hierarchies(in: Mounts.current())
     }

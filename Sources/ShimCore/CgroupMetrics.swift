@@ -1,8 +1,9 @@
 import ContainerdAPI
 import Runsc
 
-/// runsc's stats (runc's event shape) as containerd's cgroups v1 `Metrics`, the type
-/// `ctr task metrics` and CRI decode for a Linux task.
+/// runsc's stats (runc's event shape) as containerd's cgroups `Metrics`, the type `ctr task
+/// metrics` and CRI decode for a Linux task: v1 on a host with v1 hierarchies (a hybrid one
+/// included, as containerd decides), v2 on a unified-only host.
 enum CgroupMetrics {
     static func v1(_ stats: RunscStats) -> Io_Containerd_Cgroups_V1_Metrics {
         var metrics = Io_Containerd_Cgroups_V1_Metrics()
@@ -27,6 +28,30 @@ enum CgroupMetrics {
                 metrics.memory.totalRss = raw["total_rss"] ?? 0
                 metrics.memory.totalCache = raw["total_cache"] ?? 0
             }
+        }
+        return metrics
+    }
+
+    /// The same as cgroups v2 `Metrics`, what containerd expects on a host with only the
+    /// unified hierarchy (CPU times in microseconds there).
+    static func v2(_ stats: RunscStats) -> Io_Containerd_Cgroups_V2_Metrics {
+        var metrics = Io_Containerd_Cgroups_V2_Metrics()
+        if let pids = stats.pids {
+            metrics.pids.current = pids.current ?? 0
+            metrics.pids.limit = pids.limit ?? 0
+        }
+        if let usage = stats.cpu?.usage {
+            metrics.cpu.usageUsec = (usage.total ?? 0) / 1000
+            metrics.cpu.userUsec = (usage.user ?? 0) / 1000
+            metrics.cpu.systemUsec = (usage.kernel ?? 0) / 1000
+        }
+        if let memory = stats.memory {
+            metrics.memory.usage = memory.usage?.usage ?? 0
+            metrics.memory.usageLimit = memory.usage?.limit ?? 0
+            metrics.memory.swapUsage = memory.swap?.usage ?? 0
+            metrics.memory.swapLimit = memory.swap?.limit ?? 0
+            metrics.memory.file = memory.cache ?? 0
+            metrics.memory.anon = memory.raw?["rss"] ?? 0
         }
         return metrics
     }

@@ -127,7 +127,9 @@ extension PodShim {
             throw ShimError(from: error, "stats of \(id)")
         }
         do {
-            return try Google_Protobuf_Any(containerdMessage: CgroupMetrics.v1(stats))
+            return Cgroups.hostIsUnified
+                ? try Google_Protobuf_Any(containerdMessage: CgroupMetrics.v2(stats))
+                : try Google_Protobuf_Any(containerdMessage: CgroupMetrics.v1(stats))
         } catch {
             throw ShimError(.internal, "stats of \(id): \(error)")
         }
@@ -135,7 +137,9 @@ extension PodShim {
 
     private static func emptyMetrics(_ id: String) throws(ShimError) -> Google_Protobuf_Any {
         do {
-            return try Google_Protobuf_Any(containerdMessage: Io_Containerd_Cgroups_V1_Metrics())
+            return Cgroups.hostIsUnified
+                ? try Google_Protobuf_Any(containerdMessage: Io_Containerd_Cgroups_V2_Metrics())
+                : try Google_Protobuf_Any(containerdMessage: Io_Containerd_Cgroups_V1_Metrics())
         } catch {
             throw ShimError(.internal, "stats of \(id): \(error)")
         }

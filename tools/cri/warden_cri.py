@@ -120,6 +120,10 @@ class CRIClient:
             container_id=container_id, linux=pb.LinuxContainerResources(**linux))
         self.call("UpdateContainerResources", request, timeout)
 
+    def container_stats(self, container_id, timeout=None):
+        """ContainerStats (what `kubectl top pod --containers` reads): the stats message."""
+        return self.call("ContainerStats", pb.ContainerStatsRequest(container_id=container_id), timeout).stats
+
     def images(self, timeout=None):
         return list(self.call("ListImages", pb.ListImagesRequest(), timeout, service=IMAGE_SERVICE).images)
 
