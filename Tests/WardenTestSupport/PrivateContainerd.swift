@@ -73,7 +73,11 @@ public func livingProcesses(mentioning text: String) -> [String] {
         guard let pid = Int32(entry), pid != getpid() else { continue }
         guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !raw.isEmpty else { continue }
         let cmdline = String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
-        if cmdline.contains(text) && !isZombie(pid) { result.append("\(pid): \(cmdline)") }
+        // A fake-runsc container's process (`sleep 100000` in a chroot) names its pod only in
+        // its environment: it is the test's too.
+        let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ").map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let fakeContainer = environment.split(separator: "\0").contains { $0.hasPrefix("WARDEN_FAKE_RUNSC_CONTAINER=") && $0.contains(text) }
+        if (cmdline.contains(text) || fakeContainer) && !isZombie(pid) { result.append("\(pid): \(cmdline)") }
     }
     return result
 }
