@@ -23,7 +23,10 @@
 # Section 6: podsandbox against shim on containerd 2.x (scripts/bench-sandboxer.sh): Run/Stop/
 # RemovePodSandbox latency and per-pod memory of the two ways CRI can hand Warden a pod.
 #
-# `scripts/bench.sh shims`, `faults`, `cri`, `soak` or `sandboxer` refreshes that section only.
+# Section 7: the sandbox's control channel against runsc's CLI (scripts/bench-channel.sh):
+# runsc processes over a pod's life, what idle pods keep besides their sandbox, kill -> exit.
+#
+# `scripts/bench.sh shims`, `faults`, `cri`, `soak`, `sandboxer` or `channel` refreshes that section only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -34,14 +37,15 @@ section() {  # the lines of $out from the header starting with "## $1" to the ne
   awk -v h="## $1" 'index($0, "## ") == 1 {p = index($0, h) == 1} p' "$out"
 }
 case "${1:-all}" in
-  shims|faults|cri|soak|sandboxer)
+  shims|faults|cri|soak|sandboxer|channel)
     first=$(awk '/^## Warden beside/ {exit} {print}' "$out")
     if [ "$1" = shims ]; then shims=$(scripts/bench-shims.sh); else shims=$(section "Warden beside"); fi
     if [ "$1" = faults ]; then faults=$(scripts/bench-faults.sh); else faults=$(section "Fault matrix"); fi
     if [ "$1" = cri ]; then cri=$(scripts/bench-cri.sh); else cri=$(section "Through CRI"); fi
     if [ "$1" = soak ]; then soak=$(scripts/bench-soak.sh); else soak=$(section "Chaos soak"); fi
     if [ "$1" = sandboxer ]; then sandboxer=$(scripts/bench-sandboxer.sh); else sandboxer=$(section "podsandbox against shim"); fi
-    printf '%s\n%s\n\n%s\n\n%s\n\n%s\n\n%s\n' "$first" "$shims" "$faults" "$cri" "$soak" "$sandboxer" > "$out"
+    if [ "$1" = channel ]; then channel=$(scripts/bench-channel.sh); else channel=$(section "The sandbox's control channel"); fi
+    printf '%s\n%s\n\n%s\n\n%s\n\n%s\n\n%s\n\n%s\n' "$first" "$shims" "$faults" "$cri" "$soak" "$sandboxer" "$channel" > "$out"
     cat "$out"
     exit 0
     ;;
@@ -135,5 +139,7 @@ done
   scripts/bench-soak.sh
   echo
   scripts/bench-sandboxer.sh
+  echo
+  scripts/bench-channel.sh
 } > "$out"
 cat "$out"
