@@ -218,7 +218,7 @@ def main():
     for v in sorted(set().union(*lives)):
         print(f"| … `runsc {v}` | " + " | ".join(str(l.get(v, 0)) for l in lives) + " |")
     alive = [results[m]["alive"] for m in names]
-    print(f"| {arguments.alive} idle pods of 2 containers : PSS per pod of what the shim keeps, MiB (sandbox and gofers not counted) | "
+    print(f"| {arguments.alive} idle pods of 2 containers: PSS per pod of what the shim keeps, MiB (sandbox and gofers not counted) | "
           + " | ".join(f"{statistics.mean(a['per_pod_kib']) / 1024:.2f}" for a in alive) + " |")
     for role in sorted(set().union(*[a["by_role_kib"] for a in alive])):
         print(f"| … {role}, MiB per pod | " + " | ".join(
