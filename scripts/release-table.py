@@ -31,6 +31,8 @@ CAPABILITIES = [
     ("containerd restart (ctr and CRI)", [("swift", r"^TaskTableTests/containerdRestart"), ("cri", r"^ContainerdRestartTests\.")]),
     ("install.sh on `containerd config default`", [("cri", r"^(InstallTests|InstallSnippetTests|NodeImageTests)\.")]),
     ("operator tools, metrics, seccomp", [("swift", r"^(OperatorTests/|SeccompTests/|DeadShimTests/)")]),
+    ("sandbox control channel (both paths), stats per container",
+     [("swift", r"^ControlChannelTests/"), ("cri", r"^ContainerStatsTests\.")]),
     # containerd 2.x only: on 1.6/1.7 the CRI tests skip (no Sandbox API), so "not run".
     ("CRI through the Sandbox API (`sandboxer = \"shim\"`)", [("cri", r"^ShimSandboxerTests\.")]),
     # containerd 2.3+ only: its log over a CRI lifecycle, and the in-place upgrade from 2.1.

@@ -150,3 +150,26 @@ struct ChannelRuntimeTests {
         #expect(cli.calls.isEmpty)
     }
 }
+
+/// The sentry's stats as containerd's cgroups v1 and v2 metrics (v2 on a unified-only host).
+@Suite struct CgroupMetricsTests {
+    static let stats = try! JSONDecoder().decode(RunscStats.self, from: Data(#"""
+        {"cpu":{"usage":{"total":2500000000,"kernel":500000000,"user":2000000000}},
+         "memory":{"usage":{"usage":54525952,"limit":104857600,"max":60000000},"cache":4096},
+         "pids":{"current":3,"limit":100}}
+        """#.utf8))
+
+    @Test func v1KeepsNanosecondsAndTheMemoryEntry() {
+        let metrics = CgroupMetrics.v1(Self.stats)
+        #expect(metrics.cpu.usage.total == 2_500_000_000 && metrics.cpu.usage.user == 2_000_000_000)
+        #expect(metrics.memory.usage.usage == 54_525_952 && metrics.memory.usage.limit == 104_857_600)
+        #expect(metrics.pids.current == 3)
+    }
+
+    @Test func v2HasMicrosecondsAndTheUsageAndLimit() {
+        let metrics = CgroupMetrics.v2(Self.stats)
+        #expect(metrics.cpu.usageUsec == 2_500_000 && metrics.cpu.userUsec == 2_000_000 && metrics.cpu.systemUsec == 500_000)
+        #expect(metrics.memory.usage == 54_525_952 && metrics.memory.usageLimit == 104_857_600 && metrics.memory.file == 4096)
+        #expect(metrics.pids.current == 3 && metrics.pids.limit == 100)
+    }
+}
