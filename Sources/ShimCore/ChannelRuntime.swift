@@ -115,22 +115,24 @@ final class ChannelRuntime: SandboxRuntime {
         fallback: (Duration?) async throws(RunscError) -> T
     ) async throws(RunscError) -> T {
         let began = ContinuousClock.now
+        // What is left of the call's bound: a probe still in flight (a server that hangs from
+        // the start) is waited for within it, not on top of it.
+        func left() -> Duration? { timeout.map { max(.milliseconds(1), $0 - (.now - began)) } }
         guard let (sandboxID, path) = await path(of: id), case .control(let socket) = path else {
-            return try await fallback(timeout)
+            return try await fallback(left())
         }
         let control = SandboxControl(socketPath: socket, loop: loop)
         do throws(ControlError) {
-            return try await timed(verb) { () throws(ControlError) in try await body(control, timeout) }
+            return try await timed(verb) { () throws(ControlError) in try await body(control, left()) }
         } catch {
             switch error {
             case .refused(_, let message): throw RunscError.classify(verb: verb, exitStatus: 1, output: message)
-            case .timedOut(_, let after): throw .timedOut(verb: verb, after: after)
+            case .timedOut(_, let after): throw .timedOut(verb: verb, after: timeout ?? after)
             case .cancelled: throw .cancelled(verb: verb)
             case .unreachable, .closed, .malformed:
                 fallBack(sandboxID, after: error)
-                let left = timeout.map { max(.zero, $0 - (.now - began)) }
-                if let left, left == .zero { throw .timedOut(verb: verb, after: timeout ?? .zero) }
-                return try await fallback(left)
+                if let timeout, ContinuousClock.now - began >= timeout { throw .timedOut(verb: verb, after: timeout) }
+                return try await fallback(left())
             }
         }
     }

@@ -173,3 +173,28 @@ struct ChannelRuntimeTests {
         #expect(metrics.pids.current == 3 && metrics.pids.limit == 100)
     }
 }
+
+extension ChannelRuntimeTests {
+    /// A server that hangs from the start: the probe takes the call's bound, and the call,
+    /// sent to the CLI (hung too here), gets only what is left of it, not a bound of its own.
+    @Test func aProbeInFlightIsWaitedForWithinTheCallsBound() async throws {
+        let server = try ScriptedServer { _ in .hang }
+        defer { server.stop() }
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let loop = try EventLoop(name: "channel-test")
+        defer { loop.stop() }
+        let paths = Paths()
+        let (runtime, cli) = Self.runtime(
+            root: try Self.root(dir, container: "app", sandbox: "pod", socket: server.path), paths: paths, loop: loop,
+            callTimeout: .milliseconds(300))
+        cli.hang("kill")
+        Task { await runtime.sandboxStarted("pod") }
+        try await Task.sleep(for: .milliseconds(20))
+        let began = ContinuousClock.now
+        await #expect(throws: RunscError.self) { try await runtime.kill("app", signal: 9, all: true, pid: nil, timeout: nil) }
+        #expect(ContinuousClock.now - began < TestBounds.cutShort(.milliseconds(300)), "took \(ContinuousClock.now - began)")
+        #expect(paths.all == ["pod cli"])
+        #expect(cli.calls == ["kill app"])
+    }
+}
