@@ -246,12 +246,17 @@ final class ProcessIO: Sendable {
         Set(processSide).forEach(FileDescriptor.close)
         closeConsoleListener()
         stdinPump?.stop()
-        for pump in pumps { await pump.finish(within: grace) }
+        // One grace for all of it: each stream given the whole grace would make Delete's
+        // stdio step take twice (or, with a logger, three times) as long as its bound.
+        let clock = ContinuousClock()
+        let graceEnds = clock.now + grace
+        func remaining() -> Duration { max(.zero, graceEnds - clock.now) }
+        for pump in pumps { await pump.finish(within: remaining()) }
         await stdinPump?.waitFinished()
         if let console { FileDescriptor.close(console) }
         if let logger {
             let supervisor = self.supervisor
-            let exited = await waitAtMost(grace) { await supervisor.wait(logger) }
+            let exited = await waitAtMost(remaining()) { await supervisor.wait(logger) }
             if exited == nil {
                 _ = try? supervisor.signal(logger, 9)
                 _ = await supervisor.wait(logger)

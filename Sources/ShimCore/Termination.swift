@@ -228,13 +228,15 @@ extension PodShim {
     func killPodProcesses(_ sandbox: Sandbox) -> Int {
         sandbox.stopRequested = true
         var targets = sandbox.all
-        for process in sandbox.all {
+        // Orphans of the pod re-parented here (the shim serves one pod; runsc calls are
+        // tracked), before the descendants: a child of one would be re-parented only after
+        // its parent's death was reaped, after this sweep.
+        for orphan in supervisor.adoptUntrackedChildren() where !targets.contains(orphan) { targets.append(orphan) }
+        for process in targets {
             for child in supervisor.adoptDescendants(of: process.pid) where !targets.contains(child) {
                 targets.append(child)
             }
         }
-        // Orphans of the pod re-parented here (the shim serves one pod; runsc calls are tracked).
-        targets += supervisor.adoptUntrackedChildren()
         sandbox.companions = Array(Set(targets).subtracting([sandbox.process]))
         return targets.filter { (try? supervisor.signal($0, 9)) == true }.count
     }

@@ -9,13 +9,22 @@ import SwiftProtobuf
 
 /// Process supervision with no processes: "pids" above the kernel's pid_max (4,194,304), so
 /// nothing a test does can ever reach a real process, that exit when told to (`exit`) or when
-/// sent SIGKILL or SIGTERM.
+/// sent SIGKILL or SIGTERM. A process can have a parent: the shim (an untracked child, what
+/// runsc daemonized or left re-parented) or another process (a descendant). A dead parent's
+/// children are never re-parented here: the kernel does it only once the parent is reaped,
+/// so a sweep right after a kill must find them as descendants or not at all.
 final class InMemorySupervision: ProcessSupervision, Sendable {
     private struct Entry {
         var outcome: ChildOutcome?
         var waiters: [CheckedContinuation<ChildOutcome, Never>] = []
         /// SIGTERM is ignored (SIGKILL never is).
         var ignoresTerm = false
+        var parent: Parent?
+    }
+
+    enum Parent: Equatable {
+        case shim
+        case process(Int32)
     }
 
     private struct State {
@@ -29,11 +38,11 @@ final class InMemorySupervision: ProcessSupervision, Sendable {
     private let state = Mutex(State())
 
     /// A new living "process".
-    func makeProcess(ignoresTerm: Bool = false) -> Int32 {
+    func makeProcess(ignoresTerm: Bool = false, parent: Parent? = nil) -> Int32 {
         state.withLock { state in
             let pid = state.nextPid
             state.nextPid += 1
-            state.entries[pid] = Entry(ignoresTerm: ignoresTerm)
+            state.entries[pid] = Entry(ignoresTerm: ignoresTerm, parent: parent)
             return pid
         }
     }
@@ -65,8 +74,27 @@ final class InMemorySupervision: ProcessSupervision, Sendable {
         }
     }
 
-    func adoptUntrackedChildren() -> [Child] { [] }
-    func adoptDescendants(of pid: Int32) -> [Child] { [] }
+    func adoptUntrackedChildren() -> [Child] {
+        let untracked = state.withLock { state in
+            state.entries.filter { $0.value.parent == .shim && $0.value.outcome == nil && state.ids[$0.key] == nil }.keys.sorted()
+        }
+        return untracked.compactMap { try? adopt(pid: $0) }
+    }
+
+    func adoptDescendants(of pid: Int32) -> [Child] {
+        let descendants = state.withLock { state -> [Int32] in
+            func descends(_ candidate: Int32) -> Bool {
+                var next = state.entries[candidate]?.parent
+                while case .process(let parent) = next {
+                    if parent == pid { return true }
+                    next = state.entries[parent]?.parent
+                }
+                return false
+            }
+            return state.entries.filter { $0.value.outcome == nil && descends($0.key) }.keys.sorted()
+        }
+        return descendants.compactMap { try? adopt(pid: $0) }
+    }
 
     func wait(_ child: Child) async -> ChildOutcome {
         await withCheckedContinuation { continuation in

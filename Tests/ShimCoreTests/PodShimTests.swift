@@ -211,6 +211,23 @@ import WardenTestSupport
         #expect(try await pod.shim.delete(id: "pod", execID: "").exitStatus == 137)
     }
 
+    /// What runsc left re-parented to the shim (fake-runsc's subcontainer process) is killed
+    /// with the pod, and so is what descends from it, in the same sweep: once its parent is
+    /// killed, the kernel re-parents the descendant only after the parent is reaped, too late
+    /// for the sweep, and nothing would sweep again before the sandbox's Delete.
+    @Test func aLeftoverOfThePodIsKilledWithWhatDescendsFromIt() async throws {
+        let pod = try Pod()
+        try await pod.create("pod")
+        _ = try await pod.shim.start(id: "pod", execID: "")
+        let leftover = pod.supervision.makeProcess(parent: .shim)
+        let itsChild = pod.supervision.makeProcess(parent: .process(leftover))
+        try await pod.shim.kill(id: "pod", execID: "", signal: 9, all: true)
+        try await pod.published("/tasks/exit")
+        #expect(!pod.supervision.isAlive(leftover), "the leftover re-parented to the shim")
+        #expect(!pod.supervision.isAlive(itsChild), "the leftover's child")
+        #expect(try await pod.shim.delete(id: "pod", execID: "").exitStatus == 137)
+    }
+
     /// Delete arrives as containerd sends it, right after the TaskExit, while the ladder a
     /// Kill started on a hung runtime is still finishing (its Kill has not even answered): it
     /// joins that ladder (no second one, no second runsc kill) and returns within

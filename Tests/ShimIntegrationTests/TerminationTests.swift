@@ -99,7 +99,9 @@ struct TerminationTests {
                 let appRemoved = try await h.ctr(["task", "rm", "victim-app"])
                 let appDeleteTook = ContinuousClock.now - appDeleteStarted
                 #expect(appRemoved.status == 0, "task rm victim-app: \(appRemoved.output)")
-                #expect(appDeleteTook < Self.deleteDeadline + Self.ctrOverhead, "Delete of victim-app took \(appDeleteTook)")
+                #expect(
+                    appDeleteTook < Self.deleteDeadline + Self.ctrOverhead,
+                    "Delete of victim-app took \(appDeleteTook); the shim said: \(Self.logLines(h, mentioning: "victim-app"))")
                 _ = try await h.ctr(["container", "rm", "victim-app"])
             }
             let deleteStarted = ContinuousClock.now
@@ -130,6 +132,11 @@ struct TerminationTests {
             #expect(try await h.ctr(["task", "rm", "brief"]).status == 0)
             #expect(try await h.ctr(["container", "rm", "brief"]).status == 0)
         }
+    }
+
+    /// The containerd log's lines (the shim's included) naming `word`, for a failure's message.
+    static func logLines(_ h: ShimHarness, mentioning word: String) -> String {
+        h.containerd.process.outputText.split(separator: "\n").filter { $0.contains(word) }.suffix(30).joined(separator: "\n")
     }
 
     static func podAnnotations(_ type: String, pod: String = "victim") -> [String] {
