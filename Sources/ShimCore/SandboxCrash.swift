@@ -98,7 +98,10 @@ struct SandboxCrash: Sendable, Equatable, CustomStringConvertible {
     /// Whether runsc-sandbox's exit was a crash, and which. Evidence, in order: a crash line
     /// in the panic log (whatever else happened: a sentry that panics while being stopped
     /// still crashed), an OOM kill, then a signal the shim did not send. A plain exit status
-    /// is the pod's init's own (runsc-sandbox exits with it) and is no crash.
+    /// is the pod's init's own (runsc-sandbox exits with it) and is no crash. Nor is a line
+    /// of no crash kind after a stop the shim asked for: it is what runsc's helpers say when
+    /// the sandbox is killed under them (runsc 2024's /proc umounter, killed during boot:
+    /// `unable to read from the sync descriptor: 0, error EOF`, runsc/cmd/umount_unsafe.go).
     static func ofSandbox(
         _ sandbox: String, pid: Int32, status: ExitStatus, stopRequested: Bool, oomKills: UInt64, panicLog: [UInt8]?,
         panicLogPath: String?, at: Double
@@ -109,7 +112,9 @@ struct SandboxCrash: Sendable, Equatable, CustomStringConvertible {
                 sandbox: sandbox, process: "runsc-sandbox", pid: pid, status: described, reason: reason, detail: detail, at: at,
                 panicLog: panicLogPath)
         }
-        if let panicLog, let (reason, line) = crashLine(in: panicLog) { return crash(reason, line) }
+        if let panicLog, let (reason, line) = crashLine(in: panicLog), reason != .runtime || !stopRequested {
+            return crash(reason, line)
+        }
         if oomKills > 0 { return crash(.oom, "killed by the kernel's OOM killer (\(oomKills) OOM kills in its memory cgroup)") }
         if case .signaled(let signal) = status, !stopRequested {
             return crash(.signal, "killed by signal \(signal), which Warden did not send")

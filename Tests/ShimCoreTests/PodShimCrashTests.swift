@@ -69,6 +69,31 @@ import Testing
         #expect(await killed.shim.lastCrash == nil)
     }
 
+    /// runsc 2024's /proc umounter writes this to the panic log when the sandbox is killed
+    /// during its boot (critest's abandoned pods, removed at once, were reported crashed).
+    static let umounterOnAKilledBoot = "unable to read from the sync descriptor: 0, error EOF\n"
+
+    @Test func whatRunscsHelpersSayWhenTheShimKillsTheSandboxIsNoCrash() async throws {
+        let killed = try Pod()
+        try await Self.running(killed)
+        let panicLog = try #require(killed.runtime.panicLog("pod"))
+        try Self.umounterOnAKilledBoot.write(toFile: panicLog, atomically: false, encoding: .utf8)
+        try await killed.shim.kill(id: "pod", execID: "", signal: 9, all: true)
+        try await killed.published("/tasks/exit")
+        #expect(await killed.shim.lastCrash == nil)
+        #expect(!(await killed.shim.metrics.text()).contains("warden_sandbox_crashes_total{"))
+
+        func verdict(_ log: String, stopRequested: Bool) -> SandboxCrash.Reason? {
+            SandboxCrash.ofSandbox(
+                "pod", pid: 1, status: .signaled(9), stopRequested: stopRequested, oomKills: 0, panicLog: Array(log.utf8),
+                panicLogPath: nil, at: 0)?.reason
+        }
+        // Unasked, the same line is the crash's detail; a real crash line counts either way.
+        #expect(verdict(Self.umounterOnAKilledBoot, stopRequested: false) == .runtime)
+        #expect(verdict(Self.sentryPanic, stopRequested: true) == .panic)
+        #expect(verdict("fatal error: out of memory\n", stopRequested: true) == .fatalError)
+    }
+
     @Test func theCrashLineIsFoundAndTheLogReadBounded() throws {
         #expect(SandboxCrash.crashLine(in: Array("SIGABRT: abort\nPC=0x47a921 m=0 sigcode=0\n".utf8))?.reason == .signal)
         #expect(SandboxCrash.crashLine(in: Array("fatal error: out of memory\n".utf8))?.reason == .fatalError)
