@@ -51,7 +51,7 @@ struct FakeRunscHarness {
         // Nothing the container started survives it.
         let marker = "WARDEN_FAKE_RUNSC_CONTAINER=\(dir.file("root"))"
         let survivors = (try FileManager.default.contentsOfDirectory(atPath: "/proc")).filter { entry in
-            guard Int32(entry) != nil, let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { return false }
+            guard Int32(entry) != nil, let environ = procBytes("/proc/\(entry)/environ") else { return false }
             return String(decoding: environ, as: UTF8.self).contains(marker)
         }
         #expect(survivors.isEmpty, "container processes left: \(survivors)")

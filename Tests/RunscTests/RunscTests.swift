@@ -98,7 +98,7 @@ struct FakeRunsc {
         #expect(ContinuousClock.now - start < TestBounds.cutShort(.milliseconds(300)))
         let pid = try #require(fake.lastPid)
         // By its environment, not its pid alone: PidReuseTests, running alongside, recycles pids.
-        let environment = (try? String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8)) ?? ""
+        let environment = procText("/proc/\(pid)/environ") ?? ""
         #expect(!(processExists(pid) && environment.contains("FAKE_DIR=\(fake.dir.path)")), "hung runsc \(pid) still there")
         #expect(fake.supervisor.runningCount == 0)
         // Its capture files are gone too.

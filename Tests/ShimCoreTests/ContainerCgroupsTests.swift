@@ -141,7 +141,7 @@ struct TestCgroup {
     /// This process's cgroup in `hierarchy`, from /proc/self/cgroup.
     static func currentCgroup(of hierarchy: Cgroups.Hierarchy) -> String? {
         let controller = URL(fileURLWithPath: hierarchy.mountPoint).lastPathComponent
-        let lines = (try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8))?.split(separator: "\n") ?? []
+        let lines = procText("/proc/self/cgroup")?.split(separator: "\n") ?? []
         for line in lines {
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
             if fields.count == 3 && fields[1].split(separator: ",").contains(Substring(controller)) { return String(fields[2]) }

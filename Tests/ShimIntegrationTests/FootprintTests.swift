@@ -97,7 +97,7 @@ struct FootprintTests {
     /// Resident and mapped KiB of the process's own code: the r-xp mappings of its executable.
     static func residentCode(_ pid: Int32) -> (resident: Int, mapped: Int)? {
         guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe"),
-            let smaps = try? String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8)
+            let smaps = procText("/proc/\(pid)/smaps")
         else { return nil }
         var resident = 0
         var mapped = 0
@@ -118,7 +118,7 @@ struct FootprintTests {
     static func threadNames(_ pid: Int32) -> [String] {
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         return tasks.compactMap { tid in
-            (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/comm", encoding: .utf8))?
+            procText("/proc/\(pid)/task/\(tid)/comm")?
                 .trimmingCharacters(in: .whitespacesAndNewlines)
         }.sorted()
     }
@@ -129,7 +129,7 @@ struct FootprintTests {
         var byThread: [String: Int] = [:]
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
         for tid in tasks {
-            let status = (try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/status", encoding: .utf8)) ?? ""
+            let status = procText("/proc/\(pid)/task/\(tid)/status") ?? ""
             let name = status.split(separator: "\n").first.map { String($0.dropFirst("Name:".count)).trimmingCharacters(in: .whitespaces) } ?? "?"
             for line in status.split(separator: "\n")
             where line.hasPrefix("voluntary_ctxt_switches:") || line.hasPrefix("nonvoluntary_ctxt_switches:") {
@@ -139,7 +139,7 @@ struct FootprintTests {
             }
         }
         // /proc/<pid>/stat: fields 14 and 15 (utime, stime), counted after the ")" of comm.
-        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let stat = procText("/proc/\(pid)/stat") ?? ""
         let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
         let ticks = fields.count > 13 ? (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0) : 0
         return (switches, ticks, byThread)

@@ -30,7 +30,7 @@ struct HarnessTests {
             left = livingProcesses(mentioning: dir)
         }
         #expect(left.isEmpty, "processes of the timed-out test left: \(left)")
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let mounts = procText("/proc/self/mountinfo") ?? ""
         #expect(!mounts.contains(dir), "mounts of the timed-out test left")
         try? FileManager.default.removeItem(atPath: dir)
         try? FileManager.default.removeItem(atPath: dir + ".log")

@@ -157,7 +157,7 @@ import WardenTestSupport
 
     /// utime + stime of `pid`, in seconds.
     static func cpuTime(_ pid: Int32) -> Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        guard let stat = procText("/proc/\(pid)/stat"),
             let close = stat.lastIndex(of: ")")
         else { return 0 }
         let fields = stat[stat.index(after: close)...].split(separator: " ")

@@ -84,7 +84,7 @@ import WardenTestSupport
 
     /// `Seccomp:` of /proc/PID/status ("0" none, "2" filter).
     func seccompField(_ pid: Int32) -> String? {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        guard let status = procText("/proc/\(pid)/status") else { return nil }
         return status.split(separator: "\n").first { $0.hasPrefix("Seccomp:") }?
             .dropFirst("Seccomp:".count).trimmingCharacters(in: .whitespaces)
     }

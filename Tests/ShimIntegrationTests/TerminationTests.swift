@@ -289,7 +289,7 @@ struct DeleteJoinsLadderTests {
 @Suite(.serialized)
 struct KillStormTests {
     static func status(_ pid: Int32, _ field: String) -> Int {
-        let text = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let text = procText("/proc/\(pid)/status") ?? ""
         let line = text.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
         return Int(line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") ?? 0
     }

@@ -114,7 +114,7 @@ import WardenTestSupport
     func zombieChildren() -> [Int32] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap(Int32.init).filter { pid in
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            guard let stat = procText("/proc/\(pid)/stat"),
                 let close = stat.lastIndex(of: ")")
             else { return false }
             let fields = stat[stat.index(after: close)...].split(separator: " ")

@@ -58,7 +58,7 @@ public final class PrivateContainerd: Sendable {
         }
         let leftovers = livingProcesses(mentioning: dir.path)
         if !leftovers.isEmpty { throw Leak(description: "processes left: \(leftovers)") }
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let mounts = procText("/proc/self/mountinfo") ?? ""
         let leaked = mounts.split(separator: "\n").filter { $0.contains(dir.path) }
         if !leaked.isEmpty { throw Leak(description: "mounts left under \(dir.path): \(leaked)") }
         if !keep { dir.remove() }
@@ -71,11 +71,11 @@ public func livingProcesses(mentioning text: String) -> [String] {
     var result: [String] = []
     for entry in entries {
         guard let pid = Int32(entry), pid != getpid() else { continue }
-        guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), !raw.isEmpty else { continue }
+        guard let raw = procBytes("/proc/\(pid)/cmdline"), !raw.isEmpty else { continue }
         let cmdline = String(decoding: raw.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
         // A fake-runsc container's process (`sleep 100000` in a chroot) names its pod only in
         // its environment: it is the test's too.
-        let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ").map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let environment = procBytes("/proc/\(pid)/environ").map { String(decoding: $0, as: UTF8.self) } ?? ""
         let fakeContainer = environment.split(separator: "\0").contains { $0.hasPrefix("WARDEN_FAKE_RUNSC_CONTAINER=") && $0.contains(text) }
         if (cmdline.contains(text) || fakeContainer) && !isZombie(pid) { result.append("\(pid): \(cmdline)") }
     }
@@ -85,7 +85,7 @@ public func livingProcesses(mentioning text: String) -> [String] {
 /// /proc/PID/comm of a `livingProcesses` entry ("PID: cmdline"), or "" once it is gone.
 public func processName(_ entry: String) -> String {
     guard let pid = entry.split(separator: ":").first,
-        let comm = try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)
+        let comm = procText("/proc/\(pid)/comm")
     else { return "" }
     return comm.trimmingCharacters(in: .whitespacesAndNewlines)
 }
@@ -93,7 +93,7 @@ public func processName(_ entry: String) -> String {
 /// A zombie has exited; only its parent's reaping is missing (containerd 1.6 leaves its shims
 /// to pid 1, which on these machines does not reap).
 public func isZombie(_ pid: Int32) -> Bool {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+    guard let stat = procText("/proc/\(pid)/stat"),
         let close = stat.lastIndex(of: ")")
     else { return false }
     return stat[stat.index(after: close)...].split(separator: " ").first == "Z"
