@@ -28,12 +28,39 @@ struct ChannelRuntimeTests {
         return root
     }
 
-    static func runtime(root: String, paths: Paths, loop: EventLoop, callTimeout: Duration = .seconds(2)) -> (ChannelRuntime, InMemoryRuntime) {
-        let cli = InMemoryRuntime(root: root, supervision: InMemorySupervision())
-        let runtime = ChannelRuntime(cli: cli, loop: loop, callTimeout: callTimeout, onPath: { sandbox, path in
-            paths.seen.withLock { $0.append("\(sandbox) \(path.name)") }
-        })
-        return (runtime, cli)
+    /// A runsc root recording `socket` for `container` of `sandbox`, an event loop, and the
+    /// runtime over them with InMemoryRuntime as its CLI; `close()` stops the loop and removes
+    /// the root.
+    final class Fixture {
+        let dir: TempDir
+        let loop: EventLoop
+        let paths = Paths()
+        let runtime: ChannelRuntime
+        let cli: InMemoryRuntime
+
+        init(container: String = "app", sandbox: String = "pod", socket: String?, callTimeout: Duration = .seconds(2)) throws {
+            dir = try TempDir()
+            loop = try EventLoop(name: "channel-test")
+            cli = InMemoryRuntime(root: try ChannelRuntimeTests.root(dir, container: container, sandbox: sandbox, socket: socket), supervision: InMemorySupervision())
+            let paths = paths
+            runtime = ChannelRuntime(cli: cli, loop: loop, callTimeout: callTimeout, onPath: { sandbox, path in
+                paths.seen.withLock { $0.append("\(sandbox) \(path.name)") }
+            })
+        }
+
+        func close() {
+            loop.stop()
+            dir.remove()
+        }
+    }
+
+    /// The first call is the probe, answered well; every later one gets `then`.
+    static func probeAnsweredThen(_ then: ScriptedServer.Reply) throws -> ScriptedServer {
+        let probed = Mutex(false)
+        return try ScriptedServer { _ in
+            let first = probed.withLock { was in defer { was = true }; return !was }
+            return first ? .answer(#"{"success":true,"err":"","result":[]}"#) : then
+        }
     }
 
     @Test func aProbedSandboxsWaitAndKillGoToItsServerAndNoCLICallIsMade() async throws {
@@ -48,12 +75,9 @@ struct ChannelRuntimeTests {
             }
         }
         defer { server.stop() }
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let loop = try EventLoop(name: "channel-test")
-        defer { loop.stop() }
-        let paths = Paths()
-        let (runtime, cli) = Self.runtime(root: try Self.root(dir, container: "app", sandbox: "pod", socket: server.path), paths: paths, loop: loop)
+        let f = try Fixture(socket: server.path)
+        defer { f.close() }
+        let (runtime, cli, paths) = (f.runtime, f.cli, f.paths)
         await runtime.sandboxStarted("pod")
         #expect(paths.all == ["pod control"])
         #expect(try await runtime.wait("app", timeout: nil) == 1)
@@ -64,40 +88,29 @@ struct ChannelRuntimeTests {
     }
 
     @Test func noRecordedSocketOrARefusedProbeMeansTheCLI() async throws {
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let loop = try EventLoop(name: "channel-test")
-        defer { loop.stop() }
-        let paths = Paths()
-        let (runtime, cli) = Self.runtime(root: try Self.root(dir, container: "app", sandbox: "pod", socket: nil), paths: paths, loop: loop)
+        let f = try Fixture(socket: nil)
+        defer { f.close() }
+        let (runtime, cli, paths) = (f.runtime, f.cli, f.paths)
         await #expect(throws: RunscError.self) { try await runtime.kill("app", signal: 9, all: false, pid: nil, timeout: nil) }
         #expect(cli.calls == ["kill app"])
         #expect(paths.all == ["pod cli"])
 
         let refusing = try ScriptedServer { _ in .answer(#"{"success":false,"err":"unknown method","result":null}"#) }
         defer { refusing.stop() }
-        let other = try TempDir()
-        defer { other.remove() }
-        let (refused, refusedCLI) = Self.runtime(root: try Self.root(other, container: "c", sandbox: "s", socket: refusing.path), paths: paths, loop: loop)
-        await refused.sandboxStarted("s")
-        _ = try? await refused.ps("c")
-        #expect(refusedCLI.calls == ["ps c"])
-        #expect(paths.all.last == "s cli")
+        let other = try Fixture(container: "c", sandbox: "s", socket: refusing.path)
+        defer { other.close() }
+        await other.runtime.sandboxStarted("s")
+        _ = try? await other.runtime.ps("c")
+        #expect(other.cli.calls == ["ps c"])
+        #expect(other.paths.all == ["s cli"])
     }
 
     @Test func anAnswerThatIsNotURPCSendsTheCallAndTheSandboxToTheCLI() async throws {
-        let probed = Mutex(false)
-        let server = try ScriptedServer { _ in
-            let first = probed.withLock { was in defer { was = true }; return !was }
-            return first ? .answer(#"{"success":true,"err":"","result":[]}"#) : .answer("garbage")
-        }
+        let server = try Self.probeAnsweredThen(.answer("garbage"))
         defer { server.stop() }
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let loop = try EventLoop(name: "channel-test")
-        defer { loop.stop() }
-        let paths = Paths()
-        let (runtime, cli) = Self.runtime(root: try Self.root(dir, container: "app", sandbox: "pod", socket: server.path), paths: paths, loop: loop)
+        let f = try Fixture(socket: server.path)
+        defer { f.close() }
+        let (runtime, cli, paths) = (f.runtime, f.cli, f.paths)
         await runtime.sandboxStarted("pod")
         await #expect(throws: RunscError.self) { try await runtime.kill("app", signal: 15, all: false, pid: nil, timeout: nil) }
         #expect(cli.calls == ["kill app"], "the call made again through the CLI")
@@ -108,20 +121,11 @@ struct ChannelRuntimeTests {
     }
 
     @Test func aRefusalIsRunscsAnswerAndAHungServerIsATimeoutAtTheDeadline() async throws {
-        let probed = Mutex(false)
-        let server = try ScriptedServer { _ in
-            let first = probed.withLock { was in defer { was = true }; return !was }
-            return first ? .answer(#"{"success":true,"err":"","result":[]}"#) : .hang
-        }
+        let server = try Self.probeAnsweredThen(.hang)
         defer { server.stop() }
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let loop = try EventLoop(name: "channel-test")
-        defer { loop.stop() }
-        let paths = Paths()
-        let (runtime, cli) = Self.runtime(
-            root: try Self.root(dir, container: "app", sandbox: "pod", socket: server.path), paths: paths, loop: loop,
-            callTimeout: .milliseconds(300))
+        let f = try Fixture(socket: server.path, callTimeout: .milliseconds(300))
+        defer { f.close() }
+        let (runtime, cli, paths) = (f.runtime, f.cli, f.paths)
         await runtime.sandboxStarted("pod")
         let began = ContinuousClock.now
         await #expect(throws: RunscError.timedOut(verb: "kill", after: .milliseconds(300))) {
@@ -139,11 +143,9 @@ struct ChannelRuntimeTests {
                 : .answer(#"{"success":false,"err":"container \"gone\" not found","result":null}"#)
         }
         defer { server.stop() }
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let loop = try EventLoop(name: "channel-test")
-        defer { loop.stop() }
-        let (runtime, cli) = Self.runtime(root: try Self.root(dir, container: "gone", sandbox: "pod", socket: server.path), paths: Paths(), loop: loop)
+        let f = try Fixture(container: "gone", socket: server.path)
+        defer { f.close() }
+        let (runtime, cli, paths) = (f.runtime, f.cli, f.paths)
         await #expect(throws: RunscError.notFound(verb: "kill", detail: #"container "gone" not found"#)) {
             try await runtime.kill("gone", signal: 9, all: false, pid: nil, timeout: nil)
         }
@@ -180,14 +182,9 @@ extension ChannelRuntimeTests {
     @Test func aProbeInFlightIsWaitedForWithinTheCallsBound() async throws {
         let server = try ScriptedServer { _ in .hang }
         defer { server.stop() }
-        let dir = try TempDir()
-        defer { dir.remove() }
-        let loop = try EventLoop(name: "channel-test")
-        defer { loop.stop() }
-        let paths = Paths()
-        let (runtime, cli) = Self.runtime(
-            root: try Self.root(dir, container: "app", sandbox: "pod", socket: server.path), paths: paths, loop: loop,
-            callTimeout: .milliseconds(300))
+        let f = try Fixture(socket: server.path, callTimeout: .milliseconds(300))
+        defer { f.close() }
+        let (runtime, cli, paths) = (f.runtime, f.cli, f.paths)
         cli.hang("kill")
         Task { await runtime.sandboxStarted("pod") }
         try await Task.sleep(for: .milliseconds(20))
