@@ -269,11 +269,7 @@ final class ShimHarness: Sendable {
         for entry in livingProcesses(mentioning: containerd.dir.path) {
             if let pid = Int32(entry.split(separator: ":").first ?? "") { kill(pid, SIGKILL) }
         }
-        let mounts = procText("/proc/self/mountinfo") ?? ""
-        for line in mounts.split(separator: "\n") where line.contains(containerd.dir.path) {
-            let fields = line.split(separator: " ")
-            if fields.count > 4 { umount2(String(fields[4]), Int32(MNT_DETACH)) }
-        }
+        for mountPoint in mountPoints(under: containerd.dir.path) { try? Mounts.unmount(mountPoint, detach: true) }
         removeCgroups()
     }
 

@@ -58,8 +58,7 @@ public final class PrivateContainerd: Sendable {
         }
         let leftovers = livingProcesses(mentioning: dir.path)
         if !leftovers.isEmpty { throw Leak(description: "processes left: \(leftovers)") }
-        let mounts = procText("/proc/self/mountinfo") ?? ""
-        let leaked = mounts.split(separator: "\n").filter { $0.contains(dir.path) }
+        let leaked = mountPoints(under: dir.path)
         if !leaked.isEmpty { throw Leak(description: "mounts left under \(dir.path): \(leaked)") }
         if !keep { dir.remove() }
     }
